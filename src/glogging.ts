@@ -1,0 +1,515 @@
+/**
+ * Error and access logging in Gunicorn's formats.
+ *
+ * Every log line is emitted with a single write call (`fs.writeSync` on an
+ * fd opened in append mode, or one `process.stdout/stderr.write`), so lines
+ * coming from several processes that share a log file never interleave.
+ *
+ * @module
+ */
+
+import { Buffer } from 'node:buffer';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import process from 'node:process';
+
+/** A log severity, named as in Gunicorn's `--log-level`. */
+export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
+
+/** All log levels, in increasing severity. */
+export const LOG_LEVELS: readonly LogLevel[] = Object.freeze([
+  'debug',
+  'info',
+  'warning',
+  'error',
+  'critical',
+] as LogLevel[]);
+
+/** Gunicorn's default `--access-logformat` (Apache combined log format). */
+export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
+
+/** Configuration of a {@link Logger}. */
+export interface LoggerOptions {
+  /** Messages below this level are dropped. */
+  logLevel: LogLevel;
+  /** `'-'` = process.stderr, else a file path opened in append mode. */
+  errorLog: string;
+  /** `null` = access log off, `'-'` = process.stdout, else a file path (append). */
+  accessLog: string | null;
+  /** Access-log format made of Gunicorn `%(atom)s` placeholders. */
+  accessLogFormat: string;
+}
+
+/** What one served request contributes to the access log. */
+export interface AccessEntry {
+  /** Client address; `''` when unknown. */
+  remoteAddr: string;
+  /** Request method, e.g. `'GET'`. */
+  method: string;
+  /** Request target as received, e.g. `'/a?b=1'`. */
+  rawUri: string;
+  /** Request protocol, e.g. `'HTTP/1.1'`. */
+  protocol: string;
+  /** Response status code. */
+  status: number;
+  /** Response body bytes. */
+  bytesSent: number;
+  /** Request headers (case-insensitive lookup). */
+  requestHeaders: { get(name: string): string | null };
+  /** Response headers (case-insensitive lookup). */
+  responseHeaders: { get(name: string): string | null };
+  /** When the request arrived. */
+  start: Date;
+  /** How long the request took, in microseconds. */
+  durationMicros: number;
+  /** Pid of the process that served the request. */
+  pid: number;
+}
+
+const SEVERITY: Readonly<Record<LogLevel, number>> = Object.freeze({
+  debug: 10,
+  info: 20,
+  warning: 30,
+  error: 40,
+  critical: 50,
+});
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/** The local numeric UTC offset of `d`, as `+HHMM` / `-HHMM`. */
+function utcOffset(d: Date): string {
+  const minutesEast = -Math.round(d.getTimezoneOffset());
+  const sign = minutesEast < 0 ? '-' : '+';
+  const abs = Math.abs(minutesEast);
+  return `${sign}${pad2(Math.floor(abs / 60))}${pad2(abs % 60)}`;
+}
+
+function hms(d: Date): string {
+  return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+}
+
+/** `2026-11-24 13:00:00 +0000` in local time. */
+function errorTimestamp(d: Date): string {
+  const y = String(d.getFullYear()).padStart(4, '0');
+  return `${y}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hms(d)} ${utcOffset(d)}`;
+}
+
+/** `[24/Nov/2026:13:00:00 +0000]` in local time. */
+function accessTimestamp(d: Date): string {
+  const y = String(d.getFullYear()).padStart(4, '0');
+  return `[${pad2(d.getDate())}/${MONTHS[d.getMonth()]}/${y}:${hms(d)} ${utcOffset(d)}]`;
+}
+
+/**
+ * Formats one error-log line, without the trailing newline:
+ * `[2026-11-24 13:00:00 +0000] [4242] [INFO] message` (local time).
+ */
+export function formatErrorLine(level: LogLevel, msg: string, pid: number, now: Date = new Date()): string {
+  return `[${errorTimestamp(now)}] [${pid}] [${level.toUpperCase()}] ${msg}`;
+}
+
+/** Parses a level name case-insensitively (`'warn'` means `'warning'`); `undefined` if unknown. */
+export function parseLogLevel(value: string): LogLevel | undefined {
+  const v = String(value).trim().toLowerCase();
+  if (v === 'warn') return 'warning';
+  return (LOG_LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Access-log formatting
+
+/** Renders one atom of the access-log format. */
+type AtomFn = (e: AccessEntry) => string;
+
+/** A precompiled format: literal text and atom renderers, alternating. */
+type CompiledFormat = readonly (string | AtomFn)[];
+
+function escapeQuotes(s: string): string {
+  return s.includes('"') ? s.replace(/"/g, '\\"') : s;
+}
+
+function dashIfEmpty(s: string | null | undefined): string {
+  return s === null || s === undefined || s === '' ? '-' : escapeQuotes(s);
+}
+
+function micros(e: AccessEntry): number {
+  const d = Math.floor(Number(e.durationMicros));
+  return Number.isFinite(d) && d > 0 ? d : 0;
+}
+
+function bytes(e: AccessEntry): number {
+  const b = Math.floor(Number(e.bytesSent));
+  return Number.isFinite(b) && b > 0 ? b : 0;
+}
+
+/** Splits a request target into its percent-encoded path and its query (fragment dropped). */
+function splitTarget(rawUri: string): { path: string; query: string } {
+  let s = rawUri;
+  const hash = s.indexOf('#');
+  if (hash >= 0) s = s.slice(0, hash);
+  // absolute-form target: drop scheme and authority
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?]*/.exec(s);
+  if (m) s = s.slice(m[0].length);
+  const q = s.indexOf('?');
+  return q >= 0 ? { path: s.slice(0, q), query: s.slice(q + 1) } : { path: s, query: '' };
+}
+
+function decodePath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** The user name of a Basic Authorization header, or `''`. */
+function basicAuthUser(header: string | null): string {
+  if (!header) return '';
+  const m = /^\s*basic\s+(\S+)\s*$/i.exec(header);
+  if (!m || !BASE64.test(m[1]) || m[1].length % 4 === 1) return '';
+  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon >= 0 ? decoded.slice(0, colon) : '';
+}
+
+const FIXED_ATOMS: Readonly<Record<string, AtomFn>> = Object.freeze({
+  h: (e: AccessEntry) => dashIfEmpty(e.remoteAddr),
+  l: () => '-',
+  u: (e: AccessEntry) => dashIfEmpty(basicAuthUser(e.requestHeaders.get('authorization'))),
+  t: (e: AccessEntry) => (e.start instanceof Date && !Number.isNaN(e.start.getTime()) ? accessTimestamp(e.start) : '-'),
+  r: (e: AccessEntry) => escapeQuotes(`${e.method} ${e.rawUri} ${e.protocol}`),
+  m: (e: AccessEntry) => dashIfEmpty(e.method),
+  U: (e: AccessEntry) => escapeQuotes(decodePath(splitTarget(e.rawUri).path)),
+  q: (e: AccessEntry) => escapeQuotes(splitTarget(e.rawUri).query),
+  H: (e: AccessEntry) => dashIfEmpty(e.protocol),
+  s: (e: AccessEntry) => String(e.status),
+  B: (e: AccessEntry) => String(bytes(e)),
+  b: (e: AccessEntry) => {
+    const b = bytes(e);
+    return b === 0 ? '-' : String(b);
+  },
+  f: (e: AccessEntry) => dashIfEmpty(e.requestHeaders.get('referer')),
+  a: (e: AccessEntry) => dashIfEmpty(e.requestHeaders.get('user-agent')),
+  T: (e: AccessEntry) => String(Math.floor(micros(e) / 1_000_000)),
+  M: (e: AccessEntry) => String(Math.floor(micros(e) / 1000)),
+  D: (e: AccessEntry) => String(micros(e)),
+  L: (e: AccessEntry) => {
+    const us = micros(e);
+    return `${Math.floor(us / 1_000_000)}.${String(us % 1_000_000).padStart(6, '0')}`;
+  },
+  p: (e: AccessEntry) => `<${e.pid}>`,
+});
+
+const dash: AtomFn = () => '-';
+
+function compileAtom(name: string): AtomFn {
+  const fixed = Object.prototype.hasOwnProperty.call(FIXED_ATOMS, name) ? FIXED_ATOMS[name] : undefined;
+  if (fixed) return fixed;
+  const hm = /^\{(.*)\}([io])$/s.exec(name);
+  if (hm) {
+    const header = hm[1].toLowerCase();
+    if (header === '') return dash;
+    if (hm[2] === 'i') return (e) => dashIfEmpty(safeGet(e.requestHeaders, header));
+    return (e) => dashIfEmpty(safeGet(e.responseHeaders, header));
+  }
+  return dash;
+}
+
+function safeGet(headers: { get(name: string): string | null }, name: string): string | null {
+  try {
+    return headers.get(name);
+  } catch {
+    return null; // e.g. a name Headers rejects as invalid
+  }
+}
+
+/** Splits a format into literal text and atoms; `%%` stands for a literal `%`. */
+function compileFormat(format: string): CompiledFormat {
+  const parts: (string | AtomFn)[] = [];
+  let literal = '';
+  const re = /%%|%\(([^)]*)\)s/g;
+  let last = 0;
+  for (let m = re.exec(format); m !== null; m = re.exec(format)) {
+    literal += format.slice(last, m.index);
+    last = re.lastIndex;
+    if (m[0] === '%%') {
+      literal += '%';
+      continue;
+    }
+    if (literal !== '') parts.push(literal);
+    literal = '';
+    parts.push(compileAtom(m[1]));
+  }
+  literal += format.slice(last);
+  if (literal !== '') parts.push(literal);
+  return parts;
+}
+
+function render(compiled: CompiledFormat, entry: AccessEntry): string {
+  let out = '';
+  for (const part of compiled) out += typeof part === 'string' ? part : part(entry);
+  return out;
+}
+
+const FORMAT_CACHE_MAX = 32;
+const formatCache = new Map<string, CompiledFormat>();
+
+function cachedFormat(format: string): CompiledFormat {
+  let compiled = formatCache.get(format);
+  if (compiled === undefined) {
+    compiled = compileFormat(format);
+    if (formatCache.size >= FORMAT_CACHE_MAX) formatCache.clear();
+    formatCache.set(format, compiled);
+  }
+  return compiled;
+}
+
+/**
+ * Renders one access-log line (without the trailing newline) from a Gunicorn
+ * access-log format. Unknown atoms and missing headers render as `-`;
+ * `"` inside string values is escaped as `\"`.
+ */
+export function formatAccessLine(format: string, entry: AccessEntry): string {
+  return render(cachedFormat(format), entry);
+}
+
+// ---------------------------------------------------------------------------
+// Sinks
+
+/** Where lines go: a standard stream or an append-mode file. */
+interface Sink {
+  write(text: string): void;
+  reopen(): void;
+  close(): void;
+}
+
+function describeOpenError(what: string, path: string, err: unknown): Error {
+  let reason: string;
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = e && typeof e.code === 'string' ? e.code : '';
+  let message = e && typeof e.message === 'string' ? e.message : String(err);
+  // Node-style messages look like "ENOENT: no such file or directory, open '/x'".
+  if (code && message.startsWith(`${code}: `)) message = message.slice(code.length + 2);
+  message = message.replace(/,\s*open\s+'.*'$/s, '').trim();
+  reason = code && !message.includes(code) ? `${message} (${code})` : message;
+  if (reason === '') reason = code || 'unknown error';
+  return new Error(`cannot open ${what} '${path}': ${reason}`, { cause: err });
+}
+
+function openAppend(what: string, path: string): number {
+  try {
+    return openSync(path, 'a');
+  } catch (err) {
+    throw describeOpenError(what, path, err);
+  }
+}
+
+/** Writes all of `buf` to `fd`; one call unless the kernel writes short. */
+function writeAll(fd: number, buf: Uint8Array): void {
+  let off = 0;
+  while (off < buf.length) {
+    const n = writeSync(fd, buf, off, buf.length - off);
+    if (n <= 0) return;
+    off += n;
+  }
+}
+
+class StreamSink implements Sink {
+  #stream: { write(chunk: string): unknown };
+  constructor(stream: { write(chunk: string): unknown }) {
+    this.#stream = stream;
+  }
+  write(text: string): void {
+    this.#stream.write(text);
+  }
+  reopen(): void {}
+  close(): void {}
+}
+
+class FileSink implements Sink {
+  #what: string;
+  #path: string;
+  #fd: number;
+  constructor(what: string, path: string) {
+    this.#what = what;
+    this.#path = path;
+    this.#fd = openAppend(what, path);
+  }
+  write(text: string): void {
+    if (this.#fd < 0) return;
+    writeAll(this.#fd, Buffer.from(text, 'utf8'));
+  }
+  /** Opens the path anew, then closes the old fd; on failure the old fd stays in use and the error is thrown. */
+  reopen(): void {
+    if (this.#fd < 0) return;
+    const fd = openAppend(this.#what, this.#path);
+    const old = this.#fd;
+    this.#fd = fd;
+    try {
+      closeSync(old);
+    } catch {
+      // already closed; nothing to do
+    }
+  }
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    try {
+      closeSync(fd);
+    } catch {
+      // ignore
+    }
+  }
+}
+
+function describeError(err: unknown): string {
+  const seen = new Set<unknown>();
+  const lines: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; depth < 8 && !seen.has(cur); depth++) {
+    seen.add(cur);
+    lines.push((depth === 0 ? '' : 'Caused by: ') + describeOne(cur));
+    if (cur instanceof Error && cur.cause !== undefined) cur = cur.cause;
+    else break;
+  }
+  return lines.join('\n');
+}
+
+function describeOne(err: unknown): string {
+  try {
+    if (err instanceof Error) {
+      const head = `${err.name}: ${err.message}`;
+      const stack = typeof err.stack === 'string' ? err.stack : '';
+      if (stack === '') return head;
+      return stack.includes(err.message) ? stack : `${head}\n${stack}`;
+    }
+    return String(err);
+  } catch {
+    return '[unprintable error]';
+  }
+}
+
+/**
+ * Gunicorn-style logger: an error log with level filtering and an optional
+ * access log. Each line is written with a single write call.
+ */
+export class Logger {
+  #threshold: number;
+  #error: Sink;
+  #access: Sink | null;
+  #format: CompiledFormat;
+  #closed = false;
+
+  /** Opens the configured logs; throws an Error naming the path and OS reason if a file cannot be opened. */
+  constructor(options: LoggerOptions) {
+    if (!Object.prototype.hasOwnProperty.call(SEVERITY, options.logLevel)) {
+      throw new TypeError(`invalid log level: ${String(options.logLevel)}`);
+    }
+    this.#threshold = SEVERITY[options.logLevel];
+    this.#format = compileFormat(options.accessLogFormat ?? DEFAULT_ACCESS_LOG_FORMAT);
+    this.#error = options.errorLog === '-' ? new StreamSink(process.stderr) : new FileSink('error log', options.errorLog);
+    try {
+      if (options.accessLog === null || options.accessLog === undefined) this.#access = null;
+      else if (options.accessLog === '-') this.#access = new StreamSink(process.stdout);
+      else this.#access = new FileSink('access log', options.accessLog);
+    } catch (err) {
+      this.#error.close();
+      throw err;
+    }
+  }
+
+  #log(level: LogLevel, msg: string, extra?: string): void {
+    if (this.#closed || SEVERITY[level] < this.#threshold) return;
+    let text = formatErrorLine(level, msg, process.pid) + '\n';
+    if (extra !== undefined) text += extra + '\n';
+    try {
+      this.#error.write(text);
+    } catch {
+      // a failing log must never take the process down
+    }
+  }
+
+  /** Logs at debug level. */
+  debug(msg: string): void {
+    this.#log('debug', msg);
+  }
+
+  /** Logs at info level. */
+  info(msg: string): void {
+    this.#log('info', msg);
+  }
+
+  /** Logs at warning level. */
+  warning(msg: string): void {
+    this.#log('warning', msg);
+  }
+
+  /** Logs at error level. */
+  error(msg: string): void {
+    this.#log('error', msg);
+  }
+
+  /** Logs at critical level. */
+  critical(msg: string): void {
+    this.#log('critical', msg);
+  }
+
+  /** Logs `msg` at error level followed by the error's stack (or `String(err)`), in one write. */
+  exception(msg: string, err: unknown): void {
+    if (this.#closed || SEVERITY.error < this.#threshold) return;
+    this.#log('error', msg, describeError(err));
+  }
+
+  /** Writes one access-log line for a served request; no-op when the access log is off. */
+  access(entry: AccessEntry): void {
+    if (this.#closed || this.#access === null) return;
+    let line: string;
+    try {
+      line = render(this.#format, entry);
+    } catch (err) {
+      this.exception('Failed to format access log line', err);
+      return;
+    }
+    try {
+      this.#access.write(line + '\n');
+    } catch {
+      // a failing log must never take the process down
+    }
+  }
+
+  /** Whether access logging is on. */
+  get accessEnabled(): boolean {
+    return this.#access !== null && !this.#closed;
+  }
+
+  /**
+   * Closes and reopens file-backed logs (for SIGUSR1 log rotation). If a file
+   * cannot be reopened the old descriptor stays in use and the failure is
+   * reported on the error log instead of being thrown.
+   */
+  reopenFiles(): void {
+    if (this.#closed) return;
+    for (const sink of [this.#error, this.#access]) {
+      if (sink === null) continue;
+      try {
+        sink.reopen();
+      } catch (err) {
+        this.error(err instanceof Error ? err.message : String(err));
+      }
+    }
+  }
+
+  /** Closes file-backed logs; later logging calls are no-ops. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#error.close();
+    this.#access?.close();
+  }
+}

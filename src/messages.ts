@@ -1,0 +1,62 @@
+/** The structured messages master and workers exchange over the IPC channel. */
+import type { Settings } from './settings.ts';
+
+/** Worker → master: booted and serving. */
+export interface ReadyMessage {
+  type: 'ready';
+}
+
+/** Worker → master, about once a second from the event loop: proof of life plus counters. */
+export interface HeartbeatMessage {
+  type: 'heartbeat';
+  /** Requests answered since the worker started. */
+  requests: number;
+  /** Requests in flight now. */
+  active: number;
+  /** Resident set size in bytes. */
+  rss: number;
+}
+
+/** Worker → master: this worker is draining and will exit (max-requests reached, uncaught error). */
+export interface RetiringMessage {
+  type: 'retiring';
+}
+
+/** Master → worker: stop accepting and exit (after in-flight requests when graceful). */
+export interface StopMessage {
+  type: 'stop';
+  graceful: boolean;
+}
+
+/** Master → worker: reopen log files (log rotation; USR1 on the master). */
+export interface ReopenLogsMessage {
+  type: 'reopen-logs';
+}
+
+/** Master → worker: the heartbeat timed out; exit now. */
+export interface AbortMessage {
+  type: 'abort';
+}
+
+/** Messages a worker sends. */
+export type WorkerMessage = ReadyMessage | HeartbeatMessage | RetiringMessage;
+/** Messages the master sends. */
+export type MasterMessage = StopMessage | ReopenLogsMessage | AbortMessage;
+
+/** The environment variable that carries a worker's boot description; its presence makes a process a worker. */
+export const WORKER_ENV = 'TSGUNICORN_WORKER';
+
+/** What a worker is told at spawn (as JSON in WORKER_ENV). */
+export interface WorkerBoot {
+  /** Stable slot 0..N-1, exported to the app as TSGUNICORN_WORKER_ID. */
+  id: number;
+  /** Resolved settings (functions and other non-JSON values are not carried). */
+  settings: Settings;
+  /** The inherited listening fds (3, 4, …), one per listener. */
+  fds: number[];
+  /** This worker's request limit, jitter included (0 = none). */
+  maxRequests: number;
+}
+
+/** Process exit statuses with a meaning to the master (Gunicorn's). */
+export const EXIT = { OK: 0, CONFIG: 1, WORKER_BOOT_ERROR: 3, APP_LOAD_ERROR: 4 } as const;

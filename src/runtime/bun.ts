@@ -1,0 +1,54 @@
+/**
+ * Bun: binds through libc (bun:ffi) because Bun's own listeners accept by themselves; node:http ignores an fd
+ * on Bun, so connections are accepted with node:net and handed to the http.Server.
+ */
+import { acceptOnFd } from './node.ts';
+import { bindWithLibc, LIBC_SOCKET_SYMBOLS, type LibcSocketCalls } from './libc-socket.ts';
+import type { Runtime } from './types.ts';
+
+let libc: LibcSocketCalls | undefined;
+
+async function openLibc(): Promise<LibcSocketCalls> {
+  const ffi = await import('bun:ffi');
+  const symbols: Record<string, { args: string[]; returns: string }> = {
+    __errno_location: { args: [], returns: 'ptr' },
+  };
+  for (const [name, args] of Object.entries(LIBC_SOCKET_SYMBOLS)) {
+    symbols[name] = { args: args.map((arg) => (arg === 'pointer' ? 'ptr' : arg)), returns: 'i32' };
+  }
+  // deno-lint-ignore no-explicit-any
+  const lib = ffi.dlopen('libc.so.6', symbols as any).symbols as any;
+  return {
+    socket: lib.socket, setsockopt: lib.setsockopt, bind: lib.bind, listen: lib.listen, close: lib.close,
+    getsockname: lib.getsockname,
+    errno: () => ffi.read.i32(lib.__errno_location(), 0),
+  };
+}
+
+const isCompiled = () => (process.argv[1] ?? '').startsWith('/$bunfs/');
+
+/** The Bun runtime. */
+export const bunRuntime: Runtime = {
+  name: 'bun',
+  // deno-lint-ignore no-explicit-any
+  version: (process.versions as any).bun,
+  bindSocket(address, backlog) {
+    if (!libc) throw new Error('bun runtime: libc not loaded');
+    return bindWithLibc(libc, address, backlog);
+  },
+  workerCommand() {
+    if (isCompiled()) return { command: process.execPath, args: [] };
+    return { command: process.execPath, args: [...process.execArgv, process.argv[1]] };
+  },
+  // node:http ignores an fd on Bun; node:net honours it.
+  listenOnFd: acceptOnFd,
+  async enableTypeScriptImports() {},
+  setProcessTitle(title: string) {
+    process.title = title;
+  },
+};
+
+/** Loads bun:ffi ahead of the first bind (bindSocket itself is synchronous). */
+export async function prepareBunRuntime(): Promise<void> {
+  libc ??= await openLibc();
+}

@@ -1,0 +1,47 @@
+/** Deno: binds through libc (Deno.dlopen) because Deno's listeners hide their fd; serves node:http on the fd. */
+import { listenHttpOnFd } from './node.ts';
+import { bindWithLibc, LIBC_SOCKET_SYMBOLS, type LibcSocketCalls } from './libc-socket.ts';
+import type { Runtime } from './types.ts';
+
+// deno-lint-ignore no-explicit-any
+const Deno = (globalThis as any).Deno;
+
+let libc: LibcSocketCalls | undefined;
+
+function openLibc(): LibcSocketCalls {
+  const symbols: Record<string, { parameters: string[]; result: string }> = {
+    __errno_location: { parameters: [], result: 'pointer' },
+  };
+  for (const [name, args] of Object.entries(LIBC_SOCKET_SYMBOLS)) {
+    symbols[name] = { parameters: args.map((arg) => (arg === 'pointer' ? 'buffer' : arg)), result: 'i32' };
+  }
+  const lib = Deno.dlopen('libc.so.6', symbols).symbols;
+  return {
+    socket: lib.socket, setsockopt: lib.setsockopt, bind: lib.bind, listen: lib.listen, close: lib.close,
+    getsockname: lib.getsockname,
+    errno: () => new Deno.UnsafePointerView(lib.__errno_location()).getInt32(),
+  };
+}
+
+function mainScriptPath(): string {
+  return new URL(Deno.mainModule).pathname;
+}
+
+/** The Deno runtime. */
+export const denoRuntime: Runtime = {
+  name: 'deno',
+  version: Deno.version.deno,
+  bindSocket(address, backlog) {
+    libc ??= openLibc();
+    return bindWithLibc(libc, address, backlog);
+  },
+  workerCommand() {
+    if (Deno.build.standalone) return { command: Deno.execPath(), args: [] };
+    return { command: Deno.execPath(), args: ['run', '-A', mainScriptPath()] };
+  },
+  listenOnFd: listenHttpOnFd,
+  async enableTypeScriptImports() {},
+  setProcessTitle(title: string) {
+    process.title = title;
+  },
+};

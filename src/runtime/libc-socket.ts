@@ -1,0 +1,106 @@
+/**
+ * Creates a listening socket with libc's socket/bind/listen through a runtime's FFI (Deno, Bun), for the
+ * runtimes whose own listeners either accept by themselves or hide their fd.
+ */
+import { isIPv6 } from 'node:net';
+import { SocketError, type HeldSocket, type TcpAddress, type UnixAddress } from './types.ts';
+
+/** The libc calls this module needs, bound by a runtime's FFI; pointers are passed as byte arrays. */
+export interface LibcSocketCalls {
+  socket(domain: number, type: number, protocol: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
+  bind(fd: number, address: Uint8Array, length: number): number;
+  listen(fd: number, backlog: number): number;
+  close(fd: number): number;
+  getsockname(fd: number, address: Uint8Array, length: Uint8Array): number;
+  /** The calling thread's errno after a failed call. */
+  errno(): number;
+}
+
+/** The libc function signatures, as names and argument kinds, for building the FFI binding. */
+export const LIBC_SOCKET_SYMBOLS = {
+  socket: ['i32', 'i32', 'i32'],
+  setsockopt: ['i32', 'i32', 'i32', 'pointer', 'u32'],
+  bind: ['i32', 'pointer', 'u32'],
+  listen: ['i32', 'i32'],
+  close: ['i32'],
+  getsockname: ['i32', 'pointer', 'pointer'],
+} as const;
+
+const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
+const SOCK_STREAM = 1, SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1, SO_REUSEADDR = 2, IPPROTO_TCP = 6, TCP_NODELAY = 1;
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 20: 'ENOTDIR', 22: 'EINVAL', 36: 'ENAMETOOLONG', 97: 'EAFNOSUPPORT',
+  98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
+};
+
+function ipv6Bytes(host: string): number[] {
+  const [head, tail = ''] = host.includes('::') ? host.split('::') : [host, ''];
+  const groups = (text: string) => (text ? text.split(':') : []).flatMap((group) => {
+    if (group.includes('.')) {
+      const [a, b, c, d] = group.split('.').map(Number);
+      return [(a << 8) | b, (c << 8) | d];
+    }
+    return [parseInt(group, 16)];
+  });
+  const left = groups(head), right = groups(tail);
+  const all = [...left, ...new Array(8 - left.length - right.length).fill(0), ...right];
+  return all.flatMap((group) => [group >> 8, group & 0xff]);
+}
+
+/** Encodes a sockaddr_in, sockaddr_in6 or sockaddr_un for bind(2). */
+export function encodeSockaddr(address: TcpAddress | UnixAddress): Uint8Array {
+  if (address.kind === 'unix') {
+    const pathBytes = new TextEncoder().encode(address.path);
+    if (pathBytes.length > 107) throw new SocketError('ENAMETOOLONG', `unix socket path too long: ${address.path}`);
+    const sa = new Uint8Array(110);
+    new DataView(sa.buffer).setUint16(0, AF_UNIX, true);
+    sa.set(pathBytes, 2);
+    return sa;
+  }
+  const v6 = address.family === 6 || isIPv6(address.host);
+  const sa = new Uint8Array(v6 ? 28 : 16);
+  const view = new DataView(sa.buffer);
+  view.setUint16(0, v6 ? AF_INET6 : AF_INET, true);
+  view.setUint16(2, address.port, false);
+  if (v6) sa.set(ipv6Bytes(address.host), 8);
+  else sa.set(address.host.split('.').map(Number), 4);
+  return sa;
+}
+
+/** socket + SO_REUSEADDR + bind + listen; the socket is CLOEXEC and only reaches workers through stdio. */
+export function bindWithLibc(libc: LibcSocketCalls, address: TcpAddress | UnixAddress, backlog: number): HeldSocket {
+  const domain = address.kind === 'unix' ? AF_UNIX : address.family === 6 ? AF_INET6 : AF_INET;
+  const fail = (call: string, fd: number): never => {
+    const errno = libc.errno();
+    if (fd >= 0) libc.close(fd);
+    const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+    throw new SocketError(code, `${call}() failed: ${code}`);
+  };
+  const fd = libc.socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail('socket', fd);
+  const one = new Uint8Array(new Int32Array([1]).buffer);
+  if (address.kind === 'tcp') {
+    libc.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4);
+    libc.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
+  }
+  const sockaddr = encodeSockaddr(address);
+  if (libc.bind(fd, sockaddr, sockaddr.length) !== 0) fail('bind', fd);
+  if (libc.listen(fd, backlog) !== 0) fail('listen', fd);
+  let port = 0;
+  if (address.kind === 'tcp') {
+    const bound = new Uint8Array(28);
+    libc.getsockname(fd, bound, new Uint8Array(new Uint32Array([bound.length]).buffer));
+    port = new DataView(bound.buffer).getUint16(2, false);
+  }
+  let open = true;
+  return {
+    fd,
+    port,
+    close() {
+      if (open) libc.close(fd);
+      open = false;
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/** Node.js: binds with net's internal bind-only handle; serves node:http on the inherited fd. */
+import module from 'node:module';
+import net from 'node:net';
+import util from 'node:util';
+import type http from 'node:http';
+import { SocketError, type FdListener, type Runtime, type TcpAddress, type UnixAddress } from './types.ts';
+
+interface NodeServerHandle {
+  fd: number;
+  close(): void;
+  getsockname(out: { port?: number }): number;
+}
+
+type CreateServerHandle = (address: string, port: number, addressType: number) => NodeServerHandle | number;
+
+/** Accepts connections on an fd with node:net and hands them to the http.Server (one server, many sockets). */
+export function acceptOnFd(server: http.Server, fd: number): Promise<FdListener> {
+  return new Promise((resolve, reject) => {
+    const acceptor = net.createServer((socket) => server.emit('connection', socket));
+    acceptor.once('error', reject);
+    acceptor.listen({ fd }, () => {
+      acceptor.off('error', reject);
+      resolve({ close: () => acceptor.close() });
+    });
+  });
+}
+
+/**
+ * Listens an http.Server on an fd with node:http's own fd support (Node and Deno); an http.Server listens only
+ * once, so further fds (a second bind) go through acceptOnFd. Call it for one fd at a time.
+ */
+export function listenHttpOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener> {
+  if (server.listening) return acceptOnFd(server, fd);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd, backlog }, () => {
+      server.off('error', reject);
+      resolve({ close: () => server.close() });
+    });
+  });
+}
+
+function isSingleExecutable(): boolean {
+  try {
+    return (module.createRequire(import.meta.url)('node:sea') as { isSea(): boolean }).isSea();
+  } catch {
+    return false;
+  }
+}
+
+/** The Node.js runtime. */
+export const nodeRuntime: Runtime = {
+  name: 'node',
+  version: process.versions.node,
+  bindSocket(address: TcpAddress | UnixAddress) {
+    // bind(2) only: the socket starts listening when the first worker calls listen(2) on its copy, and the
+    // master never accepts on it.
+    const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
+    const handle = address.kind === 'unix'
+      ? create(address.path, -1, -1)
+      : create(address.host, address.port, address.family);
+    if (typeof handle === 'number') {
+      const code = util.getSystemErrorName(handle);
+      throw new SocketError(code, `bind() failed: ${code}`);
+    }
+    const bound: { port?: number } = {};
+    if (address.kind === 'tcp') handle.getsockname(bound);
+    return { fd: handle.fd, port: bound.port ?? 0, close: () => handle.close() };
+  },
+  workerCommand() {
+    if (isSingleExecutable()) return { command: process.execPath, args: [] };
+    return { command: process.execPath, args: [...process.execArgv, process.argv[1]] };
+  },
+  listenOnFd: listenHttpOnFd,
+  async enableTypeScriptImports() {
+    const hooks = import.meta.url.endsWith('.ts') ? './node-typescript-hooks.ts' : './node-typescript-hooks.js';
+    module.register(new URL(hooks, import.meta.url));
+  },
+  setProcessTitle(title: string) {
+    process.title = title;
+  },
+};

@@ -1,0 +1,63 @@
+/**
+ * The runtime abstraction: everything that differs between Node, Deno and Bun, behind one interface.
+ * One file per runtime implements it; nothing outside src/runtime/ asks which runtime it runs on.
+ */
+import type http from 'node:http';
+
+/** A TCP address to bind, already resolved to a numeric IP. */
+export interface TcpAddress {
+  kind: 'tcp';
+  host: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/** A unix domain socket path to bind. */
+export interface UnixAddress {
+  kind: 'unix';
+  path: string;
+}
+
+/** A listening socket the master holds open (and never accepts on) so that workers can inherit it. */
+export interface HeldSocket {
+  fd: number;
+  /** The TCP port actually bound (the kernel's pick when port 0 was asked for); 0 for unix sockets. */
+  port: number;
+  close(): void;
+}
+
+/** A worker's listener on an inherited fd; close() stops accepting on it (the master keeps the socket). */
+export interface FdListener {
+  close(): void;
+}
+
+/** How to start a new worker process of the program that is running now. */
+export interface WorkerCommand {
+  command: string;
+  args: string[];
+}
+
+/** One runtime's implementation of what the arbiter and worker need from it. */
+export interface Runtime {
+  readonly name: 'node' | 'deno' | 'bun';
+  readonly version: string;
+  /** Binds (and where the runtime allows, listens on) a socket without ever accepting connections on it. */
+  bindSocket(address: TcpAddress | UnixAddress, backlog: number): HeldSocket;
+  /** The command that starts a worker: the same runtime and entry script, or the compiled binary itself. */
+  workerCommand(): WorkerCommand;
+  /** Makes an http.Server serve the connections accepted on an inherited listening fd; one fd at a time. */
+  listenOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener>;
+  /** Lets `import()` load TypeScript modules (apps, config files) where the runtime cannot by itself. */
+  enableTypeScriptImports(): Promise<void>;
+  /** Sets the title `ps` shows, where the runtime supports it. */
+  setProcessTitle(title: string): void;
+}
+
+/** A bind or listen failure, with the errno name (EADDRINUSE, EACCES, …) for retry decisions and messages. */
+export class SocketError extends Error {
+  code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}

@@ -1,0 +1,159 @@
+import { DEFAULT_ACCESS_LOG_FORMAT, LOG_LEVELS, type LogLevel } from './glogging.ts';
+
+/**
+ * The one declarative table of tsgunicorn's settings. CLI parsing, config-file validation, `--print-config`,
+ * `--help` and the README's settings list are all derived from it.
+ */
+
+/** How a setting's value is read from a string (CLI flag, env var) or checked from a config file. */
+export type SettingType = 'int' | 'number' | 'string' | 'strings' | 'boolean' | 'choice';
+
+/** One row of the settings table. */
+export interface SettingSpec {
+  /** Name used in config files and by `--print-config`. */
+  name: keyof Settings;
+  /** Long CLI flag without dashes (`workers`), extra long aliases, and the one-letter short flag. */
+  flag?: string;
+  aliases?: string[];
+  short?: string;
+  /** Environment variable that supplies the default (below the config file in precedence). */
+  env?: string;
+  /** Turns the env var's text into the setting's text value (e.g. PORT=9000 → bind 0.0.0.0:9000). */
+  fromEnv?: (value: string) => string | string[];
+  type: SettingType;
+  choices?: readonly string[];
+  /** Smallest accepted number for int/number settings. */
+  min?: number;
+  /** May be null (unset) rather than a value. */
+  nullable?: boolean;
+  default: unknown;
+  /** Placeholder for the value in help and README (`INT`, `ADDRESS`). */
+  meta?: string;
+  doc: string;
+}
+
+/** The resolved configuration every part of tsgunicorn reads. */
+export interface Settings {
+  app: string | null;
+  config: string | null;
+  bind: string[];
+  backlog: number;
+  workers: number;
+  timeout: number;
+  gracefulTimeout: number;
+  keepAlive: number;
+  maxRequests: number;
+  maxRequestsJitter: number;
+  pidfile: string | null;
+  chdir: string | null;
+  env: string[];
+  procName: string | null;
+  logLevel: LogLevel;
+  errorLog: string;
+  accessLog: string | null;
+  accessLogFormat: string;
+  checkConfig: boolean;
+  printConfig: boolean;
+}
+
+/** Every setting, in the order `--help`, `--print-config` and the README show them. */
+export const SETTINGS: readonly SettingSpec[] = [
+  {
+    name: 'app', type: 'string', nullable: true, default: null, meta: 'MODULE[:EXPORT]',
+    doc: 'The app: a module whose default export (or the named EXPORT) is a Fetch handler, an object with ' +
+      '`fetch(request, info)` or a function. Given as the positional argument on the command line.',
+  },
+  {
+    name: 'config', flag: 'config', short: 'c', type: 'string', nullable: true, default: null, meta: 'FILE',
+    doc: 'Config file (.ts, .js, .mjs or .json) whose default export holds settings by name. Default: ' +
+      './tsgunicorn.config.ts, .js or .json when present.',
+  },
+  {
+    name: 'bind', flag: 'bind', short: 'b', type: 'strings', env: 'PORT', fromEnv: (port) => [`0.0.0.0:${port}`],
+    default: ['127.0.0.1:8000'], meta: 'ADDRESS',
+    doc: 'Socket to listen on, repeatable: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Default ' +
+      '127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.',
+  },
+  {
+    name: 'backlog', flag: 'backlog', type: 'int', min: 1, default: 2048, meta: 'INT',
+    doc: 'Maximum number of pending connections queued on each listening socket.',
+  },
+  {
+    name: 'workers', flag: 'workers', short: 'w', type: 'int', min: 1, env: 'WEB_CONCURRENCY', default: 1,
+    meta: 'INT', doc: 'Number of worker processes. Default $WEB_CONCURRENCY or 1.',
+  },
+  {
+    name: 'timeout', flag: 'timeout', short: 't', type: 'number', min: 0, default: 30, meta: 'SECONDS',
+    doc: 'A worker whose event loop sends no heartbeat for this long is aborted and killed (0 = never).',
+  },
+  {
+    name: 'gracefulTimeout', flag: 'graceful-timeout', type: 'number', min: 0, default: 30, meta: 'SECONDS',
+    doc: 'Time workers get to finish in-flight requests on a graceful stop, reload or recycle before SIGKILL.',
+  },
+  {
+    name: 'keepAlive', flag: 'keep-alive', type: 'number', min: 0, default: 5, meta: 'SECONDS',
+    doc: 'How long an idle keep-alive connection is kept open.',
+  },
+  {
+    name: 'maxRequests', flag: 'max-requests', type: 'int', min: 0, default: 0, meta: 'INT',
+    doc: 'A worker retires gracefully after this many requests and is replaced (0 = never).',
+  },
+  {
+    name: 'maxRequestsJitter', flag: 'max-requests-jitter', type: 'int', min: 0, default: 0, meta: 'INT',
+    doc: 'Adds random(0..N) to each worker\'s max-requests so that workers do not all restart at once.',
+  },
+  {
+    name: 'pidfile', flag: 'pid', short: 'p', type: 'string', nullable: true, default: null, meta: 'FILE',
+    doc: 'Write the master\'s pid to this file (refuses to start over a live pid; removed at exit).',
+  },
+  {
+    name: 'chdir', flag: 'chdir', type: 'string', nullable: true, default: null, meta: 'DIR',
+    doc: 'Change to this directory before loading the app.',
+  },
+  {
+    name: 'env', flag: 'env', short: 'e', type: 'strings', default: [], meta: 'KEY=VALUE',
+    doc: 'Set an environment variable in the master and the workers, repeatable.',
+  },
+  {
+    name: 'procName', flag: 'name', short: 'n', type: 'string', nullable: true, default: null, meta: 'NAME',
+    doc: 'Base of the process titles: `tsgunicorn: master [NAME]`, `tsgunicorn: worker [NAME]`.',
+  },
+  {
+    name: 'logLevel', flag: 'log-level', type: 'choice', choices: LOG_LEVELS,
+    default: 'info', meta: 'LEVEL', doc: 'Lowest level written to the error log.',
+  },
+  {
+    name: 'errorLog', flag: 'error-logfile', aliases: ['log-file'], type: 'string', default: '-', meta: 'FILE',
+    doc: 'Error log file; - is stderr.',
+  },
+  {
+    name: 'accessLog', flag: 'access-logfile', type: 'string', nullable: true, default: null, meta: 'FILE',
+    doc: 'Access log file; - is stdout. Off by default.',
+  },
+  {
+    name: 'accessLogFormat', flag: 'access-logformat', type: 'string',
+    default: DEFAULT_ACCESS_LOG_FORMAT, meta: 'FORMAT',
+    doc: 'Access log line with Gunicorn\'s atoms: h l u t r s b B f a T M D L p m U q H, %({name}i) and ' +
+      '%({name}o).',
+  },
+  {
+    name: 'checkConfig', flag: 'check-config', type: 'boolean', default: false,
+    doc: 'Check the configuration and that the app loads, then exit 0 (good) or 1 (bad).',
+  },
+  {
+    name: 'printConfig', flag: 'print-config', type: 'boolean', default: false,
+    doc: 'Print the resolved configuration and exit.',
+  },
+];
+
+/** Looks a setting up by name. */
+export function settingByName(name: string): SettingSpec | undefined {
+  return SETTINGS.find((spec) => spec.name === name);
+}
+
+/** The CLI form of a setting (`-w/--workers INT`) for messages and help. */
+export function describeFlag(spec: SettingSpec): string {
+  if (!spec.flag) return spec.name;
+  const long = [spec.flag, ...(spec.aliases ?? [])].map((f) => `--${f}`).join('/');
+  return spec.short ? `-${spec.short}/${long}` : long;
+}
