@@ -165,17 +165,19 @@ export class Arbiter {
   private spawnWorker(id: number): void {
     const { settings } = this;
     const jitter = settings.maxRequestsJitter > 0 ? randomInt(0, settings.maxRequestsJitter + 1) : 0;
+    const passing = this.runtime.passListeners(this.listeners.map((listener) => listener.fd));
     const boot: WorkerBoot = {
       id,
       settings,
-      fds: this.listeners.map((_, index) => 3 + index),
+      fds: passing.workerFds,
       maxRequests: settings.maxRequests > 0 ? settings.maxRequests + jitter : 0,
     };
     const { command, args } = this.runtime.workerCommand();
     const child = spawn(command, args, {
-      stdio: ['ignore', 'inherit', 'inherit', ...this.listeners.map((listener) => listener.fd), 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', ...passing.stdio, 'ipc'],
       env: { ...process.env, [WORKER_ENV]: JSON.stringify(boot) },
     });
+    for (const listener of this.listeners) listener.restoreNonBlocking();
     if (child.pid === undefined) {
       child.on('error', (error) => this.logger.error(`Cannot start a worker (${command}): ${error.message}`));
       this.halt('Worker failed to boot.', EXIT.WORKER_BOOT_ERROR);

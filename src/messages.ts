@@ -52,7 +52,7 @@ export interface WorkerBoot {
   id: number;
   /** Resolved settings (functions and other non-JSON values are not carried). */
   settings: Settings;
-  /** The inherited listening fds (3, 4, …), one per listener. */
+  /** The inherited listening fds, one per listener (3, 4, … when mapped into stdio). */
   fds: number[];
   /** This worker's request limit, jitter included (0 = none). */
   maxRequests: number;

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import { AppLoadError, loadApp } from './app.ts';
 import { Logger } from './glogging.ts';
+import { ConnectionTracker } from './http/connections.ts';
 import { createRequestListener, type FetchHandler } from './http/node-fetch-adapter.ts';
 import { EXIT, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage } from './messages.ts';
 import { currentRuntime, type FdListener } from './runtime/index.ts';
@@ -37,10 +38,10 @@ export async function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promi
   logger.info(`Booting worker with pid: ${process.pid}`);
 
   let requests = 0;
-  let active = 0;
+  let startedRequests = 0;
   let stopping = false;
-  let listeners: FdListener[] = [];
-  const server = http.createServer();
+  const listeners: FdListener[] = [];
+  const connections = new ConnectionTracker();
   const send = (message: WorkerMessage) => {
     if (process.connected) process.send!(message);
   };
@@ -49,22 +50,18 @@ export async function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promi
     logger.close();
     process.exit(code);
   };
-  const exitWhenIdle = () => {
-    if (stopping && active === 0) exit(EXIT.OK);
-  };
   const stopGracefully = () => {
     if (stopping) return;
     stopping = true;
     send({ type: 'retiring' });
     for (const listener of listeners) listener.close();
-    server.closeIdleConnections?.();
     setTimeout(() => exit(EXIT.OK), settings.gracefulTimeout * 1000).unref();
-    exitWhenIdle();
+    connections.drain(() => exit(EXIT.OK));
   };
 
   const heartbeatMs = settings.timeout > 0 ? Math.min(1000, (settings.timeout * 1000) / 4) : 1000;
   setInterval(() => {
-    send({ type: 'heartbeat', requests, active, rss: process.memoryUsage().rss });
+    send({ type: 'heartbeat', requests, active: connections.active, rss: process.memoryUsage().rss });
   }, heartbeatMs);
 
   process.on('message', (message: MasterMessage) => {
@@ -107,27 +104,31 @@ export async function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promi
   }
 
   const maxRequests = boot.maxRequests;
+  const lastRequest = () => maxRequests > 0 && startedRequests >= maxRequests;
   const listener = createRequestListener(fetchHandler, {
     logger,
-    isDraining: () => stopping || settings.keepAlive === 0,
+    // The response that reaches max-requests already closes its connection, as Gunicorn's does.
+    isDraining: () => stopping || settings.keepAlive === 0 || lastRequest(),
     onRequestDone(entry) {
       requests++;
-      active--;
       if (logger.accessEnabled) logger.access(entry);
-      if (maxRequests > 0 && requests >= maxRequests && !stopping) {
+      if (lastRequest() && !stopping) {
         logger.info('Autorestarting worker after current request.');
         stopGracefully();
       }
-      exitWhenIdle();
     },
   });
-  server.on('request', (req, res) => {
-    active++;
-    listener(req, res);
-  });
-  server.keepAliveTimeout = Math.max(settings.keepAlive, 0.001) * 1000;
   try {
-    for (const fd of boot.fds) listeners.push(await runtime.listenOnFd(server, fd, settings.backlog));
+    for (const fd of boot.fds) {
+      const server = http.createServer();
+      connections.track(server);
+      server.on('request', (req, res) => {
+        startedRequests++;
+        listener(req, res);
+      });
+      server.keepAliveTimeout = Math.max(settings.keepAlive, 0.001) * 1000;
+      listeners.push(await runtime.listenOnFd(server, fd, settings.backlog));
+    }
   } catch (error) {
     logger.exception('Worker could not listen on the inherited sockets', error);
     return exit(EXIT.WORKER_BOOT_ERROR);

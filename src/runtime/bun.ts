@@ -2,7 +2,7 @@
  * Bun: binds through libc (bun:ffi) because Bun's own listeners accept by themselves; node:http ignores an fd
  * on Bun, so connections are accepted with node:net and handed to the http.Server.
  */
-import { acceptOnFd } from './node.ts';
+import { acceptOnFd, passAsStdio } from './node.ts';
 import { bindWithLibc, LIBC_SOCKET_SYMBOLS, type LibcSocketCalls } from './libc-socket.ts';
 import type { Runtime } from './types.ts';
 
@@ -20,7 +20,7 @@ async function openLibc(): Promise<LibcSocketCalls> {
   const lib = ffi.dlopen('libc.so.6', symbols as any).symbols as any;
   return {
     socket: lib.socket, setsockopt: lib.setsockopt, bind: lib.bind, listen: lib.listen, close: lib.close,
-    getsockname: lib.getsockname,
+    getsockname: lib.getsockname, fcntl: lib.fcntl,
     errno: () => ffi.read.i32(lib.__errno_location(), 0),
   };
 }
@@ -34,13 +34,14 @@ export const bunRuntime: Runtime = {
   version: (process.versions as any).bun,
   bindSocket(address, backlog) {
     if (!libc) throw new Error('bun runtime: libc not loaded');
-    return bindWithLibc(libc, address, backlog);
+    return bindWithLibc(libc, address, backlog, false);
   },
+  // Bun.spawn does not inherit unmapped fds. (Its spawn clears O_NONBLOCK on mapped ones; the arbiter restores it.)
+  passListeners: passAsStdio,
   workerCommand() {
     if (isCompiled()) return { command: process.execPath, args: [] };
     return { command: process.execPath, args: [...process.execArgv, process.argv[1]] };
   },
-  // node:http ignores an fd on Bun; node:net honours it.
   listenOnFd: acceptOnFd,
   async enableTypeScriptImports() {},
   setProcessTitle(title: string) {

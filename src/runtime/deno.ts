@@ -1,7 +1,7 @@
 /** Deno: binds through libc (Deno.dlopen) because Deno's listeners hide their fd; serves node:http on the fd. */
-import { listenHttpOnFd } from './node.ts';
 import { bindWithLibc, LIBC_SOCKET_SYMBOLS, type LibcSocketCalls } from './libc-socket.ts';
-import type { Runtime } from './types.ts';
+import type http from 'node:http';
+import type { FdListener, Runtime } from './types.ts';
 
 // deno-lint-ignore no-explicit-any
 const Deno = (globalThis as any).Deno;
@@ -18,9 +18,23 @@ function openLibc(): LibcSocketCalls {
   const lib = Deno.dlopen('libc.so.6', symbols).symbols;
   return {
     socket: lib.socket, setsockopt: lib.setsockopt, bind: lib.bind, listen: lib.listen, close: lib.close,
-    getsockname: lib.getsockname,
+    getsockname: lib.getsockname, fcntl: lib.fcntl,
     errno: () => new Deno.UnsafePointerView(lib.__errno_location()).getInt32(),
   };
+}
+
+/**
+ * node:http's own listen({fd}): on Deno, http.Servers fed by emit('connection') reset about half of the
+ * keep-alive connections on their second request, so each fd gets its own listening http.Server.
+ */
+function listenHttpOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd, backlog }, () => {
+      server.off('error', reject);
+      resolve({ close: () => server.close() });
+    });
+  });
 }
 
 function mainScriptPath(): string {
@@ -33,7 +47,12 @@ export const denoRuntime: Runtime = {
   version: Deno.version.deno,
   bindSocket(address, backlog) {
     libc ??= openLibc();
-    return bindWithLibc(libc, address, backlog);
+    return bindWithLibc(libc, address, backlog, true);
+  },
+  // Deno's spawn clears O_NONBLOCK on the fds it maps into a child's stdio, which would make every other worker's
+  // accept() block; unmapped non-CLOEXEC fds are inherited untouched at their own numbers instead.
+  passListeners(fds) {
+    return { stdio: [], workerFds: fds };
   },
   workerCommand() {
     if (Deno.build.standalone) return { command: Deno.execPath(), args: [] };

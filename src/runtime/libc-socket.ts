@@ -13,6 +13,7 @@ export interface LibcSocketCalls {
   listen(fd: number, backlog: number): number;
   close(fd: number): number;
   getsockname(fd: number, address: Uint8Array, length: Uint8Array): number;
+  fcntl(fd: number, command: number, argument: number): number;
   /** The calling thread's errno after a failed call. */
   errno(): number;
 }
@@ -25,10 +26,12 @@ export const LIBC_SOCKET_SYMBOLS = {
   listen: ['i32', 'i32'],
   close: ['i32'],
   getsockname: ['i32', 'pointer', 'pointer'],
+  fcntl: ['i32', 'i32', 'i32'],
 } as const;
 
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
-const SOCK_STREAM = 1, SOCK_CLOEXEC = 0o2000000;
+const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
+const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1, SO_REUSEADDR = 2, IPPROTO_TCP = 6, TCP_NODELAY = 1;
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 20: 'ENOTDIR', 22: 'EINVAL', 36: 'ENAMETOOLONG', 97: 'EAFNOSUPPORT',
@@ -69,8 +72,16 @@ export function encodeSockaddr(address: TcpAddress | UnixAddress): Uint8Array {
   return sa;
 }
 
-/** socket + SO_REUSEADDR + bind + listen; the socket is CLOEXEC and only reaches workers through stdio. */
-export function bindWithLibc(libc: LibcSocketCalls, address: TcpAddress | UnixAddress, backlog: number): HeldSocket {
+/**
+ * socket + SO_REUSEADDR + bind + listen. With `inheritable`, the socket is not CLOEXEC, so that children inherit it
+ * at the same fd number; otherwise it only reaches workers mapped into their stdio.
+ */
+export function bindWithLibc(
+  libc: LibcSocketCalls,
+  address: TcpAddress | UnixAddress,
+  backlog: number,
+  inheritable: boolean,
+): HeldSocket {
   const domain = address.kind === 'unix' ? AF_UNIX : address.family === 6 ? AF_INET6 : AF_INET;
   const fail = (call: string, fd: number): never => {
     const errno = libc.errno();
@@ -78,7 +89,7 @@ export function bindWithLibc(libc: LibcSocketCalls, address: TcpAddress | UnixAd
     const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
     throw new SocketError(code, `${call}() failed: ${code}`);
   };
-  const fd = libc.socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const fd = libc.socket(domain, SOCK_STREAM | SOCK_NONBLOCK | (inheritable ? 0 : SOCK_CLOEXEC), 0);
   if (fd < 0) fail('socket', fd);
   const one = new Uint8Array(new Int32Array([1]).buffer);
   if (address.kind === 'tcp') {
@@ -98,6 +109,10 @@ export function bindWithLibc(libc: LibcSocketCalls, address: TcpAddress | UnixAd
   return {
     fd,
     port,
+    restoreNonBlocking() {
+      const flags = libc.fcntl(fd, F_GETFL, 0);
+      if (flags >= 0 && (flags & O_NONBLOCK) === 0) libc.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    },
     close() {
       if (open) libc.close(fd);
       open = false;

@@ -3,7 +3,7 @@ import module from 'node:module';
 import net from 'node:net';
 import util from 'node:util';
 import type http from 'node:http';
-import { SocketError, type FdListener, type Runtime, type TcpAddress, type UnixAddress } from './types.ts';
+import { type FdListener, type ListenerPassing, type Runtime, SocketError, type TcpAddress, type UnixAddress } from './types.ts';
 
 interface NodeServerHandle {
   fd: number;
@@ -13,7 +13,15 @@ interface NodeServerHandle {
 
 type CreateServerHandle = (address: string, port: number, addressType: number) => NodeServerHandle | number;
 
-/** Accepts connections on an fd with node:net and hands them to the http.Server (one server, many sockets). */
+/** Maps the listening fds into the worker's stdio as fds 3, 4, … (Node and Bun). */
+export function passAsStdio(fds: number[]): ListenerPassing {
+  return { stdio: fds, workerFds: fds.map((_, index) => 3 + index) };
+}
+
+/**
+ * Accepts connections on an fd with node:net and hands them to the http.Server: one server for any number of
+ * fds, and the server itself never listens, so closing an fd never closes connections behind the worker's back.
+ */
 export function acceptOnFd(server: http.Server, fd: number): Promise<FdListener> {
   return new Promise((resolve, reject) => {
     const acceptor = net.createServer((socket) => server.emit('connection', socket));
@@ -21,21 +29,6 @@ export function acceptOnFd(server: http.Server, fd: number): Promise<FdListener>
     acceptor.listen({ fd }, () => {
       acceptor.off('error', reject);
       resolve({ close: () => acceptor.close() });
-    });
-  });
-}
-
-/**
- * Listens an http.Server on an fd with node:http's own fd support (Node and Deno); an http.Server listens only
- * once, so further fds (a second bind) go through acceptOnFd. Call it for one fd at a time.
- */
-export function listenHttpOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener> {
-  if (server.listening) return acceptOnFd(server, fd);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ fd, backlog }, () => {
-      server.off('error', reject);
-      resolve({ close: () => server.close() });
     });
   });
 }
@@ -65,13 +58,15 @@ export const nodeRuntime: Runtime = {
     }
     const bound: { port?: number } = {};
     if (address.kind === 'tcp') handle.getsockname(bound);
-    return { fd: handle.fd, port: bound.port ?? 0, close: () => handle.close() };
+    // Node's spawn leaves O_NONBLOCK alone on the fds it passes.
+    return { fd: handle.fd, port: bound.port ?? 0, restoreNonBlocking() {}, close: () => handle.close() };
   },
+  passListeners: passAsStdio,
   workerCommand() {
     if (isSingleExecutable()) return { command: process.execPath, args: [] };
     return { command: process.execPath, args: [...process.execArgv, process.argv[1]] };
   },
-  listenOnFd: listenHttpOnFd,
+  listenOnFd: acceptOnFd,
   async enableTypeScriptImports() {
     const hooks = import.meta.url.endsWith('.ts') ? './node-typescript-hooks.ts' : './node-typescript-hooks.js';
     module.register(new URL(hooks, import.meta.url));

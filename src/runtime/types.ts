@@ -23,6 +23,12 @@ export interface HeldSocket {
   fd: number;
   /** The TCP port actually bound (the kernel's pick when port 0 was asked for); 0 for unix sockets. */
   port: number;
+  /**
+   * Puts O_NONBLOCK back on the socket. The flag belongs to the socket shared by every worker, and some runtimes'
+   * spawn (Deno's, Bun's) clear it on the fds they pass to a child: a worker's accept() would then block its event
+   * loop whenever another worker wins the race for a connection. The arbiter calls this after every spawn.
+   */
+  restoreNonBlocking(): void;
   close(): void;
 }
 
@@ -37,15 +43,23 @@ export interface WorkerCommand {
   args: string[];
 }
 
+/** How the listening fds reach a worker: extra stdio entries for spawn(), and the fd numbers the worker sees. */
+export interface ListenerPassing {
+  stdio: number[];
+  workerFds: number[];
+}
+
 /** One runtime's implementation of what the arbiter and worker need from it. */
 export interface Runtime {
   readonly name: 'node' | 'deno' | 'bun';
   readonly version: string;
   /** Binds (and where the runtime allows, listens on) a socket without ever accepting connections on it. */
   bindSocket(address: TcpAddress | UnixAddress, backlog: number): HeldSocket;
+  /** How to hand the master's listening fds to a worker at spawn. */
+  passListeners(fds: number[]): ListenerPassing;
   /** The command that starts a worker: the same runtime and entry script, or the compiled binary itself. */
   workerCommand(): WorkerCommand;
-  /** Makes an http.Server serve the connections accepted on an inherited listening fd; one fd at a time. */
+  /** Makes an http.Server (a new one per fd) serve the connections accepted on an inherited listening fd. */
   listenOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener>;
   /** Lets `import()` load TypeScript modules (apps, config files) where the runtime cannot by itself. */
   enableTypeScriptImports(): Promise<void>;

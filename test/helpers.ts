@@ -1,0 +1,274 @@
+/**
+ * Test harness: starts the real tsgunicorn CLI under node, deno or bun, reads its log, sends requests over
+ * loopback, and kills every process it started (master and workers) by pid.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+
+/** The repository root. */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(ROOT, 'node_modules', '.bin');
+
+/** How each runtime starts the CLI. */
+export const RUNTIMES: Record<string, string[]> = {
+  node: [process.execPath, path.join(ROOT, 'dist', 'cli.js')],
+  deno: [path.join(BIN, 'deno'), 'run', '-A', path.join(ROOT, 'cli.ts')],
+  bun: [path.join(BIN, 'bun'), path.join(ROOT, 'cli.ts')],
+};
+
+/** The runtimes to test: TSGUNICORN_TEST_RUNTIMES=node,deno,bun (default all three). */
+export const TEST_RUNTIMES = (process.env.TSGUNICORN_TEST_RUNTIMES ?? 'node,deno,bun').split(',').filter(Boolean);
+
+/** A fixture file's absolute path. */
+export const fixture = (name: string) => path.join(ROOT, 'test', 'fixtures', name);
+
+/** Sleeps. */
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A fresh temporary directory, removed by the caller. */
+export function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-test-'));
+}
+
+/** Polls `check` every 50 ms until it returns a value other than undefined, for at most `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 15000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** The result of a CLI run that is expected to end by itself. */
+export interface RunResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion (bounded by timeoutMs, then SIGKILL). */
+export function runCli(runtime: string, args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  const [command, ...prefix] = RUNTIMES[runtime];
+  const child = spawn(command, [...prefix, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk) => (stdout += chunk));
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20000);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** A running tsgunicorn master started by a test. */
+export class Server {
+  readonly child: ChildProcess;
+  readonly runtime: string;
+  /** Every stderr and stdout line so far. */
+  readonly lines: string[] = [];
+  exit?: { code: number | null; signal: string | null };
+  #exited: Promise<void>;
+
+  private constructor(runtime: string, args: string[], env: Record<string, string>, cwd: string) {
+    const [command, ...prefix] = RUNTIMES[runtime];
+    this.runtime = runtime;
+    this.child = spawn(command, [...prefix, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+      let rest = '';
+      stream.on('data', (chunk: Buffer) => {
+        const parts = (rest + chunk.toString()).split('\n');
+        rest = parts.pop()!;
+        this.lines.push(...parts);
+      });
+    }
+    this.#exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve();
+      });
+    });
+  }
+
+  /** Starts the CLI with `args` (add `-b 127.0.0.1:0` yourself) and waits until `workers` workers are ready. */
+  static async start(runtime: string, args: string[], options: { env?: Record<string, string>; cwd?: string; workers?: number } = {}): Promise<Server> {
+    const server = new Server(runtime, ['--log-level', 'debug', ...args], options.env ?? {}, options.cwd ?? ROOT);
+    try {
+      await server.waitForReady(options.workers ?? 1);
+    } catch (error) {
+      await server.kill();
+      throw new Error(`${(error as Error).message}\n--- server log ---\n${server.lines.join('\n')}`);
+    }
+    return server;
+  }
+
+  /** The master's pid. */
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** The first TCP listener's base URL (http://127.0.0.1:PORT). */
+  get url(): string {
+    const line = this.lines.find((l) => l.includes('Listening at: http://'));
+    if (!line) throw new Error('no TCP listener logged');
+    return /Listening at: (http:\/\/\S+)/.exec(line)![1];
+  }
+
+  /** Lines matching `pattern`, with their captures. */
+  matches(pattern: RegExp): RegExpExecArray[] {
+    return this.lines.map((line) => pattern.exec(line)).filter((m): m is RegExpExecArray => m !== null);
+  }
+
+  /** Pids of the workers that said they are ready and have not been reported gone. */
+  liveWorkers(): number[] {
+    const ready = this.matches(/Worker \(pid:(\d+)\) is ready/).map((m) => Number(m[1]));
+    const gone = new Set([
+      ...this.matches(/Worker exiting \(pid: (\d+)\)/).map((m) => Number(m[1])),
+      ...this.matches(/Worker \(pid:(\d+)\) (was sent|exited)/).map((m) => Number(m[1])),
+    ]);
+    return [...new Set(ready)].filter((pid) => !gone.has(pid));
+  }
+
+  /** Every worker pid ever logged as booting. */
+  allWorkerPids(): number[] {
+    return this.matches(/Booting worker with pid: (\d+)/).map((m) => Number(m[1]));
+  }
+
+  /** Waits until exactly `count` workers are live. */
+  waitForReady(count: number, timeoutMs = 20000): Promise<number[]> {
+    return waitFor(`${count} ready workers`, () => {
+      if (this.exit) throw new Error(`server exited early: ${JSON.stringify(this.exit)}`);
+      const live = this.liveWorkers();
+      return live.length === count && this.lines.some((l) => l.includes('Listening at:')) ? live : undefined;
+    }, timeoutMs);
+  }
+
+  /** Waits for a log line matching `pattern`. */
+  waitForLine(pattern: RegExp, timeoutMs = 15000): Promise<RegExpExecArray> {
+    return waitFor(`a log line matching ${pattern}`, () => this.matches(pattern)[0], timeoutMs);
+  }
+
+  /** Sends a signal to the master. */
+  signal(signal: NodeJS.Signals): void {
+    process.kill(this.pid, signal);
+  }
+
+  /** Waits for the master to exit (bounded). */
+  async waitForExit(timeoutMs = 20000): Promise<{ code: number | null; signal: string | null }> {
+    await Promise.race([this.#exited, sleep(timeoutMs)]);
+    if (!this.exit) throw new Error(`master did not exit within ${timeoutMs} ms\n${this.lines.join('\n')}`);
+    return this.exit;
+  }
+
+  /** Kills the master and every worker it logged, by pid (test cleanup). */
+  async kill(): Promise<void> {
+    for (const pid of [this.pid, ...this.allWorkerPids()]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await Promise.race([this.#exited, sleep(5000)]);
+  }
+}
+
+/** A response as the tests look at it. */
+export interface Reply {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** One request on a fresh connection (Connection: close), bounded by timeoutMs. */
+export async function fetchText(url: string, options: { method?: string; body?: string; timeoutMs?: number; headers?: Record<string, string>; socketPath?: string } = {}): Promise<Reply> {
+  const response = await request(url, {
+    method: (options.method ?? 'GET') as 'GET',
+    body: options.body,
+    headers: options.headers,
+    reset: true,
+    headersTimeout: options.timeoutMs ?? 10000,
+    bodyTimeout: options.timeoutMs ?? 10000,
+    ...(options.socketPath ? { dispatcher: unixAgent(options.socketPath) } : {}),
+  });
+  return { status: response.statusCode, body: await response.body.text(), headers: response.headers };
+}
+
+const unixAgents = new Map<string, Agent>();
+function unixAgent(socketPath: string): Agent {
+  let agent = unixAgents.get(socketPath);
+  if (!agent) unixAgents.set(socketPath, (agent = new Agent({ connect: { socketPath } })));
+  return agent;
+}
+
+/** The pid a fixture app reports in its body (`pid=N`). */
+export function pidOf(reply: Reply): number {
+  const match = /pid=(\d+)/.exec(reply.body);
+  if (!match) throw new Error(`no pid in ${JSON.stringify(reply.body)}`);
+  return Number(match[1]);
+}
+
+/** A background loop of requests, one after another, each on a fresh connection. */
+export interface RequestLoop {
+  /** Waits for the request in flight to finish and holds the loop (to SIGKILL a worker that is idle). */
+  pause(): Promise<void>;
+  resume(): void;
+  stop(): Promise<{ ok: number; failed: string[]; pids: Set<number> }>;
+}
+
+/** Sends requests one after another until `stop()` (at most `limit`), counting failures and answering pids. */
+export function requestLoop(url: string, limit = 5000): RequestLoop {
+  let running = true;
+  let gate: Promise<void> | undefined;
+  let openGate = () => {};
+  let paused = () => {};
+  const result = { ok: 0, failed: [] as string[], pids: new Set<number>() };
+  const loop = (async () => {
+    for (let i = 0; i < limit && running; i++) {
+      if (gate) {
+        paused();
+        await gate;
+      }
+      try {
+        const reply = await fetchText(url);
+        if (reply.status === 200) {
+          result.ok++;
+          result.pids.add(pidOf(reply));
+        } else {
+          result.failed.push(`status ${reply.status}`);
+        }
+      } catch (error) {
+        result.failed.push((error as Error).message);
+      }
+    }
+  })();
+  return {
+    pause() {
+      gate = new Promise((resolve) => (openGate = resolve));
+      return new Promise((resolve) => (paused = resolve));
+    },
+    resume() {
+      gate = undefined;
+      openGate();
+    },
+    async stop() {
+      running = false;
+      this.resume();
+      await loop;
+      return result;
+    },
+  };
+}

@@ -1,0 +1,254 @@
+// Integration tests: the real CLI under node, deno and bun (a matrix), serving over loopback.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fetchText, fixture, pidOf, requestLoop, Server, sleep, TEST_RUNTIMES, tempDir, waitFor } from './helpers.ts';
+
+const LOCAL = ['-b', '127.0.0.1:0'];
+
+async function withServer(
+  runtime: string,
+  args: string[],
+  body: (server: Server) => Promise<void>,
+  options: { workers?: number; env?: Record<string, string> } = {},
+): Promise<void> {
+  const server = await Server.start(runtime, args, options);
+  try {
+    await body(server);
+  } catch (error) {
+    throw new Error(`${(error as Error).stack}\n--- server log ---\n${server.lines.join('\n')}`);
+  } finally {
+    await server.kill();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    // A zombie still answers kill(0); its /proc state says Z.
+    process.kill(pid, 0);
+    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+for (const runtime of TEST_RUNTIMES) {
+  describe(`${runtime}: serving`, () => {
+    it('serves a Hono app and a plain fetch app', async () => {
+      await withServer(runtime, [...LOCAL, fixture('hono-app.ts')], async (server) => {
+        const reply = await fetchText(`${server.url}/`);
+        assert.equal(reply.status, 200);
+        assert.match(reply.body, /^hono pid=\d+$/);
+        const json = await fetchText(`${server.url}/json`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+        assert.deepEqual(JSON.parse(json.body).got, { a: 1 });
+      });
+      await withServer(runtime, [...LOCAL, fixture('app.ts')], async (server) => {
+        const reply = await fetchText(`${server.url}/info?x=1`);
+        const info = JSON.parse(reply.body);
+        assert.equal(info.url, `${server.url}/info?x=1`);
+        assert.equal(info.remote.hostname, '127.0.0.1');
+        assert.ok(info.remote.port > 0);
+      });
+    });
+
+    it('serves a named function export (app.ts:handler)', async () => {
+      await withServer(runtime, [...LOCAL, `${fixture('function-app.ts')}:handler`], async (server) => {
+        assert.match((await fetchText(`${server.url}/`)).body, /^function pid=\d+$/);
+      });
+    });
+
+    it('listens on two binds, one of them a unix socket, and removes the socket file at exit', async () => {
+      const dir = tempDir();
+      const socketPath = path.join(dir, 'app.sock');
+      try {
+        await withServer(runtime, [...LOCAL, '-b', `unix:${socketPath}`, fixture('app.ts')], async (server) => {
+          assert.match((await fetchText(`${server.url}/`)).body, /^pid=\d+/);
+          assert.match((await fetchText('http://localhost/', { socketPath })).body, /^pid=\d+/);
+          server.signal('SIGTERM');
+          assert.equal((await server.waitForExit()).code, 0);
+          assert.equal(fs.existsSync(socketPath), false);
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('runs 2 workers that both answer, with stable TSGUNICORN_WORKER_ID slots', async () => {
+      await withServer(runtime, [...LOCAL, '-w', '2', fixture('app.ts')], async (server) => {
+        const live = server.liveWorkers();
+        const seen = new Map<number, string>();
+        for (let i = 0; i < 400 && seen.size < 2; i++) {
+          const reply = await fetchText(`${server.url}/`);
+          seen.set(pidOf(reply), /worker=(\d+)/.exec(reply.body)![1]);
+          if (i % 20 === 19) await Promise.all([fetchText(`${server.url}/slow?ms=50`), fetchText(`${server.url}/slow?ms=50`)]);
+        }
+        assert.deepEqual([...seen.keys()].sort(), [...live].sort());
+        assert.deepEqual([...seen.values()].sort(), ['0', '1']);
+      }, { workers: 2 });
+    });
+
+    it('answers 500 when the handler throws, and the worker lives on', async () => {
+      await withServer(runtime, [...LOCAL, fixture('app.ts')], async (server) => {
+        const [pid] = server.liveWorkers();
+        assert.equal((await fetchText(`${server.url}/throw`)).status, 500);
+        assert.equal(pidOf(await fetchText(`${server.url}/`)), pid);
+        assert.ok(server.lines.some((line) => line.includes('boom from the test app')));
+      });
+    });
+
+    it('streams a request body back and survives a client that hangs up mid-response', async () => {
+      await withServer(runtime, [...LOCAL, fixture('app.ts')], async (server) => {
+        const payload = 'x'.repeat(256 * 1024);
+        const echo = await fetchText(`${server.url}/echo`, { method: 'POST', body: payload });
+        assert.equal(echo.body, payload);
+        const controller = new AbortController();
+        const pending = fetch(`${server.url}/slow?ms=300`, { signal: controller.signal }).catch(() => 'aborted');
+        await sleep(100);
+        controller.abort();
+        assert.equal(await pending, 'aborted');
+        await sleep(400);
+        assert.match((await fetchText(`${server.url}/`)).body, /^pid=\d+/);
+      });
+    });
+
+    it('writes Gunicorn-style access log lines with --access-logfile -', async () => {
+      await withServer(runtime, [...LOCAL, '--access-logfile', '-', fixture('app.ts')], async (server) => {
+        await fetchText(`${server.url}/info?q=1`, { headers: { 'user-agent': 'tsgunicorn-test' } });
+        await server.waitForLine(/^127\.0\.0\.1 - - \[\d{2}\/\w{3}\/\d{4}:[\d:]{8} [+-]\d{4}\] "GET \/info\?q=1 HTTP\/1\.1" 200 \d+ "-" "tsgunicorn-test"$/);
+      });
+    });
+  });
+
+  describe(`${runtime}: supervision`, () => {
+    it('respawns a worker killed with SIGKILL while requests flow, and no request fails', async () => {
+      await withServer(runtime, [...LOCAL, '-w', '2', fixture('app.ts')], async (server) => {
+        const [victim] = server.liveWorkers();
+        const loop = requestLoop(`${server.url}/`);
+        await sleep(300);
+        // SIGKILL loses whatever the victim is serving at that instant, so it dies between two requests; the
+        // requests then keep flowing while it is reaped and replaced.
+        await loop.pause();
+        process.kill(victim, 'SIGKILL');
+        loop.resume();
+        await server.waitForLine(new RegExp(`Worker \\(pid:${victim}\\) was sent SIGKILL`));
+        const live = await server.waitForReady(2);
+        await sleep(300);
+        const result = await loop.stop();
+        assert.deepEqual(result.failed, []);
+        assert.ok(result.ok > 10, `only ${result.ok} requests`);
+        assert.ok(!live.includes(victim));
+      }, { workers: 2 });
+    });
+
+    it('lets an in-flight request finish on TERM, then exits 0', async () => {
+      await withServer(runtime, [...LOCAL, fixture('app.ts')], async (server) => {
+        const slow = fetchText(`${server.url}/slow?ms=1500`);
+        await sleep(300);
+        server.signal('SIGTERM');
+        const reply = await slow;
+        assert.equal(reply.status, 200);
+        assert.match(reply.body, /^slow done/);
+        assert.equal((await server.waitForExit()).code, 0);
+        assert.ok(server.lines.some((line) => line.includes('Handling signal: term')));
+        assert.ok(server.lines.some((line) => line.includes('Shutting down: Master')));
+      });
+    });
+
+    it('adds a worker on TTIN and retires the oldest on TTOU', async () => {
+      await withServer(runtime, [...LOCAL, '-w', '2', fixture('app.ts')], async (server) => {
+        const before = server.liveWorkers();
+        server.signal('SIGTTIN');
+        const three = await server.waitForReady(3);
+        server.signal('SIGTTOU');
+        const two = await server.waitForReady(2);
+        const oldest = Math.min(...before); // spawned first: pids grow with spawn order
+        assert.ok(!two.includes(oldest), 'the oldest worker goes first');
+        assert.equal(three.length, 3);
+        assert.equal(before.length, 2);
+        server.signal('SIGTTOU');
+        await server.waitForReady(1);
+        server.signal('SIGTTOU');
+        await sleep(500);
+        assert.equal(server.liveWorkers().length, 1, 'never below one worker');
+      }, { workers: 2 });
+    });
+
+    it('replaces every worker on HUP without failing a request', async () => {
+      await withServer(runtime, [...LOCAL, '-w', '2', fixture('app.ts')], async (server) => {
+        const before = server.liveWorkers();
+        const loop = requestLoop(`${server.url}/`);
+        await sleep(300);
+        server.signal('SIGHUP');
+        await waitFor('all-new workers', () => {
+          const live = server.liveWorkers();
+          return live.length === 2 && live.every((pid) => !before.includes(pid)) ? live : undefined;
+        }, 20000);
+        await waitFor('old workers to exit', () => (before.some(isAlive) ? undefined : true));
+        await sleep(300);
+        const result = await loop.stop();
+        assert.deepEqual(result.failed, []);
+        assert.ok(server.lines.some((line) => line.includes('Hang up: Master')));
+      }, { workers: 2 });
+    });
+
+    it('kills a worker whose event loop is blocked, at the timeout, while the other keeps serving', async () => {
+      await withServer(runtime, [...LOCAL, '-w', '2', '-t', '2', fixture('app.ts')], async (server) => {
+        const before = server.liveWorkers();
+        const blocked = fetchText(`${server.url}/block`, { timeoutMs: 15000 }).catch((error) => error);
+        await sleep(200);
+        const loop = requestLoop(`${server.url}/`);
+        const timeoutLine = await server.waitForLine(/WORKER TIMEOUT \(pid:(\d+)\)/, 10000);
+        const victim = Number(timeoutLine[1]);
+        assert.ok(before.includes(victim));
+        await server.waitForLine(new RegExp(`Worker \\(pid:${victim}\\) was sent SIGKILL`), 10000);
+        await server.waitForReady(2);
+        const result = await loop.stop();
+        assert.deepEqual(result.failed, []);
+        assert.ok(result.ok > 0);
+        assert.ok((await blocked) instanceof Error, 'the blocked request fails');
+      }, { workers: 2 });
+    });
+
+    it('recycles a worker after --max-requests', async () => {
+      await withServer(runtime, [...LOCAL, '--max-requests', '5', fixture('app.ts')], async (server) => {
+        const pids = new Set<number>();
+        for (let i = 0; i < 12; i++) {
+          const reply = await fetchText(`${server.url}/`);
+          assert.equal(reply.status, 200);
+          pids.add(pidOf(reply));
+        }
+        assert.ok(pids.size >= 2, `expected a recycled worker, saw pids ${[...pids]}`);
+        assert.ok(server.lines.some((line) => line.includes('Autorestarting worker after current request.')));
+      });
+    });
+
+    it('workers exit by themselves when the master is killed', async () => {
+      const server = await Server.start(runtime, [...LOCAL, '-w', '2', fixture('app.ts')], { workers: 2 });
+      try {
+        const workers = server.liveWorkers();
+        process.kill(server.pid, 'SIGKILL');
+        await waitFor('orphaned workers to exit', () => (workers.some(isAlive) ? undefined : true), 10000);
+      } finally {
+        await server.kill();
+      }
+    });
+
+    it('writes the pidfile, refuses to start over a live one, and removes it at exit', async () => {
+      const dir = tempDir();
+      const pidfile = path.join(dir, 'master.pid');
+      try {
+        await withServer(runtime, [...LOCAL, '-p', pidfile, fixture('app.ts')], async (server) => {
+          assert.equal(fs.readFileSync(pidfile, 'utf8').trim(), String(server.pid));
+          const second = await Server.start(runtime, [...LOCAL, '-p', pidfile, fixture('app.ts')]).catch((error) => error);
+          assert.match(String(second), /Already running on PID/);
+          server.signal('SIGTERM');
+          await server.waitForExit();
+          assert.equal(fs.existsSync(pidfile), false);
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
