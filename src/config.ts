@@ -6,10 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ConfigError } from './errors.ts';
+import { parseBind } from './sock.ts';
 import { describeFlag, SETTINGS, type SettingSpec, type Settings, settingByName } from './settings.ts';
 
-/** A configuration problem that the CLI reports as one line and exit status 1. */
-export class ConfigError extends Error {}
+export { ConfigError };
 
 /** The config files looked for in the working directory when `-c` is not given. */
 export const DEFAULT_CONFIG_FILES = ['tsgunicorn.config.ts', 'tsgunicorn.config.js', 'tsgunicorn.config.json'];
@@ -198,6 +199,7 @@ export async function resolveSettings(sources: ConfigSources): Promise<Settings 
   if (fromEnvArgs) applyValues(settings, fromEnvArgs.values, 'TSGUNICORN_CMD_ARGS');
   applyValues(settings, fromCli.values, 'command line');
   if (configFile) settings.config = configFile;
+  for (const bind of settings.bind) parseBind(bind);
   for (const entry of settings.env) {
     if (!/^[^=]+=/.test(entry)) throw new ConfigError(`invalid value "${entry}" for -e/--env: expected KEY=VALUE`);
   }

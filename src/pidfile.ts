@@ -1,7 +1,7 @@
 /** The master's pidfile: refuses a live pid, written atomically, removed only while it still holds our pid. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from './config.ts';
+import { ConfigError } from './errors.ts';
 
 function isAlive(pid: number): boolean {
   try {

@@ -6,7 +6,7 @@ import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ConfigError } from './config.ts';
+import { ConfigError } from './errors.ts';
 import type { Logger } from './glogging.ts';
 import { type Runtime, SocketError } from './runtime/index.ts';
 

@@ -248,7 +248,7 @@ describe('Logger', () => {
   it('logs everything at debug level and appends to an existing file', () => {
     const path = join(dir, 'debug.log');
     for (const level of ['debug', 'debug'] as LogLevel[]) {
-      const log = new Logger({ level, errorLog: path, accessLog: null, accessLogFormat: DEFAULT_ACCESS_LOG_FORMAT });
+      const log = new Logger({ logLevel: level, errorLog: path, accessLog: null, accessLogFormat: DEFAULT_ACCESS_LOG_FORMAT });
       log.debug('one');
       log.info('two');
       log.close();

@@ -58,6 +58,11 @@ export const nodeRuntime: Runtime = {
     }
     const bound: { port?: number } = {};
     if (address.kind === 'tcp') handle.getsockname(bound);
+    // libuv defers EADDRINUSE from bind() to listen(): an address in use shows up as a socket left unbound.
+    if (address.kind === 'tcp' && address.port !== 0 && bound.port !== address.port) {
+      handle.close();
+      throw new SocketError('EADDRINUSE', 'bind() failed: EADDRINUSE');
+    }
     // Node's spawn leaves O_NONBLOCK alone on the fds it passes.
     return { fd: handle.fd, port: bound.port ?? 0, restoreNonBlocking() {}, close: () => handle.close() };
   },
