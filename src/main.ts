@@ -22,6 +22,7 @@ export async function runMaster(sources: ConfigSources, appProvided = false): Pr
   let settings;
   try {
     settings = await resolveSettings(sources);
+    runtime.releaseTypeScriptCompiler();
   } catch (error) {
     if (error instanceof ConfigError) return fail(error.message);
     throw error;

@@ -97,6 +97,7 @@ export async function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promi
     } else {
       await runtime.enableTypeScriptImports();
       fetchHandler = await loadApp(settings.app!);
+      runtime.releaseTypeScriptCompiler();
     }
   } catch (error) {
     logger.exception('Exception in worker process', error);

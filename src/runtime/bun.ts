@@ -44,6 +44,7 @@ export const bunRuntime: Runtime = {
   },
   listenOnFd: acceptOnFd,
   async enableTypeScriptImports() {},
+  releaseTypeScriptCompiler() {},
   setProcessTitle(title: string) {
     process.title = title;
   },

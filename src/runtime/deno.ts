@@ -60,6 +60,7 @@ export const denoRuntime: Runtime = {
   },
   listenOnFd: listenHttpOnFd,
   async enableTypeScriptImports() {},
+  releaseTypeScriptCompiler() {},
   setProcessTitle(title: string) {
     process.title = title;
   },

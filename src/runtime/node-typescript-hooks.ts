@@ -5,7 +5,19 @@
 import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { transform } from 'esbuild';
+import { stop, transform } from 'esbuild';
+import type { MessagePort } from 'node:worker_threads';
+
+/**
+ * Receives the port on which the Node runtime says 'stop' once the app is loaded: esbuild's service process then
+ * exits instead of idling next to every worker (a later TypeScript import starts a new one).
+ */
+export function initialize(data?: { port?: MessagePort }): void {
+  data?.port?.on('message', (message) => {
+    if (message === 'stop') void stop();
+  });
+  data?.port?.unref();
+}
 
 type Next<T> = (specifier: string, context: unknown) => Promise<T>;
 interface Resolved { url: string; format?: string | null; shortCircuit?: boolean }

@@ -2,6 +2,7 @@
 import module from 'node:module';
 import net from 'node:net';
 import util from 'node:util';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type http from 'node:http';
 import { type FdListener, type ListenerPassing, type Runtime, SocketError, type TcpAddress, type UnixAddress } from './types.ts';
 
@@ -12,6 +13,9 @@ interface NodeServerHandle {
 }
 
 type CreateServerHandle = (address: string, port: number, addressType: number) => NodeServerHandle | number;
+
+/** The channel to the TypeScript hooks' thread, once they are registered. */
+let compilerPort: MessagePort | undefined;
 
 /** Maps the listening fds into the worker's stdio as fds 3, 4, … (Node and Bun). */
 export function passAsStdio(fds: number[]): ListenerPassing {
@@ -73,8 +77,15 @@ export const nodeRuntime: Runtime = {
   },
   listenOnFd: acceptOnFd,
   async enableTypeScriptImports() {
+    if (compilerPort) return;
     const hooks = import.meta.url.endsWith('.ts') ? './node-typescript-hooks.ts' : './node-typescript-hooks.js';
-    module.register(new URL(hooks, import.meta.url));
+    const { port1, port2 } = new MessageChannel();
+    compilerPort = port1;
+    port1.unref();
+    module.register(new URL(hooks, import.meta.url), { data: { port: port2 }, transferList: [port2] });
+  },
+  releaseTypeScriptCompiler() {
+    compilerPort?.postMessage('stop');
   },
   setProcessTitle(title: string) {
     process.title = title;

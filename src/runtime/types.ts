@@ -63,6 +63,8 @@ export interface Runtime {
   listenOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener>;
   /** Lets `import()` load TypeScript modules (apps, config files) where the runtime cannot by itself. */
   enableTypeScriptImports(): Promise<void>;
+  /** Lets go of the TypeScript compiler's resources (esbuild's service process on Node) once the app is loaded. */
+  releaseTypeScriptCompiler(): void;
   /** Sets the title `ps` shows, where the runtime supports it. */
   setProcessTitle(title: string): void;
 }
