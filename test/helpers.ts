@@ -13,12 +13,19 @@ import { Agent, request } from 'undici';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'node_modules', '.bin');
 
-/** How each runtime starts the CLI. */
-export const RUNTIMES: Record<string, string[]> = {
-  node: [process.execPath, path.join(ROOT, 'dist', 'cli.js')],
-  deno: [path.join(BIN, 'deno'), 'run', '-A', path.join(ROOT, 'cli.ts')],
-  bun: [path.join(BIN, 'bun'), path.join(ROOT, 'cli.ts')],
-};
+/** How each runtime runs a script (Node gets the TypeScript hooks for .ts scripts). */
+export function runtimeCommand(runtime: string, script: string): string[] {
+  if (runtime === 'node') {
+    const hooks = script.endsWith('.ts') ? ['--import', path.join(ROOT, 'scripts', 'register-typescript.mjs')] : [];
+    return [process.execPath, ...hooks, script];
+  }
+  if (runtime === 'deno') return [path.join(BIN, 'deno'), 'run', '-A', script];
+  if (runtime === 'bun') return [path.join(BIN, 'bun'), script];
+  throw new Error(`unknown runtime ${runtime}`);
+}
+
+/** How each runtime starts the CLI: dist/cli.js on Node (as `npx tsgunicorn` does), cli.ts on Deno and Bun. */
+const cliCommand = (runtime: string) => runtimeCommand(runtime, path.join(ROOT, runtime === 'node' ? 'dist/cli.js' : 'cli.ts'));
 
 /** The runtimes to test: TSGUNICORN_TEST_RUNTIMES=node,deno,bun (default all three). */
 export const TEST_RUNTIMES = (process.env.TSGUNICORN_TEST_RUNTIMES ?? 'node,deno,bun').split(',').filter(Boolean);
@@ -55,7 +62,7 @@ export interface RunResult {
 
 /** Runs the CLI to completion (bounded by timeoutMs, then SIGKILL). */
 export function runCli(runtime: string, args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  const [command, ...prefix] = RUNTIMES[runtime];
+  const [command, ...prefix] = cliCommand(runtime);
   const child = spawn(command, [...prefix, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env },
@@ -74,25 +81,39 @@ export function runCli(runtime: string, args: string[], options: { env?: Record<
   });
 }
 
+/** How a test starts a server. */
+export interface StartOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Workers to wait for (default 1). */
+  workers?: number;
+  /** fds handed to the master as its fds 3, 4, … */
+  extraFds?: number[];
+  /** The --error-logfile the server writes to: its lines count as log lines too. */
+  logFile?: string;
+}
+
 /** A running tsgunicorn master started by a test. */
 export class Server {
   readonly child: ChildProcess;
-  readonly runtime: string;
-  /** Every stderr and stdout line so far. */
-  readonly lines: string[] = [];
+  readonly #streamLines: string[] = [];
+  readonly #logFile?: string;
   exit?: { code: number | null; signal: string | null };
   #exited: Promise<void>;
 
-  private constructor(runtime: string, args: string[], env: Record<string, string>, cwd: string) {
-    const [command, ...prefix] = RUNTIMES[runtime];
-    this.runtime = runtime;
-    this.child = spawn(command, [...prefix, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  private constructor(command: string[], args: string[], options: StartOptions) {
+    this.#logFile = options.logFile;
+    this.child = spawn(command[0], [...command.slice(1), ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])],
+    });
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       let rest = '';
       stream.on('data', (chunk: Buffer) => {
         const parts = (rest + chunk.toString()).split('\n');
         rest = parts.pop()!;
-        this.lines.push(...parts);
+        this.#streamLines.push(...parts);
       });
     }
     this.#exited = new Promise((resolve) => {
@@ -104,8 +125,17 @@ export class Server {
   }
 
   /** Starts the CLI with `args` (add `-b 127.0.0.1:0` yourself) and waits until `workers` workers are ready. */
-  static async start(runtime: string, args: string[], options: { env?: Record<string, string>; cwd?: string; workers?: number } = {}): Promise<Server> {
-    const server = new Server(runtime, ['--log-level', 'debug', ...args], options.env ?? {}, options.cwd ?? ROOT);
+  static start(runtime: string, args: string[], options: StartOptions = {}): Promise<Server> {
+    return Server.launch(cliCommand(runtime), args, options);
+  }
+
+  /** Starts a script that calls serve() itself, the same way. */
+  static startScript(runtime: string, script: string, args: string[], options: StartOptions = {}): Promise<Server> {
+    return Server.launch(runtimeCommand(runtime, script), args, options);
+  }
+
+  private static async launch(command: string[], args: string[], options: StartOptions): Promise<Server> {
+    const server = new Server(command, ['--log-level', 'debug', ...args], options);
     try {
       await server.waitForReady(options.workers ?? 1);
     } catch (error) {
@@ -113,6 +143,12 @@ export class Server {
       throw new Error(`${(error as Error).message}\n--- server log ---\n${server.lines.join('\n')}`);
     }
     return server;
+  }
+
+  /** Every stderr and stdout line so far, then those of the log file. */
+  get lines(): string[] {
+    if (!this.#logFile || !fs.existsSync(this.#logFile)) return this.#streamLines;
+    return [...this.#streamLines, ...fs.readFileSync(this.#logFile, 'utf8').split('\n')];
   }
 
   /** The master's pid. */

@@ -1,5 +1,5 @@
 /** Deno: binds through libc (Deno.dlopen) because Deno's listeners hide their fd; serves node:http on the fd. */
-import { bindWithLibc, LIBC_SOCKET_SYMBOLS, type LibcSocketCalls } from './libc-socket.ts';
+import { bindWithLibc, duplicateFdAbove, LIBC_SOCKET_SYMBOLS, type LibcSocketCalls } from './libc-socket.ts';
 import type http from 'node:http';
 import type { FdListener, Runtime } from './types.ts';
 
@@ -7,6 +7,10 @@ import type { FdListener, Runtime } from './types.ts';
 const Deno = (globalThis as any).Deno;
 
 let libc: LibcSocketCalls | undefined;
+/** Copies of inherited listener fds that would collide with the worker's IPC channel (fd 3). */
+const movedFds = new Map<number, number>();
+/** The worker's IPC channel is the first fd after stdio. */
+const IPC_FD = 3;
 
 function openLibc(): LibcSocketCalls {
   const symbols: Record<string, { parameters: string[]; result: string }> = {
@@ -52,7 +56,13 @@ export const denoRuntime: Runtime = {
   // Deno's spawn clears O_NONBLOCK on the fds it maps into a child's stdio, which would make every other worker's
   // accept() block; unmapped non-CLOEXEC fds are inherited untouched at their own numbers instead.
   passListeners(fds) {
-    return { stdio: [], workerFds: fds };
+    const workerFds = fds.map((fd) => {
+      if (fd > IPC_FD) return fd;
+      libc ??= openLibc();
+      if (!movedFds.has(fd)) movedFds.set(fd, duplicateFdAbove(libc, fd, IPC_FD + 1));
+      return movedFds.get(fd)!;
+    });
+    return { stdio: [], workerFds };
   },
   workerCommand() {
     if (Deno.build.standalone) return { command: Deno.execPath(), args: [] };

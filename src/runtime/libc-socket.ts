@@ -31,7 +31,7 @@ export const LIBC_SOCKET_SYMBOLS = {
 
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
-const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
+const F_DUPFD = 0, F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1, SO_REUSEADDR = 2, IPPROTO_TCP = 6, TCP_NODELAY = 1;
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 20: 'ENOTDIR', 22: 'EINVAL', 36: 'ENAMETOOLONG', 97: 'EAFNOSUPPORT',
@@ -50,6 +50,13 @@ function ipv6Bytes(host: string): number[] {
   const left = groups(head), right = groups(tail);
   const all = [...left, ...new Array(8 - left.length - right.length).fill(0), ...right];
   return all.flatMap((group) => [group >> 8, group & 0xff]);
+}
+
+/** Duplicates `fd` onto the lowest free number >= `minimum` (not CLOEXEC, so children inherit it). */
+export function duplicateFdAbove(libc: LibcSocketCalls, fd: number, minimum: number): number {
+  const copy = libc.fcntl(fd, F_DUPFD, minimum);
+  if (copy < 0) throw new SocketError('EBADF', `cannot duplicate fd ${fd}: errno ${libc.errno()}`);
+  return copy;
 }
 
 /** Encodes a sockaddr_in, sockaddr_in6 or sockaddr_un for bind(2). */

@@ -1,0 +1,191 @@
+// More of the master's life under node, deno and bun: address kinds, quick and escalated stops, log reopening,
+// environment settings, keep-alive, HUP re-reading the config file, and serve() from code.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { Agent, request } from 'undici';
+import { fetchText, fixture, pidOf, runCli, Server, sleep, type StartOptions, TEST_RUNTIMES, tempDir, waitFor } from './helpers.ts';
+
+const LOCAL = ['-b', '127.0.0.1:0'];
+
+async function withServer(server: Server | Promise<Server>, body: (server: Server) => Promise<void>): Promise<void> {
+  const running = await server;
+  try {
+    await body(running);
+  } catch (error) {
+    throw new Error(`${(error as Error).stack}\n--- server log ---\n${running.lines.join('\n')}`);
+  } finally {
+    await running.kill();
+  }
+}
+
+const start = (runtime: string, args: string[], options?: StartOptions) => Server.start(runtime, args, options);
+
+interface BindOnlyHandle {
+  fd: number;
+  close(): void;
+  getsockname(out: { port?: number }): number;
+}
+
+for (const runtime of TEST_RUNTIMES) {
+  describe(`${runtime}: addresses`, () => {
+    it('listens on IPv6 loopback', async () => {
+      await withServer(start(runtime, ['-b', '[::1]:0', fixture('app.ts')]), async (server) => {
+        assert.match(server.url, /^http:\/\/\[::1\]:\d+$/);
+        const info = JSON.parse((await fetchText(`${server.url}/info`)).body);
+        assert.equal(info.remote.hostname, '::1');
+      });
+    });
+
+    it('serves on a socket it inherited as fd://3', async () => {
+      const create = (net as unknown as { _createServerHandle(host: string, port: number, type: number): BindOnlyHandle })._createServerHandle;
+      const handle = create('127.0.0.1', 0, 4);
+      const bound: { port?: number } = {};
+      handle.getsockname(bound);
+      try {
+        await withServer(start(runtime, ['-b', 'fd://3', fixture('app.ts')], { extraFds: [handle.fd] }), async (server) => {
+          assert.ok(server.lines.some((line) => line.includes('Listening at: fd://3')));
+          assert.match((await fetchText(`http://127.0.0.1:${bound.port}/`)).body, /^pid=\d+/);
+        });
+      } finally {
+        handle.close();
+      }
+    });
+
+    it('replaces a stale unix socket file, and refuses a path that is not a socket', async () => {
+      const dir = tempDir();
+      try {
+        const socketPath = path.join(dir, 'stale.sock');
+        const python = spawnSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(socketPath)})`]);
+        assert.equal(python.status, 0, String(python.stderr));
+        assert.ok(fs.statSync(socketPath).isSocket());
+        await withServer(start(runtime, ['-b', `unix:${socketPath}`, fixture('app.ts')]), async () => {
+          assert.match((await fetchText('http://localhost/', { socketPath })).body, /^pid=\d+/);
+        });
+        const plainFile = path.join(dir, 'not-a-socket');
+        fs.writeFileSync(plainFile, 'data');
+        const refused = await runCli(runtime, ['-b', `unix:${plainFile}`, fixture('app.ts')]);
+        assert.equal(refused.code, 1, refused.stderr);
+        assert.match(refused.stderr, /exists and is not a socket/);
+        assert.equal(fs.readFileSync(plainFile, 'utf8'), 'data');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe(`${runtime}: stopping and logs`, () => {
+    it('stops quickly on INT, cutting in-flight requests', async () => {
+      await withServer(start(runtime, [...LOCAL, fixture('app.ts')]), async (server) => {
+        const slow = fetchText(`${server.url}/slow?ms=20000`, { timeoutMs: 20000 }).catch((error) => error);
+        await sleep(300);
+        const before = Date.now();
+        server.signal('SIGINT');
+        assert.equal((await server.waitForExit(10000)).code, 0);
+        assert.ok(Date.now() - before < 5000);
+        assert.ok((await slow) instanceof Error);
+        assert.ok(server.lines.some((line) => line.includes('Handling signal: int')));
+      });
+    });
+
+    it('escalates a second TERM to a quick stop', async () => {
+      await withServer(start(runtime, [...LOCAL, fixture('app.ts')]), async (server) => {
+        const slow = fetchText(`${server.url}/slow?ms=20000`, { timeoutMs: 20000 }).catch((error) => error);
+        await sleep(300);
+        const before = Date.now();
+        server.signal('SIGTERM');
+        await sleep(300);
+        assert.equal(server.exit, undefined, 'a graceful stop waits for the slow request');
+        server.signal('SIGTERM');
+        await server.waitForExit(10000);
+        assert.ok(Date.now() - before < 6000);
+        assert.ok((await slow) instanceof Error);
+      });
+    });
+
+    it('closes idle keep-alive connections on TERM instead of waiting for them', async () => {
+      await withServer(start(runtime, [...LOCAL, '--keep-alive', '60', fixture('app.ts')]), async (server) => {
+        const agent = new Agent({ keepAliveTimeout: 60000, connections: 1 });
+        try {
+          const first = await request(`${server.url}/`, { dispatcher: agent });
+          const second = await request(`${server.url}/`, { dispatcher: agent });
+          const [a, b] = [await first.body.text(), await second.body.text()];
+          assert.equal(pidOf({ status: 200, body: a, headers: {} }), pidOf({ status: 200, body: b, headers: {} }));
+          assert.equal(second.headers.connection, 'keep-alive');
+          const before = Date.now();
+          server.signal('SIGTERM');
+          assert.equal((await server.waitForExit(10000)).code, 0);
+          assert.ok(Date.now() - before < 5000, 'the idle connection did not hold the worker');
+        } finally {
+          await agent.close();
+        }
+      });
+    });
+
+    it('reopens log files on USR1, in the master and the workers', async () => {
+      const dir = tempDir();
+      const logFile = path.join(dir, 'error.log');
+      try {
+        const args = [...LOCAL, '--error-logfile', logFile, '--access-logfile', path.join(dir, 'access.log'), fixture('app.ts')];
+        await withServer(start(runtime, args, { logFile }), async (server) => {
+          const url = server.url;
+          fs.renameSync(logFile, `${logFile}.1`);
+          fs.renameSync(path.join(dir, 'access.log'), path.join(dir, 'access.log.1'));
+          server.signal('SIGUSR1');
+          await waitFor('the master to reopen its log', () => (fs.existsSync(logFile) ? true : undefined));
+          await sleep(300);
+          assert.equal((await fetchText(`${url}/throw`)).status, 500);
+          await waitFor('the worker to log into the new file', () => (fs.readFileSync(logFile, 'utf8').includes('boom from the test app') ? true : undefined));
+          await waitFor('the access log to be reopened', () => (fs.existsSync(path.join(dir, 'access.log')) && fs.readFileSync(path.join(dir, 'access.log'), 'utf8').includes('GET /throw') ? true : undefined));
+          assert.match(fs.readFileSync(`${logFile}.1`, 'utf8'), /Booting worker with pid/);
+        }).catch((error) => {
+          throw new Error(`${(error as Error).message}\n--- error.log ---\n${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '(none)'}`);
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe(`${runtime}: settings at work`, () => {
+    it('applies -e, --chdir and -n', async () => {
+      const args = [...LOCAL, '-e', 'GREETING=hello world', '--chdir', path.dirname(fixture('app.ts')), '-n', 'probe-app', 'app.ts'];
+      await withServer(start(runtime, args), async (server) => {
+        assert.equal((await fetchText(`${server.url}/env/GREETING`)).body, 'hello world');
+        // Node rewrites the command line `ps` shows; Bun and Deno keep process.title to themselves.
+        const [worker] = server.liveWorkers();
+        if (runtime === 'node') {
+          assert.match(fs.readFileSync(`/proc/${worker}/cmdline`, 'utf8'), /tsgunicorn: worker \[probe-app\]/);
+          assert.match(fs.readFileSync(`/proc/${server.pid}/cmdline`, 'utf8'), /tsgunicorn: master \[probe-app\]/);
+        }
+      });
+    });
+
+    it('re-reads the config file on HUP', async () => {
+      const dir = tempDir();
+      try {
+        const config = path.join(dir, 'tsgunicorn.config.json');
+        fs.writeFileSync(config, JSON.stringify({ workers: 1, app: fixture('app.ts'), bind: ['127.0.0.1:0'] }));
+        await withServer(start(runtime, [], { cwd: dir }), async (server) => {
+          fs.writeFileSync(config, JSON.stringify({ workers: 2, app: fixture('app.ts'), bind: ['127.0.0.1:0'], env: ['RELOADED=yes'] }));
+          server.signal('SIGHUP');
+          await server.waitForReady(2);
+          assert.equal((await fetchText(`${server.url}/env/RELOADED`)).body, 'yes');
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('runs from code with serve() from mod.ts', async () => {
+      await withServer(Server.startScript(runtime, fixture('serve-script.ts'), [...LOCAL, '-w', '2'], { workers: 2 }), async (server) => {
+        const reply = await fetchText(`${server.url}/`);
+        assert.match(reply.body, /^serve\(\) pid=\d+ worker=[01]$/);
+        assert.ok(server.liveWorkers().includes(pidOf(reply)));
+      });
+    });
+  });
+}
