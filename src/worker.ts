@@ -77,7 +77,7 @@ export async function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promi
   });
   process.on('disconnect', () => {
     logger.info('Master is gone, shutting down');
-    exit(EXIT.OK);
+    stopGracefully();
   });
   process.on('SIGTERM', stopGracefully);
   process.on('SIGINT', () => exit(EXIT.OK));
@@ -109,7 +109,7 @@ export async function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promi
   const listener = createRequestListener(fetchHandler, {
     logger,
     // The response that reaches max-requests already closes its connection, as Gunicorn's does.
-    isDraining: () => stopping || settings.keepAlive === 0 || lastRequest(),
+    shouldCloseConnection: () => stopping || settings.keepAlive === 0 || lastRequest(),
     onRequestDone(entry) {
       requests++;
       if (logger.accessEnabled) logger.access(entry);

@@ -308,3 +308,15 @@ export function requestLoop(url: string, limit = 5000): RequestLoop {
     },
   };
 }
+
+/** Runs `body` against a started server, appends the server's log to any failure, and always kills it. */
+export async function withRunningServer(server: Server | Promise<Server>, body: (server: Server) => Promise<void>): Promise<void> {
+  const running = await server;
+  try {
+    await body(running);
+  } catch (error) {
+    throw new Error(`${(error as Error).stack}\n--- server log ---\n${running.lines.join('\n')}`);
+  } finally {
+    await running.kill();
+  }
+}

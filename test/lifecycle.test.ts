@@ -7,21 +7,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent, request } from 'undici';
-import { fetchText, fixture, pidOf, runCli, Server, sleep, type StartOptions, TEST_RUNTIMES, tempDir, waitFor } from './helpers.ts';
+import { fetchText, fixture, pidOf, runCli, Server, sleep, type StartOptions, TEST_RUNTIMES, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 
-async function withServer(server: Server | Promise<Server>, body: (server: Server) => Promise<void>): Promise<void> {
-  const running = await server;
-  try {
-    await body(running);
-  } catch (error) {
-    throw new Error(`${(error as Error).stack}\n--- server log ---\n${running.lines.join('\n')}`);
-  } finally {
-    await running.kill();
-  }
-}
-
+const withServer = withRunningServer;
 const start = (runtime: string, args: string[], options?: StartOptions) => Server.start(runtime, args, options);
 
 interface BindOnlyHandle {

@@ -3,24 +3,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, pidOf, requestLoop, Server, sleep, TEST_RUNTIMES, tempDir, waitFor } from './helpers.ts';
+import { fetchText, fixture, pidOf, requestLoop, Server, sleep, type StartOptions, TEST_RUNTIMES, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 
-async function withServer(
-  runtime: string,
-  args: string[],
-  body: (server: Server) => Promise<void>,
-  options: { workers?: number; env?: Record<string, string> } = {},
-): Promise<void> {
-  const server = await Server.start(runtime, args, options);
-  try {
-    await body(server);
-  } catch (error) {
-    throw new Error(`${(error as Error).stack}\n--- server log ---\n${server.lines.join('\n')}`);
-  } finally {
-    await server.kill();
-  }
+/** Starts the CLI under `runtime` with `args`, runs `body`, and kills everything. */
+function withServer(runtime: string, args: string[], body: (server: Server) => Promise<void>, options: StartOptions = {}): Promise<void> {
+  return withRunningServer(Server.start(runtime, args, options), body);
 }
 
 function isAlive(pid: number): boolean {

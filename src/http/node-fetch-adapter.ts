@@ -24,8 +24,8 @@ export type FetchHandler = (request: Request, info: ServeInfo) => Response | Pro
 /** What the adapter needs from the worker around it. */
 export interface AdapterHooks {
   logger: Logger;
-  /** True once the worker is shutting down: responses then ask the client to close the connection. */
-  isDraining(): boolean;
+  /** True when responses should close their connection (the worker drains, keep-alive is off, last request). */
+  shouldCloseConnection(): boolean;
   /** Called when a request has been fully answered (or abandoned), with its access-log entry. */
   onRequestDone(entry: AccessEntry): void;
 }
@@ -95,13 +95,13 @@ export async function writeResponse(
   response: Response,
   req: http.IncomingMessage,
   res: http.ServerResponse,
-  draining: boolean,
+  closeConnection: boolean,
   sent: SentBytes,
 ): Promise<void> {
   res.statusCode = response.status;
   if (response.statusText) res.statusMessage = response.statusText;
   copyHeaders(response, res);
-  if (draining) res.setHeader('connection', 'close');
+  if (closeConnection) res.setHeader('connection', 'close');
   const body = response.body;
   if (!body || req.method === 'HEAD' || BODYLESS_STATUSES.has(response.status)) {
     await body?.cancel().catch(() => {});
@@ -198,7 +198,7 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
       }
     };
     respond()
-      .then((response) => writeResponse(response, req, res, hooks.isDraining(), sent))
+      .then((response) => writeResponse(response, req, res, hooks.shouldCloseConnection(), sent))
       .catch((error) => {
         if (!controller.signal.aborted) logger.exception(`Error writing response to ${req.method} ${req.url}`, error);
         if (!res.headersSent) {
