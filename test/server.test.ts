@@ -212,6 +212,52 @@ for (const runtime of TEST_RUNTIMES) {
       });
     });
 
+    it('gives each worker max-requests plus a jitter of 0..J requests', async () => {
+      await withServer(runtime, [...LOCAL, '--max-requests', '2', '--max-requests-jitter', '2', fixture('app.ts')], async (server) => {
+        const served = new Map<number, number>();
+        for (let i = 0; i < 16; i++) {
+          const pid = pidOf(await fetchText(`${server.url}/`));
+          served.set(pid, (served.get(pid) ?? 0) + 1);
+        }
+        const retired = server.matches(/Worker exiting \(pid: (\d+)\)/).map((m) => Number(m[1]));
+        assert.ok(retired.length >= 3, `only ${retired.length} workers retired`);
+        for (const pid of retired) {
+          const count = served.get(pid) ?? 0;
+          assert.ok(count >= 2 && count <= 4, `worker ${pid} served ${count} requests`);
+        }
+      });
+    });
+
+    it('kills workers still busy after --graceful-timeout', async () => {
+      await withServer(runtime, [...LOCAL, '--graceful-timeout', '1', fixture('app.ts')], async (server) => {
+        const slow = fetchText(`${server.url}/slow?ms=20000`, { timeoutMs: 20000 }).catch((error) => error);
+        await sleep(300);
+        const before = Date.now();
+        server.signal('SIGTERM');
+        await server.waitForExit(10000);
+        assert.ok(Date.now() - before < 5000, `took ${Date.now() - before} ms`);
+        assert.ok((await slow) instanceof Error);
+      });
+    });
+
+    it('keeps the running configuration when HUP finds a bad config file', async () => {
+      const dir = tempDir();
+      try {
+        const config = path.join(dir, 'tsgunicorn.config.json');
+        fs.writeFileSync(config, JSON.stringify({ app: fixture('app.ts'), bind: ['127.0.0.1:0'] }));
+        await withRunningServer(Server.start(runtime, [], { cwd: dir }), async (server) => {
+          const [worker] = server.liveWorkers();
+          fs.writeFileSync(config, JSON.stringify({ app: fixture('app.ts'), bind: ['127.0.0.1:0'], workers: 'lots' }));
+          server.signal('SIGHUP');
+          await server.waitForLine(/Reload failed, keeping the current configuration: .*workers/);
+          assert.deepEqual(server.liveWorkers(), [worker]);
+          assert.equal(pidOf(await fetchText(`${server.url}/`)), worker);
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it('workers exit by themselves when the master is killed', async () => {
       const server = await Server.start(runtime, [...LOCAL, '-w', '2', fixture('app.ts')], { workers: 2 });
       try {
