@@ -160,9 +160,13 @@ for (const runtime of TEST_RUNTIMES) {
         const config = path.join(dir, 'tsgunicorn.config.json');
         fs.writeFileSync(config, JSON.stringify({ workers: 1, app: fixture('app.ts'), bind: ['127.0.0.1:0'] }));
         await withServer(start(runtime, [], { cwd: dir }), async (server) => {
+          const [old] = server.liveWorkers();
           fs.writeFileSync(config, JSON.stringify({ workers: 2, app: fixture('app.ts'), bind: ['127.0.0.1:0'], env: ['RELOADED=yes'] }));
           server.signal('SIGHUP');
-          await server.waitForReady(2);
+          await waitFor('two new workers and the old one gone', () => {
+            const live = server.liveWorkers();
+            return live.length === 2 && !live.includes(old) ? live : undefined;
+          });
           assert.equal((await fetchText(`${server.url}/env/RELOADED`)).body, 'yes');
         });
       } finally {
