@@ -177,7 +177,6 @@ export class Arbiter {
       stdio: ['ignore', 'inherit', 'inherit', ...passing.stdio, 'ipc'],
       env: { ...process.env, [WORKER_ENV]: JSON.stringify(boot) },
     });
-    for (const listener of this.listeners) listener.restoreNonBlocking();
     if (child.pid === undefined) {
       child.on('error', (error) => this.logger.error(`Cannot start a worker (${command}): ${error.message}`));
       this.halt('Worker failed to boot.', EXIT.WORKER_BOOT_ERROR);

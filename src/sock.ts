@@ -23,8 +23,6 @@ export interface Listener {
   /** Where it listens, as logged: http://127.0.0.1:8000, unix:/run/app.sock, fd://3. */
   url: string;
   fd: number;
-  /** See HeldSocket.restoreNonBlocking: called after each worker spawn. */
-  restoreNonBlocking(): void;
   close(): void;
 }
 
@@ -67,7 +65,7 @@ export function parseBind(bind: string): BindAddress {
 
 async function openListener(runtime: Runtime, bind: string, backlog: number): Promise<Listener> {
   const address = parseBind(bind);
-  if (address.kind === 'fd') return { bind, url: bind, fd: address.fd, restoreNonBlocking() {}, close() {} };
+  if (address.kind === 'fd') return { bind, url: bind, fd: address.fd, close() {} };
   if (address.kind === 'unix') {
     if (fs.existsSync(address.path)) {
       if (!fs.statSync(address.path).isSocket()) {
@@ -78,7 +76,6 @@ async function openListener(runtime: Runtime, bind: string, backlog: number): Pr
     const held = runtime.bindSocket(address, backlog);
     return {
       bind, url: `unix:${address.path}`, fd: held.fd,
-      restoreNonBlocking: () => held.restoreNonBlocking(),
       close() {
         held.close();
         fs.rmSync(address.path, { force: true });
@@ -89,10 +86,7 @@ async function openListener(runtime: Runtime, bind: string, backlog: number): Pr
   const host = net.isIP(address.host) ? address.host : (await dns.lookup(address.host, { family: 4 })).address;
   const held = runtime.bindSocket({ kind: 'tcp', host, port: address.port, family }, backlog);
   const shownHost = family === 6 ? `[${host}]` : host;
-  return {
-    bind, url: `http://${shownHost}:${held.port}`, fd: held.fd,
-    restoreNonBlocking: () => held.restoreNonBlocking(), close: () => held.close(),
-  };
+  return { bind, url: `http://${shownHost}:${held.port}`, fd: held.fd, close: () => held.close() };
 }
 
 /** Options for creating listeners. */

@@ -36,7 +36,7 @@ export const bunRuntime: Runtime = {
     if (!libc) throw new Error('bun runtime: libc not loaded');
     return bindWithLibc(libc, address, backlog, false);
   },
-  // Bun.spawn does not inherit unmapped fds. (Its spawn clears O_NONBLOCK on mapped ones; the arbiter restores it.)
+  // Bun.spawn does not inherit unmapped fds.
   passListeners: passAsStdio,
   workerCommand() {
     if (isCompiled()) return { command: process.execPath, args: [] };

@@ -31,7 +31,7 @@ export const LIBC_SOCKET_SYMBOLS = {
 
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
-const F_DUPFD = 0, F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
+const F_DUPFD = 0;
 const SOL_SOCKET = 1, SO_REUSEADDR = 2, IPPROTO_TCP = 6, TCP_NODELAY = 1;
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 20: 'ENOTDIR', 22: 'EINVAL', 36: 'ENAMETOOLONG', 97: 'EAFNOSUPPORT',
@@ -116,10 +116,6 @@ export function bindWithLibc(
   return {
     fd,
     port,
-    restoreNonBlocking() {
-      const flags = libc.fcntl(fd, F_GETFL, 0);
-      if (flags >= 0 && (flags & O_NONBLOCK) === 0) libc.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-    },
     close() {
       if (open) libc.close(fd);
       open = false;

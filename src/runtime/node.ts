@@ -67,8 +67,7 @@ export const nodeRuntime: Runtime = {
       handle.close();
       throw new SocketError('EADDRINUSE', 'bind() failed: EADDRINUSE');
     }
-    // Node's spawn leaves O_NONBLOCK alone on the fds it passes.
-    return { fd: handle.fd, port: bound.port ?? 0, restoreNonBlocking() {}, close: () => handle.close() };
+    return { fd: handle.fd, port: bound.port ?? 0, close: () => handle.close() };
   },
   passListeners: passAsStdio,
   workerCommand() {

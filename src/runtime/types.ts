@@ -23,12 +23,6 @@ export interface HeldSocket {
   fd: number;
   /** The TCP port actually bound (the kernel's pick when port 0 was asked for); 0 for unix sockets. */
   port: number;
-  /**
-   * Puts O_NONBLOCK back on the socket. The flag belongs to the socket shared by every worker, and some runtimes'
-   * spawn (Deno's, Bun's) clear it on the fds they pass to a child: a worker's accept() would then block its event
-   * loop whenever another worker wins the race for a connection. The arbiter calls this after every spawn.
-   */
-  restoreNonBlocking(): void;
   close(): void;
 }
 
