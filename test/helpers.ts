@@ -229,16 +229,28 @@ export interface Reply {
   headers: Record<string, string | string[] | undefined>;
 }
 
-/** One request on a fresh connection (Connection: close), bounded by timeoutMs. */
-export async function fetchText(url: string, options: { method?: string; body?: string; timeoutMs?: number; headers?: Record<string, string>; socketPath?: string } = {}): Promise<Reply> {
+/** Options of fetchText. */
+export interface FetchOptions {
+  method?: string;
+  body?: string;
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+  socketPath?: string;
+  /** Reuse connections from this pool instead of one fresh connection per request. */
+  keepAlive?: Agent;
+}
+
+/** One request, on a fresh connection (Connection: close) unless a keep-alive pool is given; bounded by timeoutMs. */
+export async function fetchText(url: string, options: FetchOptions = {}): Promise<Reply> {
+  const dispatcher = options.keepAlive ?? (options.socketPath ? unixAgent(options.socketPath) : undefined);
   const response = await request(url, {
     method: (options.method ?? 'GET') as 'GET',
     body: options.body,
     headers: options.headers,
-    reset: true,
+    reset: !options.keepAlive,
     headersTimeout: options.timeoutMs ?? 10000,
     bodyTimeout: options.timeoutMs ?? 10000,
-    ...(options.socketPath ? { dispatcher: unixAgent(options.socketPath) } : {}),
+    ...(dispatcher ? { dispatcher } : {}),
   });
   return { status: response.statusCode, body: await response.body.text(), headers: response.headers };
 }
@@ -266,7 +278,7 @@ export interface RequestLoop {
 }
 
 /** Sends requests one after another until `stop()` (at most `limit`), counting failures and answering pids. */
-export function requestLoop(url: string, limit = 5000): RequestLoop {
+export function requestLoop(url: string, limit = 5000, keepAlive?: Agent): RequestLoop {
   let running = true;
   let gate: Promise<void> | undefined;
   let openGate = () => {};
@@ -279,7 +291,7 @@ export function requestLoop(url: string, limit = 5000): RequestLoop {
         await gate;
       }
       try {
-        const reply = await fetchText(url);
+        const reply = await fetchText(url, { keepAlive });
         if (reply.status === 200) {
           result.ok++;
           result.pids.add(pidOf(reply));

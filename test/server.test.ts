@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { Agent } from 'undici';
 import { fetchText, fixture, pidOf, requestLoop, Server, sleep, type StartOptions, TEST_RUNTIMES, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
@@ -178,6 +179,30 @@ for (const runtime of TEST_RUNTIMES) {
         const result = await loop.stop();
         assert.deepEqual(result.failed, []);
         assert.ok(server.lines.some((line) => line.includes('Hang up: Master')));
+      }, { workers: 2 });
+    });
+
+    it('replaces every worker on HUP without failing a request on keep-alive connections', async () => {
+      await withServer(runtime, [...LOCAL, '-w', '2', fixture('app.ts')], async (server) => {
+        const pool = new Agent({ connections: 4, keepAliveTimeout: 30000 });
+        try {
+          const loops = [1, 2, 3, 4].map(() => requestLoop(`${server.url}/`, 20000, pool));
+          await sleep(300);
+          for (let reload = 0; reload < 2; reload++) {
+            const before = server.liveWorkers();
+            server.signal('SIGHUP');
+            await waitFor('all-new workers', () => {
+              const live = server.liveWorkers();
+              return live.length === 2 && live.every((pid) => !before.includes(pid)) ? live : undefined;
+            }, 20000);
+            await waitFor('old workers to exit', () => (before.some(isAlive) ? undefined : true));
+          }
+          const results = await Promise.all(loops.map((loop) => loop.stop()));
+          assert.deepEqual(results.flatMap((result) => result.failed), []);
+          assert.ok(results.every((result) => result.ok > 10));
+        } finally {
+          await pool.close();
+        }
       }, { workers: 2 });
     });
 

@@ -1,6 +1,7 @@
 /**
- * Tracks an http.Server's connections so that a worker can drain: no request in flight is cut, idle keep-alive
- * connections are closed, and a connection accepted just before the drain still gets to send its request.
+ * Tracks an http.Server's connections so that a worker can drain: no request in flight is cut, and a connection
+ * that is quiet when the drain starts (idle keep-alive, or accepted but no request yet) gets a short grace to
+ * send one more request, which is answered with `Connection: close`, before it is closed.
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
@@ -8,12 +9,15 @@ import type { Socket } from 'node:net';
 interface ConnectionState {
   /** Requests started on it and not yet finished (more than one only with pipelining). */
   busy: number;
-  /** Requests answered on it. */
-  served: number;
+  /** Set while the connection waits out its grace before being closed. */
+  closeTimer?: ReturnType<typeof setTimeout>;
 }
 
-/** How long a connection that has not sent a request yet may still do so once draining starts. */
-const FRESH_CONNECTION_GRACE_MS = 1000;
+/**
+ * How long a quiet connection may still bring a request once draining starts. Closing it at once would lose the
+ * request a keep-alive client may be sending at that very moment.
+ */
+const QUIET_CONNECTION_GRACE_MS = 500;
 
 /** Counts the connections and in-flight requests of a worker's http.Servers (one per listening fd). */
 export class ConnectionTracker {
@@ -26,9 +30,10 @@ export class ConnectionTracker {
   /** Starts counting a server's connections and requests; call before adding request listeners. */
   track(server: http.Server): void {
     server.on('connection', (socket: Socket) => {
-      this.#connections.set(socket, { busy: 0, served: 0 });
+      this.#connections.set(socket, { busy: 0 });
       if (this.#draining) this.#closeWhenQuiet(socket);
       socket.once('close', () => {
+        clearTimeout(this.#connections.get(socket)?.closeTimer);
         this.#connections.delete(socket);
         this.#checkIdle();
       });
@@ -41,15 +46,14 @@ export class ConnectionTracker {
         this.active--;
         if (state) {
           state.busy--;
-          state.served++;
-          if (this.#draining && state.busy === 0) req.socket.end();
+          if (this.#draining) this.#closeWhenQuiet(req.socket);
         }
         this.#checkIdle();
       });
     });
   }
 
-  /** Closes what is idle, lets in-flight requests finish and calls onIdle once no connection is left. */
+  /** Lets in-flight requests finish, closes connections once quiet, calls onIdle when none is left. */
   drain(onIdle: () => void): void {
     this.#draining = true;
     this.#onIdle = onIdle;
@@ -59,14 +63,12 @@ export class ConnectionTracker {
 
   #closeWhenQuiet(socket: Socket): void {
     const state = this.#connections.get(socket);
-    if (!state || state.busy > 0) return;
-    if (state.served > 0) {
-      socket.end();
-      return;
-    }
-    setTimeout(() => {
+    if (!state || state.busy > 0 || state.closeTimer) return;
+    state.closeTimer = setTimeout(() => {
+      state.closeTimer = undefined;
       if (state.busy === 0) socket.destroy();
-    }, FRESH_CONNECTION_GRACE_MS).unref();
+    }, QUIET_CONNECTION_GRACE_MS);
+    state.closeTimer.unref();
   }
 
   #checkIdle(): void {

@@ -1,6 +1,7 @@
 /** Deno: binds through libc (Deno.dlopen) because Deno's listeners hide their fd; serves node:http on the fd. */
 import { bindWithLibc, duplicateFdAbove, LIBC_SOCKET_SYMBOLS, type LibcSocketCalls } from './libc-socket.ts';
 import type http from 'node:http';
+import net from 'node:net';
 import type { FdListener, Runtime } from './types.ts';
 
 // deno-lint-ignore no-explicit-any
@@ -36,7 +37,9 @@ function listenHttpOnFd(server: http.Server, fd: number, backlog: number): Promi
     server.once('error', reject);
     server.listen({ fd, backlog }, () => {
       server.off('error', reject);
-      resolve({ close: () => server.close() });
+      // net.Server's close stops accepting; http.Server's would also drop idle keep-alive connections at once,
+      // which the worker's ConnectionTracker closes after a grace instead.
+      resolve({ close: () => net.Server.prototype.close.call(server) });
     });
   });
 }
