@@ -154,20 +154,22 @@ for (const runtime of TEST_RUNTIMES) {
       });
     });
 
-    it('re-reads the config file on HUP', async () => {
+    it('re-reads the config file on HUP, opening an added bind', async () => {
       const dir = tempDir();
       try {
         const config = path.join(dir, 'tsgunicorn.config.json');
         fs.writeFileSync(config, JSON.stringify({ workers: 1, app: fixture('app.ts'), bind: ['127.0.0.1:0'] }));
         await withServer(start(runtime, [], { cwd: dir }), async (server) => {
           const [old] = server.liveWorkers();
-          fs.writeFileSync(config, JSON.stringify({ workers: 2, app: fixture('app.ts'), bind: ['127.0.0.1:0'], env: ['RELOADED=yes'] }));
+          const socketPath = path.join(dir, 'added.sock');
+          fs.writeFileSync(config, JSON.stringify({ workers: 2, app: fixture('app.ts'), bind: ['127.0.0.1:0', `unix:${socketPath}`], env: ['RELOADED=yes'] }));
           server.signal('SIGHUP');
           await waitFor('two new workers and the old one gone', () => {
             const live = server.liveWorkers();
             return live.length === 2 && !live.includes(old) ? live : undefined;
           });
           assert.equal((await fetchText(`${server.url}/env/RELOADED`)).body, 'yes');
+          assert.equal((await fetchText('http://localhost/env/RELOADED', { socketPath })).body, 'yes', 'the added bind serves');
         });
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
