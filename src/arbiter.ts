@@ -209,6 +209,7 @@ export class Arbiter {
   private onWorkerExit(worker: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     this.workers.delete(worker.pid);
     const { logger } = this;
+    logger.debug(`Worker (pid:${worker.pid}) exited; it had served ${worker.requests} requests at its last heartbeat`);
     if (signal === 'SIGKILL') logger.error(`Worker (pid:${worker.pid}) was sent SIGKILL! Perhaps out of memory?`);
     else if (signal === 'SIGTERM') logger.info(`Worker (pid:${worker.pid}) was sent SIGTERM!`);
     else if (signal) logger.warning(`Worker (pid:${worker.pid}) was sent ${signal}!`);
