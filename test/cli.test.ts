@@ -26,6 +26,13 @@ for (const runtime of TEST_RUNTIMES) {
       assert.match(missing.stderr, /has no export named "nope"/);
     });
 
+    it('exits 3 ("Worker failed to boot.") when a worker cannot listen, e.g. on an fd that is not a socket', async () => {
+      const result = await runCli(runtime, ['-b', 'fd://0', '-w', '2', fixture('app.ts')]);
+      assert.equal(result.code, 3, result.stderr);
+      assert.match(result.stderr, /Worker could not listen on the inherited sockets/);
+      assert.match(result.stderr, /Reason: Worker failed to boot\./);
+    });
+
     it('rejects bad values with one line naming the setting, exit 1', async () => {
       for (const args of [['-w', 'abc', 'app.ts'], ['--keep-alive', 'soon', 'app.ts'], ['-b', '127.0.0.1:70000', 'app.ts'], ['--bogus', 'app.ts']]) {
         const result = await runCli(runtime, args);
