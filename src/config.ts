@@ -10,8 +10,6 @@ import { ConfigError } from './errors.ts';
 import { parseBind } from './sock.ts';
 import { describeFlag, SETTINGS, type SettingSpec, type Settings, settingByName } from './settings.ts';
 
-export { ConfigError };
-
 /** The config files looked for in the working directory when `-c` is not given. */
 export const DEFAULT_CONFIG_FILES = ['tsgunicorn.config.ts', 'tsgunicorn.config.js', 'tsgunicorn.config.json'];
 

@@ -1,7 +1,8 @@
 /** The master's entry: resolves the configuration, handles --help/--print-config/--check-config, runs the arbiter. */
 import { loadApp } from './app.ts';
 import { Arbiter } from './arbiter.ts';
-import { ConfigError, type ConfigSources, formatSettings, helpText, resolveSettings } from './config.ts';
+import { type ConfigSources, formatSettings, helpText, resolveSettings } from './config.ts';
+import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
 import { EXIT } from './messages.ts';
 import { currentRuntime } from './runtime/index.ts';

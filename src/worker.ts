@@ -112,7 +112,7 @@ export async function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promi
     shouldCloseConnection: () => stopping || settings.keepAlive === 0 || lastRequest(),
     onRequestDone(entry) {
       requests++;
-      if (logger.accessEnabled) logger.access(entry);
+      if (logger.accessEnabled) logger.access(entry());
       if (lastRequest() && !stopping) {
         logger.info('Autorestarting worker after current request.');
         stopGracefully();

@@ -23,6 +23,16 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Sends HUP and waits until two workers, none of them in `before`, serve and the old ones have exited. */
+async function hupAndWaitForNewWorkers(server: Server, before: number[]): Promise<void> {
+  server.signal('SIGHUP');
+  await waitFor('all-new workers', () => {
+    const live = server.liveWorkers();
+    return live.length === 2 && live.every((pid) => !before.includes(pid)) ? live : undefined;
+  }, 20000);
+  await waitFor('old workers to exit', () => (before.some(isAlive) ? undefined : true));
+}
+
 for (const runtime of TEST_RUNTIMES) {
   describe(`${runtime}: serving`, () => {
     it('serves a Hono app and a plain fetch app', async () => {
@@ -169,12 +179,7 @@ for (const runtime of TEST_RUNTIMES) {
         const before = server.liveWorkers();
         const loop = requestLoop(`${server.url}/`);
         await sleep(300);
-        server.signal('SIGHUP');
-        await waitFor('all-new workers', () => {
-          const live = server.liveWorkers();
-          return live.length === 2 && live.every((pid) => !before.includes(pid)) ? live : undefined;
-        }, 20000);
-        await waitFor('old workers to exit', () => (before.some(isAlive) ? undefined : true));
+        await hupAndWaitForNewWorkers(server, before);
         await sleep(300);
         const result = await loop.stop();
         assert.deepEqual(result.failed, []);
@@ -190,12 +195,7 @@ for (const runtime of TEST_RUNTIMES) {
           await sleep(300);
           for (let reload = 0; reload < 2; reload++) {
             const before = server.liveWorkers();
-            server.signal('SIGHUP');
-            await waitFor('all-new workers', () => {
-              const live = server.liveWorkers();
-              return live.length === 2 && live.every((pid) => !before.includes(pid)) ? live : undefined;
-            }, 20000);
-            await waitFor('old workers to exit', () => (before.some(isAlive) ? undefined : true));
+            await hupAndWaitForNewWorkers(server, before);
           }
           const results = await Promise.all(loops.map((loop) => loop.stop()));
           assert.deepEqual(results.flatMap((result) => result.failed), []);

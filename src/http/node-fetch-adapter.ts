@@ -26,8 +26,8 @@ export interface AdapterHooks {
   logger: Logger;
   /** True when responses should close their connection (the worker drains, keep-alive is off, last request). */
   shouldCloseConnection(): boolean;
-  /** Called when a request has been fully answered (or abandoned), with its access-log entry. */
-  onRequestDone(entry: AccessEntry): void;
+  /** Called when a request has been fully answered (or abandoned); `entry()` builds its access-log entry. */
+  onRequestDone(entry: () => AccessEntry): void;
 }
 
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
@@ -158,13 +158,14 @@ function errorResponse(status: number, text: string): Response {
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks): http.RequestListener {
   const { logger } = hooks;
   return (req, res) => {
-    const start = new Date();
     const startedAt = performance.now();
     const sent: SentBytes = { bytes: 0 };
     const controller = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) controller.abort();
-      hooks.onRequestDone({
+      const finishedAt = performance.now();
+      // Built only when the access log asks for it: most deployments run with it off.
+      hooks.onRequestDone(() => ({
         remoteAddr: req.socket.remoteAddress ?? '',
         method: req.method ?? '',
         rawUri: req.url ?? '',
@@ -173,10 +174,10 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
         bytesSent: sent.bytes,
         requestHeaders: headerGetter((name) => req.headers[name]),
         responseHeaders: headerGetter((name) => res.getHeader(name)),
-        start,
-        durationMicros: Math.round((performance.now() - startedAt) * 1000),
+        start: new Date(performance.timeOrigin + startedAt),
+        durationMicros: Math.round((finishedAt - startedAt) * 1000),
         pid: process.pid,
-      });
+      }));
     });
     const respond = async () => {
       let request: Request;

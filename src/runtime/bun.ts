@@ -3,26 +3,15 @@
  * on Bun, so connections are accepted with node:net and handed to the http.Server.
  */
 import { acceptOnFd, passAsStdio } from './node.ts';
-import { bindWithLibc, LIBC_SOCKET_SYMBOLS, type LibcSocketCalls } from './libc-socket.ts';
+import { bindWithLibc, libcCalls, libcSymbolTable, type LibcSocketCalls } from './libc-socket.ts';
 import type { Runtime } from './types.ts';
 
 let libc: LibcSocketCalls | undefined;
 
 async function openLibc(): Promise<LibcSocketCalls> {
   const ffi = await import('bun:ffi');
-  const symbols: Record<string, { args: string[]; returns: string }> = {
-    __errno_location: { args: [], returns: 'ptr' },
-  };
-  for (const [name, args] of Object.entries(LIBC_SOCKET_SYMBOLS)) {
-    symbols[name] = { args: args.map((arg) => (arg === 'pointer' ? 'ptr' : arg)), returns: 'i32' };
-  }
-  // deno-lint-ignore no-explicit-any
-  const lib = ffi.dlopen('libc.so.6', symbols as any).symbols as any;
-  return {
-    socket: lib.socket, setsockopt: lib.setsockopt, bind: lib.bind, listen: lib.listen, close: lib.close,
-    getsockname: lib.getsockname, fcntl: lib.fcntl,
-    errno: () => ffi.read.i32(lib.__errno_location(), 0),
-  };
+  const lib = ffi.dlopen('libc.so.6', libcSymbolTable('ptr', (args, returns) => ({ args, returns }))).symbols;
+  return libcCalls(lib, () => ffi.read.i32(lib.__errno_location(), 0));
 }
 
 const isCompiled = () => (process.argv[1] ?? '').startsWith('/$bunfs/');

@@ -1,5 +1,5 @@
 /** Deno: binds through libc (Deno.dlopen) because Deno's listeners hide their fd; serves node:http on the fd. */
-import { bindWithLibc, duplicateFdAbove, LIBC_SOCKET_SYMBOLS, type LibcSocketCalls } from './libc-socket.ts';
+import { bindWithLibc, duplicateFdAbove, libcCalls, libcSymbolTable, type LibcSocketCalls } from './libc-socket.ts';
 import type http from 'node:http';
 import net from 'node:net';
 import type { FdListener, Runtime } from './types.ts';
@@ -14,18 +14,9 @@ const movedFds = new Map<number, number>();
 const IPC_FD = 3;
 
 function openLibc(): LibcSocketCalls {
-  const symbols: Record<string, { parameters: string[]; result: string }> = {
-    __errno_location: { parameters: [], result: 'pointer' },
-  };
-  for (const [name, args] of Object.entries(LIBC_SOCKET_SYMBOLS)) {
-    symbols[name] = { parameters: args.map((arg) => (arg === 'pointer' ? 'buffer' : arg)), result: 'i32' };
-  }
-  const lib = Deno.dlopen('libc.so.6', symbols).symbols;
-  return {
-    socket: lib.socket, setsockopt: lib.setsockopt, bind: lib.bind, listen: lib.listen, close: lib.close,
-    getsockname: lib.getsockname, fcntl: lib.fcntl,
-    errno: () => new Deno.UnsafePointerView(lib.__errno_location()).getInt32(),
-  };
+  const table = libcSymbolTable('buffer', (parameters, result) => ({ parameters, result: result === 'buffer' ? 'pointer' : result }));
+  const lib = Deno.dlopen('libc.so.6', table).symbols;
+  return libcCalls(lib, () => new Deno.UnsafePointerView(lib.__errno_location()).getInt32());
 }
 
 /**

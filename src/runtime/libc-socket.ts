@@ -29,6 +29,24 @@ export const LIBC_SOCKET_SYMBOLS = {
   fcntl: ['i32', 'i32', 'i32'],
 } as const;
 
+/**
+ * The symbol table for a runtime's dlopen: every libc call (and `__errno_location`) described by `describe`,
+ * given the argument kinds with pointers spelled the way that FFI spells them.
+ */
+export function libcSymbolTable<T>(pointer: string, describe: (args: string[], result: string) => T): Record<string, T> {
+  const table: Record<string, T> = { __errno_location: describe([], pointer) };
+  for (const [name, args] of Object.entries(LIBC_SOCKET_SYMBOLS)) {
+    table[name] = describe(args.map((arg) => (arg === 'pointer' ? pointer : arg)), 'i32');
+  }
+  return table;
+}
+
+/** Picks the libc calls out of a dlopen'ed library; `errno` reads errno through the runtime's pointer API. */
+export function libcCalls(symbols: Record<string, unknown>, errno: () => number): LibcSocketCalls {
+  const calls = Object.fromEntries(Object.keys(LIBC_SOCKET_SYMBOLS).map((name) => [name, symbols[name]]));
+  return { ...calls, errno } as unknown as LibcSocketCalls;
+}
+
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
 const F_DUPFD = 0;
