@@ -3,12 +3,12 @@
  * @module
  */
 import { toFetchHandler } from './src/app.ts';
-import type { FetchHandler } from './src/http/node-fetch-adapter.ts';
+import type { FetchHandler } from './src/http/types.ts';
 import { runMaster } from './src/main.ts';
 import type { Settings } from './src/settings.ts';
 import { runWorker, workerBootFromEnv } from './src/worker.ts';
 
-export type { FetchHandler, RemoteAddress, ServeInfo } from './src/http/node-fetch-adapter.ts';
+export type { FetchHandler, RemoteAddress, ServeInfo } from './src/http/types.ts';
 export type { Settings } from './src/settings.ts';
 export { VERSION } from './src/version.ts';
 

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { FetchHandler } from './http/node-fetch-adapter.ts';
+import type { FetchHandler } from './http/types.ts';
 
 /** The app could not be imported or has no Fetch handler (the master exits 4: "App failed to load."). */
 export class AppLoadError extends Error {}

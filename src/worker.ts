@@ -6,7 +6,8 @@ import http from 'node:http';
 import { AppLoadError, loadApp } from './app.ts';
 import { Logger } from './glogging.ts';
 import { ConnectionTracker } from './http/connections.ts';
-import { createRequestListener, type FetchHandler } from './http/node-fetch-adapter.ts';
+import { createRequestListener } from './http/node-fetch-adapter.ts';
+import type { FetchHandler } from './http/types.ts';
 import { EXIT, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage } from './messages.ts';
 import { currentRuntime, type FdListener } from './runtime/index.ts';
 

@@ -5,21 +5,7 @@
 import type http from 'node:http';
 import { Readable } from 'node:stream';
 import type { AccessEntry, Logger } from '../glogging.ts';
-
-/** The client's address, shaped like Deno's ServeHandlerInfo.remoteAddr. */
-export interface RemoteAddress {
-  transport: 'tcp' | 'unix';
-  hostname: string;
-  port: number;
-}
-
-/** The second argument a Fetch handler receives. */
-export interface ServeInfo {
-  remoteAddr: RemoteAddress;
-}
-
-/** A Fetch handler: what an app's `fetch` (or its default-exported function) is. */
-export type FetchHandler = (request: Request, info: ServeInfo) => Response | Promise<Response>;
+import type { FetchHandler, RemoteAddress } from './types.ts';
 
 /** What the adapter needs from the worker around it. */
 export interface AdapterHooks {
