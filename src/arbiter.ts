@@ -2,36 +2,20 @@
  * The arbiter (master): holds the listening sockets, keeps the configured number of workers alive, kills the
  * ones whose heartbeat stops, and handles Gunicorn's signals (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { type ConfigSources, resolveSettings } from './config.ts';
+import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
-import { EXIT, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage } from './messages.ts';
+import { EXIT, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
 import { Pidfile } from './pidfile.ts';
+import { processTitle } from './proctitle.ts';
 import type { Runtime } from './runtime/index.ts';
-import type { Settings } from './settings.ts';
-import { createListeners, type Listener } from './sock.ts';
-import { processTitle } from './worker.ts';
+import { durationsOf, type Settings } from './settings.ts';
+import { createListeners, kernelMigratesQueuedConnections, type Listener, RESETS_ON_RESTART_WARNING } from './sock.ts';
 import { VERSION } from './version.ts';
-
-/** The master's view of one worker process. */
-interface WorkerProcess {
-  pid: number;
-  child: ChildProcess;
-  /** Stable slot 0..N-1 (TSGUNICORN_WORKER_ID). */
-  id: number;
-  /** Spawn order; the oldest worker is retired first. */
-  age: number;
-  /** Config generation it was spawned with; HUP starts a new one. */
-  generation: number;
-  ready: boolean;
-  /** performance.now() of the last message (heartbeat) from it. */
-  lastSeen: number;
-  abortedAt?: number;
-  /** Set once the worker was asked to stop (or announced it retires): SIGKILL after this time. */
-  killAt?: number;
-  requests: number;
-}
+import { WorkerHandle } from './worker-handle.ts';
+import { ENGINES } from './workers/index.ts';
 
 interface StopState {
   graceful: boolean;
@@ -53,7 +37,7 @@ export class Arbiter {
   readonly runtime: Runtime;
   logger: Logger;
   listeners: Listener[] = [];
-  readonly workers = new Map<number, WorkerProcess>();
+  readonly workers = new Map<number, WorkerHandle>();
   /** How many workers should run (workers, changed by TTIN/TTOU). */
   target: number;
   private generation = 0;
@@ -85,18 +69,55 @@ export class Arbiter {
     this.runtime.setProcessTitle(processTitle('master', settings.procName, settings.app));
     logger.info(`Starting tsgunicorn ${VERSION} (${this.runtime.name} ${this.runtime.version})`);
     try {
-      this.listeners = await createListeners(settings.bind, { runtime: this.runtime, backlog: settings.backlog, logger });
+      this.listeners = await createListeners(settings.bind, this.listenOptions(settings));
     } catch (error) {
       this.pidfile?.unlink();
       throw error;
     }
     for (const listener of this.listeners) logger.info(`Listening at: ${listener.url} (${process.pid})`);
-    logger.info(`Using worker: node:http on inherited sockets (${this.runtime.name})`);
+    logger.info(`Using worker: ${this.engineDescription()}`);
+    this.explainMode(this.listeners.some((listener) => listener.reusePort));
     const done = new Promise<number>((resolve) => (this.finish = resolve));
     this.installSignals();
     this.manageWorkers();
     this.tick = setInterval(() => this.onTick(), TICK_MS);
     return done;
+  }
+
+  /**
+   * Whether TCP binds run in reuse-port mode: as set, or by default where the runtime's engine drains without
+   * losing requests and the kernel hands a closing socket's queued connections to another worker. A ConfigError
+   * when asked for where the runtime cannot.
+   */
+  private reusePort(settings: Settings): boolean {
+    const { engines } = this.runtime;
+    const wanted = settings.reusePort ?? (engines.reusePortByDefault && kernelMigratesQueuedConnections());
+    if (wanted && typeof engines.reusePort !== 'string') throw new ConfigError(`--reuse-port: ${engines.reusePort.unsupported}`);
+    return wanted;
+  }
+
+  /** Says once at start what reuse-port mode costs or would bring here. */
+  private explainMode(reusePort: boolean): void {
+    const tcp = this.listeners.some((listener) => listener.url.startsWith('http:'));
+    if (!tcp || kernelMigratesQueuedConnections()) return;
+    if (reusePort) this.logger.warning(RESETS_ON_RESTART_WARNING);
+    else if (this.settings.reusePort === null && this.runtime.engines.reusePortByDefault) {
+      this.logger.info('Reuse-port mode (the runtime\'s native server in every worker) is off by default because ' +
+        'net.ipv4.tcp_migrate_req is 0; --reuse-port turns it on (README, "Runtimes and engines")');
+    }
+  }
+
+  private listenOptions(settings: Settings) {
+    return { runtime: this.runtime, backlog: settings.backlog, logger: this.logger, reusePort: this.reusePort(settings) };
+  }
+
+  /** The engines serving the current listeners, for the `Using worker:` line. */
+  private engineDescription(): string {
+    const { inherit, reusePort } = this.runtime.engines;
+    const parts = new Set(this.listeners.map((listener) => (listener.reusePort && typeof reusePort === 'string'
+      ? `${reusePort} (${ENGINES[reusePort].description} on SO_REUSEPORT sockets)`
+      : `${inherit} (${ENGINES[inherit].description} on inherited sockets)`)));
+    return `${[...parts].join(' and ')}, ${this.runtime.name} ${this.runtime.version}`;
   }
 
   private installSignals(): void {
@@ -132,7 +153,7 @@ export class Arbiter {
         break;
       case 'SIGUSR1':
         this.logger.reopenFiles();
-        for (const worker of this.workers.values()) this.send(worker, { type: 'reopen-logs' });
+        for (const worker of this.workers.values()) worker.send({ type: 'reopen-logs' });
         break;
       case 'SIGUSR2':
         this.logger.warning('USR2 binary upgrade is not supported yet; use HUP to replace the workers');
@@ -142,39 +163,29 @@ export class Arbiter {
     }
   }
 
-  private send(worker: WorkerProcess, message: MasterMessage): void {
-    try {
-      if (worker.child.connected) {
-        worker.child.send(message);
-        return;
-      }
-    } catch {
-      // The channel closed under us: fall back to a signal below.
-    }
-    if (message.type === 'stop') this.kill(worker, message.graceful ? 'SIGTERM' : 'SIGQUIT');
-  }
-
-  private kill(worker: WorkerProcess, signal: NodeJS.Signals): void {
-    try {
-      process.kill(worker.pid, signal);
-    } catch {
-      // Already gone; its exit event reaps it.
-    }
+  /** The sockets a worker serves: inherited fds (passed at spawn) and reuse-port addresses, in bind order. */
+  private workerSockets(): { sockets: WorkerSocket[]; stdio: number[] } {
+    const inherited = this.listeners.filter((listener) => !listener.reusePort);
+    const passing = this.runtime.passListeners(inherited.map((listener) => listener.fd));
+    const sockets = this.listeners.map((listener): WorkerSocket => (listener.reusePort
+      ? { kind: 'reuse-port', address: listener.reusePort }
+      : { kind: 'fd', fd: passing.workerFds[inherited.indexOf(listener)] }));
+    return { sockets, stdio: passing.stdio };
   }
 
   private spawnWorker(id: number): void {
     const { settings } = this;
     const jitter = settings.maxRequestsJitter > 0 ? randomInt(0, settings.maxRequestsJitter + 1) : 0;
-    const passing = this.runtime.passListeners(this.listeners.map((listener) => listener.fd));
+    const { sockets, stdio } = this.workerSockets();
     const boot: WorkerBoot = {
       id,
       settings,
-      fds: passing.workerFds,
+      sockets,
       maxRequests: settings.maxRequests > 0 ? settings.maxRequests + jitter : 0,
     };
     const { command, args } = this.runtime.workerCommand();
     const child = spawn(command, args, {
-      stdio: ['ignore', 'inherit', 'inherit', ...passing.stdio, 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', ...stdio, 'ipc'],
       env: { ...process.env, [WORKER_ENV]: JSON.stringify(boot) },
     });
     if (child.pid === undefined) {
@@ -182,34 +193,35 @@ export class Arbiter {
       this.halt('Worker failed to boot.', EXIT.WORKER_BOOT_ERROR);
       return;
     }
-    const worker: WorkerProcess = {
-      pid: child.pid, child, id, age: ++this.age, generation: this.generation, ready: false,
-      lastSeen: performance.now(), requests: 0,
-    };
+    const worker = new WorkerHandle(child, id, ++this.age, this.generation);
     this.workers.set(worker.pid, worker);
     child.on('message', (message: WorkerMessage) => this.onWorkerMessage(worker, message));
     child.on('exit', (code, signal) => this.onWorkerExit(worker, code, signal));
     child.on('error', (error) => this.logger.error(`Worker (pid:${worker.pid}): ${error.message}`));
   }
 
-  private onWorkerMessage(worker: WorkerProcess, message: WorkerMessage): void {
-    worker.lastSeen = performance.now();
+  private onWorkerMessage(worker: WorkerHandle, message: WorkerMessage): void {
+    worker.seen();
     if (message.type === 'ready') {
-      worker.ready = true;
+      worker.markReady();
       this.logger.debug(`Worker (pid:${worker.pid}) is ready`);
       this.manageWorkers();
     } else if (message.type === 'heartbeat') {
-      worker.requests = message.requests;
-    } else if (message.type === 'retiring' && worker.killAt === undefined) {
-      worker.killAt = performance.now() + this.settings.gracefulTimeout * 1000 + ABORT_GRACE_MS;
+      const { type: _, ...status } = message;
+      worker.ping(status);
+    } else if (message.type === 'recycle') {
+      worker.markReplacing();
+      this.manageWorkers();
+    } else if (message.type === 'retiring' && (worker.live || worker.state === 'replacing')) {
+      worker.retire(durationsOf(this.settings).gracefulMs + ABORT_GRACE_MS);
       this.manageWorkers();
     }
   }
 
-  private onWorkerExit(worker: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  private onWorkerExit(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
     this.workers.delete(worker.pid);
     const { logger } = this;
-    logger.debug(`Worker (pid:${worker.pid}) exited; it had served ${worker.requests} requests at its last heartbeat`);
+    logger.debug(`Worker (pid:${worker.pid}) exited; it had served ${worker.lastStatus.requests} requests at its last heartbeat`);
     if (signal === 'SIGKILL') logger.error(`Worker (pid:${worker.pid}) was sent SIGKILL! Perhaps out of memory?`);
     else if (signal === 'SIGTERM') logger.info(`Worker (pid:${worker.pid}) was sent SIGTERM!`);
     else if (signal) logger.warning(`Worker (pid:${worker.pid}) was sent ${signal}!`);
@@ -223,12 +235,15 @@ export class Arbiter {
     }
   }
 
-  /** Spawns missing workers, retires surplus ones (oldest first) and, after a reload, the old generation. */
+  /**
+   * Spawns missing workers, retires surplus ones (oldest first) and, once the current generation is ready, the
+   * old generation and the workers waiting for a replacement.
+   */
   private manageWorkers(): void {
     if (this.stopState) return;
     const all = [...this.workers.values()];
-    const current = all.filter((w) => w.generation === this.generation && w.killAt === undefined);
-    const usedSlots = new Set(current.map((w) => w.id));
+    const current = all.filter((w) => w.generation === this.generation && w.live);
+    const usedSlots = new Set(current.map((w) => w.slot));
     for (let count = current.length; count < this.target; count++) {
       let slot = 0;
       while (usedSlots.has(slot)) slot++;
@@ -238,42 +253,37 @@ export class Arbiter {
     }
     const surplus = current.sort((a, b) => a.age - b.age).slice(0, Math.max(0, current.length - this.target));
     for (const worker of surplus) this.stopWorker(worker, true);
-    const readyCurrent = current.filter((w) => w.ready && !surplus.includes(w)).length;
+    const readyCurrent = current.filter((w) => w.state === 'ready' && !surplus.includes(w)).length;
     if (readyCurrent >= this.target) {
       for (const worker of all) {
-        if (worker.generation !== this.generation && worker.killAt === undefined) this.stopWorker(worker, true);
+        const replaced = worker.state === 'replacing' || (worker.generation !== this.generation && worker.live);
+        if (replaced) this.stopWorker(worker, true);
       }
     }
   }
 
-  private stopWorker(worker: WorkerProcess, graceful: boolean): void {
-    const grace = graceful ? this.settings.gracefulTimeout * 1000 + ABORT_GRACE_MS : QUICK_STOP_MS;
-    worker.killAt = Math.min(worker.killAt ?? Infinity, performance.now() + grace);
-    this.send(worker, { type: 'stop', graceful });
+  private stopWorker(worker: WorkerHandle, graceful: boolean): void {
+    worker.retire(graceful ? durationsOf(this.settings).gracefulMs + ABORT_GRACE_MS : QUICK_STOP_MS);
+    worker.send({ type: 'stop', graceful });
   }
 
   private onTick(): void {
     const now = performance.now();
-    const timeoutMs = this.settings.timeout * 1000;
+    const { timeoutMs } = durationsOf(this.settings);
     for (const worker of this.workers.values()) {
-      if (worker.killAt !== undefined && now >= worker.killAt) {
-        this.kill(worker, 'SIGKILL');
-        worker.killAt = Infinity;
-      }
-      if (timeoutMs <= 0 || this.stopState?.killed) continue;
+      if (worker.killAt !== undefined && now >= worker.killAt) worker.kill();
+      if (timeoutMs <= 0 || this.stopState?.killed || worker.state === 'killed') continue;
       if (worker.abortedAt === undefined && now - worker.lastSeen > timeoutMs) {
         this.logger.critical(`WORKER TIMEOUT (pid:${worker.pid})`);
-        worker.abortedAt = now;
-        this.send(worker, { type: 'abort' });
-      } else if (worker.abortedAt !== undefined && now - worker.abortedAt >= ABORT_GRACE_MS && worker.killAt !== Infinity) {
-        this.kill(worker, 'SIGKILL');
-        worker.killAt = Infinity;
+        worker.abort();
+      } else if (worker.abortedAt !== undefined && now - worker.abortedAt >= ABORT_GRACE_MS) {
+        worker.kill();
       }
     }
     const stop = this.stopState;
     if (stop && !stop.killed && now >= stop.deadline) {
       stop.killed = true;
-      for (const worker of this.workers.values()) this.kill(worker, 'SIGKILL');
+      for (const worker of this.workers.values()) worker.kill();
       setTimeout(() => this.finishStop(), QUICK_STOP_MS).unref?.();
     }
   }
@@ -281,10 +291,10 @@ export class Arbiter {
   /** Stops the master: closes the listeners, stops every worker (gracefully or not), then exits. */
   stop(graceful: boolean): void {
     if (this.stopState) return;
-    const grace = graceful ? this.settings.gracefulTimeout * 1000 : QUICK_STOP_MS;
+    const grace = graceful ? durationsOf(this.settings).gracefulMs : QUICK_STOP_MS;
     this.stopState = { graceful, deadline: performance.now() + grace, killed: false };
     for (const listener of this.listeners) listener.close();
-    for (const worker of this.workers.values()) this.send(worker, { type: 'stop', graceful });
+    for (const worker of this.workers.values()) worker.send({ type: 'stop', graceful });
     if (this.workers.size === 0) this.finishStop();
   }
 
@@ -293,7 +303,7 @@ export class Arbiter {
     const stop = this.stopState!;
     stop.graceful = false;
     stop.deadline = Math.min(stop.deadline, performance.now() + QUICK_STOP_MS);
-    for (const worker of this.workers.values()) this.send(worker, { type: 'stop', graceful: false });
+    for (const worker of this.workers.values()) worker.send({ type: 'stop', graceful: false });
   }
 
   /** Stops everything because of a fatal condition (a worker failed to boot) and exits with `code`. */
@@ -343,6 +353,10 @@ export class Arbiter {
     } catch (error) {
       this.logger.error(`Reload: ${(error as Error).message}; keeping the current logs`);
     }
+    if (next.reusePort !== this.settings.reusePort) {
+      this.logger.warning('Reload: reusePort changes only with a restart; keeping the current mode');
+      next.reusePort = this.settings.reusePort;
+    }
     this.applyEnv(this.settings.env, next.env);
     await this.rebind(next);
     if (next.pidfile !== this.settings.pidfile) {
@@ -364,7 +378,7 @@ export class Arbiter {
     const added = next.bind.filter((bind) => !keep.some((listener) => listener.bind === bind));
     let opened: Listener[];
     try {
-      opened = await createListeners(added, { runtime: this.runtime, backlog: next.backlog, logger: this.logger, attempts: 1 });
+      opened = await createListeners(added, { ...this.listenOptions(next), attempts: 1 });
     } catch (error) {
       this.logger.error(`Reload: ${(error as Error).message}; keeping the current sockets`);
       next.bind = this.settings.bind;

@@ -7,7 +7,6 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.ts';
-import { parseBind } from './sock.ts';
 import { describeFlag, SETTINGS, type SettingSpec, type Settings, settingByName } from './settings.ts';
 
 /** The config files looked for in the working directory when `-c` is not given. */
@@ -29,8 +28,14 @@ export interface ConfigSources {
   settings?: Record<string, unknown>;
 }
 
-/** Checks one value for a setting and converts text (from the CLI or env) to its type. */
+/** Checks one value for a setting, converts text (from the CLI or env) to its type and runs the row's validator. */
 export function coerceSetting(spec: SettingSpec, raw: unknown, origin: string): unknown {
+  const value = coerceType(spec, raw, origin);
+  if (value !== null) spec.validate?.(value as never);
+  return value;
+}
+
+function coerceType(spec: SettingSpec, raw: unknown, origin: string): unknown {
   const fail = (expected: string): never => {
     throw new ConfigError(
       `${origin}: invalid value ${JSON.stringify(raw)} for ${describeFlag(spec)} (${spec.name}): expected ${expected}`,
@@ -111,6 +116,7 @@ function parseArgsOptions(): ParseArgsOptions {
     const multiple = spec.type === 'strings';
     options[spec.flag] = { type, multiple, ...(spec.short ? { short: spec.short } : {}) };
     for (const alias of spec.aliases ?? []) options[alias] = { type, multiple };
+    if (spec.negatable) options[`no-${spec.flag}`] = { type: 'boolean' };
   }
   return options;
 }
@@ -131,6 +137,7 @@ export function parseCommandLine(args: string[], origin = 'command line'): Comma
       const previous = values[spec.name];
       values[spec.name] = Array.isArray(previous) && Array.isArray(value) ? [...previous, ...value] : value;
     }
+    if (spec.negatable && (parsed.values as Record<string, unknown>)[`no-${spec.flag}`]) values[spec.name] = false;
   }
   if (parsed.positionals.length > 1) {
     throw new ConfigError(`${origin}: expected one APP argument, got ${parsed.positionals.join(' ')}`);
@@ -197,10 +204,6 @@ export async function resolveSettings(sources: ConfigSources): Promise<Settings 
   if (fromEnvArgs) applyValues(settings, fromEnvArgs.values, 'TSGUNICORN_CMD_ARGS');
   applyValues(settings, fromCli.values, 'command line');
   if (configFile) settings.config = configFile;
-  for (const bind of settings.bind) parseBind(bind);
-  for (const entry of settings.env) {
-    if (!/^[^=]+=/.test(entry)) throw new ConfigError(`invalid value "${entry}" for -e/--env: expected KEY=VALUE`);
-  }
   return { ...settings, help: fromCli.help, version: fromCli.version };
 }
 

@@ -11,21 +11,7 @@
 import { Buffer } from 'node:buffer';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import process from 'node:process';
-
-/** A log severity, named as in Gunicorn's `--log-level`. */
-export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
-
-/** All log levels, in increasing severity. */
-export const LOG_LEVELS: readonly LogLevel[] = Object.freeze([
-  'debug',
-  'info',
-  'warning',
-  'error',
-  'critical',
-] as LogLevel[]);
-
-/** Gunicorn's default `--access-logformat` (Apache combined log format). */
-export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
+import { DEFAULT_ACCESS_LOG_FORMAT, LOG_LEVELS, type LogLevel } from './settings.ts';
 
 /** Configuration of a {@link Logger}. */
 export interface LoggerOptions {

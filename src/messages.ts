@@ -1,4 +1,5 @@
 /** The structured messages master and workers exchange over the IPC channel. */
+import type { TcpAddress } from './runtime/index.ts';
 import type { Settings } from './settings.ts';
 
 /** Worker → master: booted and serving. */
@@ -9,7 +10,7 @@ export interface ReadyMessage {
 /** Worker → master, about once a second from the event loop: proof of life plus counters. */
 export interface HeartbeatMessage {
   type: 'heartbeat';
-  /** Requests answered since the worker started. */
+  /** Requests answered (or abandoned by their client) since the worker started. */
   requests: number;
   /** Requests in flight now. */
   active: number;
@@ -38,13 +39,28 @@ export interface AbortMessage {
   type: 'abort';
 }
 
+/**
+ * Worker → master: max-requests reached on sockets the worker opened itself (reuse-port). Closing them now
+ * would leave the port without a listener, so the worker serves on (answering with `Connection: close`) until
+ * the master stops it once its replacement is ready.
+ */
+export interface RecycleMessage {
+  type: 'recycle';
+}
+
 /** Messages a worker sends. */
-export type WorkerMessage = ReadyMessage | HeartbeatMessage | RetiringMessage;
+export type WorkerMessage = ReadyMessage | HeartbeatMessage | RetiringMessage | RecycleMessage;
 /** Messages the master sends. */
 export type MasterMessage = StopMessage | ReopenLogsMessage | AbortMessage;
 
 /** The environment variable that carries a worker's boot description; its presence makes a process a worker. */
 export const WORKER_ENV = 'TSGUNICORN_WORKER';
+
+/**
+ * A socket a worker serves: a listening fd inherited from the master (3, 4, … when mapped into stdio), or, in
+ * reuse-port mode, an address the worker binds itself with SO_REUSEPORT.
+ */
+export type WorkerSocket = { kind: 'fd'; fd: number } | { kind: 'reuse-port'; address: TcpAddress };
 
 /** What a worker is told at spawn (as JSON in WORKER_ENV). */
 export interface WorkerBoot {
@@ -52,8 +68,8 @@ export interface WorkerBoot {
   id: number;
   /** Resolved settings (functions and other non-JSON values are not carried). */
   settings: Settings;
-  /** The inherited listening fds, one per listener (3, 4, … when mapped into stdio). */
-  fds: number[];
+  /** What it serves on, one entry per listener. */
+  sockets: WorkerSocket[];
   /** This worker's request limit, jitter included (0 = none). */
   maxRequests: number;
 }

@@ -1,9 +1,18 @@
-import { DEFAULT_ACCESS_LOG_FORMAT, LOG_LEVELS, type LogLevel } from './glogging.ts';
-
 /**
  * The one declarative table of tsgunicorn's settings. CLI parsing, config-file validation, `--print-config`,
  * `--help` and the README's settings list are all derived from it.
  */
+import { parseBind } from './address.ts';
+import { ConfigError } from './errors.ts';
+
+/** A log severity, named as in Gunicorn's `--log-level`. */
+export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
+
+/** All log levels, in increasing severity. */
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warning', 'error', 'critical'];
+
+/** Gunicorn's default `--access-logformat` (Apache combined log format). */
+export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
 
 /** How a setting's value is read from a string (CLI flag, env var) or checked from a config file. */
 export type SettingType = 'int' | 'number' | 'string' | 'strings' | 'boolean' | 'choice';
@@ -26,6 +35,10 @@ export interface SettingSpec {
   min?: number;
   /** May be null (unset) rather than a value. */
   nullable?: boolean;
+  /** A boolean that also has a `--no-FLAG` form setting it to false. */
+  negatable?: boolean;
+  /** Checks a value already coerced to the setting's type; throws a ConfigError naming the bad value. */
+  validate?: (value: never) => void;
   default: unknown;
   /** Placeholder for the value in help and README (`INT`, `ADDRESS`). */
   meta?: string;
@@ -42,6 +55,7 @@ export interface Settings {
   timeout: number;
   gracefulTimeout: number;
   keepAlive: number;
+  reusePort: boolean | null;
   maxRequests: number;
   maxRequestsJitter: number;
   pidfile: string | null;
@@ -54,6 +68,11 @@ export interface Settings {
   accessLogFormat: string;
   checkConfig: boolean;
   printConfig: boolean;
+}
+
+function checkEnvEntries(entries: string[]): void {
+  const bad = entries.find((entry) => !/^[^=]+=/.test(entry));
+  if (bad !== undefined) throw new ConfigError(`invalid value "${bad}" for -e/--env: expected KEY=VALUE`);
 }
 
 /** Every setting, in the order `--help`, `--print-config` and the README show them. */
@@ -70,7 +89,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   },
   {
     name: 'bind', flag: 'bind', short: 'b', type: 'strings', env: 'PORT', fromEnv: (port) => [`0.0.0.0:${port}`],
-    default: ['127.0.0.1:8000'], meta: 'ADDRESS',
+    default: ['127.0.0.1:8000'], meta: 'ADDRESS', validate: (binds: string[]) => binds.forEach(parseBind),
     doc: 'Socket to listen on, repeatable: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Default ' +
       '127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.',
   },
@@ -95,6 +114,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     doc: 'How long an idle keep-alive connection is kept open.',
   },
   {
+    name: 'reusePort', flag: 'reuse-port', type: 'boolean', negatable: true, nullable: true, default: null,
+    doc: 'On: every worker opens its own SO_REUSEPORT socket on each TCP bind and serves it with the runtime\'s ' +
+      'native server (Bun.serve, Deno.serve, node:http on Node >= 22.12); unix: and fd:// binds stay inherited. ' +
+      'Off: workers accept on the sockets the master holds. Default: on for Bun where the kernel migrates a ' +
+      'closing socket\'s queued connections (net.ipv4.tcp_migrate_req=1), off otherwise (README, "Runtimes and ' +
+      'engines").',
+  },
+  {
     name: 'maxRequests', flag: 'max-requests', type: 'int', min: 0, default: 0, meta: 'INT',
     doc: 'A worker retires gracefully after this many requests and is replaced (0 = never).',
   },
@@ -111,7 +138,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     doc: 'Change to this directory before loading the app.',
   },
   {
-    name: 'env', flag: 'env', short: 'e', type: 'strings', default: [], meta: 'KEY=VALUE',
+    name: 'env', flag: 'env', short: 'e', type: 'strings', default: [], meta: 'KEY=VALUE', validate: checkEnvEntries,
     doc: 'Set an environment variable in the master and the workers, repeatable.',
   },
   {
@@ -151,9 +178,30 @@ export function settingByName(name: string): SettingSpec | undefined {
   return SETTINGS.find((spec) => spec.name === name);
 }
 
-/** The CLI form of a setting (`-w/--workers INT`) for messages and help. */
+/** The CLI form of a setting (`-w/--workers INT`, `--[no-]reuse-port`) for messages and help. */
 export function describeFlag(spec: SettingSpec): string {
   if (!spec.flag) return spec.name;
-  const long = [spec.flag, ...(spec.aliases ?? [])].map((f) => `--${f}`).join('/');
+  const long = [spec.flag, ...(spec.aliases ?? [])].map((f) => (spec.negatable ? `--[no-]${f}` : `--${f}`)).join('/');
   return spec.short ? `-${spec.short}/${long}` : long;
+}
+
+/** The settings' durations in milliseconds: seconds become milliseconds here and nowhere else. */
+export interface Durations {
+  /** Heartbeat timeout (0 = never). */
+  timeoutMs: number;
+  gracefulMs: number;
+  keepAliveMs: number;
+  /** How often a worker sends its heartbeat: a quarter of the timeout, at most once a second. */
+  heartbeatMs: number;
+}
+
+/** Reads the durations of a configuration in milliseconds. */
+export function durationsOf(settings: Pick<Settings, 'timeout' | 'gracefulTimeout' | 'keepAlive'>): Durations {
+  const timeoutMs = settings.timeout * 1000;
+  return {
+    timeoutMs,
+    gracefulMs: settings.gracefulTimeout * 1000,
+    keepAliveMs: settings.keepAlive * 1000,
+    heartbeatMs: timeoutMs > 0 ? Math.min(1000, timeoutMs / 4) : 1000,
+  };
 }

@@ -1,69 +1,30 @@
 /**
- * Listening sockets: parses bind addresses (HOST:PORT, [IPv6]:PORT, unix:PATH, fd://N) and creates the sockets
- * the master holds for its workers, retrying while the address is in use.
+ * Listening sockets: creates the sockets the master holds for its workers from the bind addresses, retrying
+ * while an address is in use. In reuse-port mode a TCP bind is a reservation: the master holds the port with a
+ * socket that never listens, and every worker opens its own SO_REUSEPORT socket on it.
  */
 import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
+import { parseBind } from './address.ts';
 import { ConfigError } from './errors.ts';
 import type { Logger } from './glogging.ts';
-import { type Runtime, SocketError } from './runtime/index.ts';
+import { type Runtime, SocketError, type TcpAddress } from './runtime/index.ts';
 
-/** A parsed bind address. */
-export type BindAddress =
-  | { kind: 'tcp'; host: string; port: number }
-  | { kind: 'unix'; path: string }
-  | { kind: 'fd'; fd: number };
-
-/** A socket the master holds and passes to every worker. */
+/** A socket the master holds for its workers. */
 export interface Listener {
   /** The bind text it came from, to match listeners across reloads. */
   bind: string;
   /** Where it listens, as logged: http://127.0.0.1:8000, unix:/run/app.sock, fd://3. */
   url: string;
+  /** The socket's fd: workers inherit it, unless `reusePort` is set (then it is the master's reservation). */
   fd: number;
+  /** The address each worker binds with SO_REUSEPORT itself (its port resolved), in reuse-port mode. */
+  reusePort?: TcpAddress;
   close(): void;
 }
 
-const DEFAULT_PORT = 8000;
-
-function parsePort(text: string, bind: string): number {
-  const port = Number(text);
-  if (!/^\d+$/.test(text) || port > 65535) {
-    throw new ConfigError(`invalid value "${bind}" for -b/--bind (bind): port "${text}" is not 0-65535`);
-  }
-  return port;
-}
-
-/** Parses one bind address the way Gunicorn does. */
-export function parseBind(bind: string): BindAddress {
-  if (bind.startsWith('unix:')) {
-    const socketPath = bind.replace(/^unix:(\/\/)?/, '');
-    if (!socketPath) throw new ConfigError(`invalid value "${bind}" for -b/--bind (bind): empty unix socket path`);
-    return { kind: 'unix', path: path.resolve(socketPath) };
-  }
-  if (bind.startsWith('fd://')) {
-    const fd = Number(bind.slice(5));
-    if (!/^\d+$/.test(bind.slice(5))) {
-      throw new ConfigError(`invalid value "${bind}" for -b/--bind (bind): fd must be a number`);
-    }
-    return { kind: 'fd', fd };
-  }
-  const text = bind.replace(/^tcp:\/\//, '');
-  const v6 = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
-  if (v6) {
-    if (!net.isIPv6(v6[1])) throw new ConfigError(`invalid value "${bind}" for -b/--bind (bind): bad IPv6 address`);
-    return { kind: 'tcp', host: v6[1], port: v6[2] === undefined ? DEFAULT_PORT : parsePort(v6[2], bind) };
-  }
-  if (text.split(':').length > 2) {
-    throw new ConfigError(`invalid value "${bind}" for -b/--bind (bind): write IPv6 addresses as [ADDRESS]:PORT`);
-  }
-  const [host, port] = text.split(':');
-  return { kind: 'tcp', host: (host || '0.0.0.0').toLowerCase(), port: port === undefined ? DEFAULT_PORT : parsePort(port, bind) };
-}
-
-async function openListener(runtime: Runtime, bind: string, backlog: number): Promise<Listener> {
+async function openListener(runtime: Runtime, bind: string, backlog: number, reusePort: boolean): Promise<Listener> {
   const address = parseBind(bind);
   if (address.kind === 'fd') return { bind, url: bind, fd: address.fd, close() {} };
   if (address.kind === 'unix') {
@@ -84,10 +45,33 @@ async function openListener(runtime: Runtime, bind: string, backlog: number): Pr
   }
   const family = net.isIPv6(address.host) ? 6 : 4;
   const host = net.isIP(address.host) ? address.host : (await dns.lookup(address.host, { family: 4 })).address;
-  const held = runtime.bindSocket({ kind: 'tcp', host, port: address.port, family }, backlog);
+  const tcp: TcpAddress = { kind: 'tcp', host, port: address.port, family };
+  const held = reusePort ? runtime.reservePort(tcp) : runtime.bindSocket(tcp, backlog);
   const shownHost = family === 6 ? `[${host}]` : host;
-  return { bind, url: `http://${shownHost}:${held.port}`, fd: held.fd, close: () => held.close() };
+  return {
+    bind, url: `http://${shownHost}:${held.port}`, fd: held.fd, close: () => held.close(),
+    ...(reusePort ? { reusePort: { ...tcp, port: held.port } } : {}),
+  };
 }
+
+const MIGRATE_SYSCTL = '/proc/sys/net/ipv4/tcp_migrate_req';
+
+/**
+ * Whether the kernel moves the connections queued on a closing SO_REUSEPORT socket to another socket of its
+ * group (net.ipv4.tcp_migrate_req=1) instead of resetting them; false where it cannot be read (not Linux).
+ */
+export function kernelMigratesQueuedConnections(): boolean {
+  try {
+    return fs.readFileSync(MIGRATE_SYSCTL, 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+/** The warning for reuse-port mode when the kernel resets the connections queued on a worker's closing socket. */
+export const RESETS_ON_RESTART_WARNING = 'net.ipv4.tcp_migrate_req is 0: in reuse-port mode the connections queued ' +
+  'on a worker\'s socket when it stops (HUP, TTOU, max-requests) are reset; `sysctl -w net.ipv4.tcp_migrate_req=1` ' +
+  '(as root, for the whole network namespace) makes the kernel hand them to another worker';
 
 /** Options for creating listeners. */
 export interface ListenOptions {
@@ -96,6 +80,8 @@ export interface ListenOptions {
   logger: Logger;
   /** Attempts per address while it is in use (Gunicorn: 5, one second apart). */
   attempts?: number;
+  /** TCP binds become reuse-port reservations. */
+  reusePort: boolean;
 }
 
 /** Opens a listener for every bind address; throws a ConfigError (exit status 1) if one stays unavailable. */
@@ -105,7 +91,7 @@ export async function createListeners(binds: string[], options: ListenOptions): 
   for (const bind of binds) {
     for (let attempt = 1; ; attempt++) {
       try {
-        listeners.push(await openListener(options.runtime, bind, options.backlog));
+        listeners.push(await openListener(options.runtime, bind, options.backlog, options.reusePort));
         break;
       } catch (error) {
         if (error instanceof ConfigError) throw error;

@@ -1,15 +1,17 @@
 /**
- * A worker process: loads the app, serves it on the inherited listening fds, sends heartbeats and counters to
- * the master, obeys its commands and retires gracefully (stop, max-requests, master gone).
+ * A worker process (Gunicorn's workers/base.py as a class): boots (logger, signals, app), serves the app with
+ * the engines its runtime offers for its sockets, sends heartbeats with its counters to the master, obeys the
+ * master's messages, and retires gracefully (stop, max-requests, an uncaught error, the master gone).
  */
-import http from 'node:http';
 import { AppLoadError, loadApp } from './app.ts';
 import { Logger } from './glogging.ts';
-import { ConnectionTracker } from './http/connections.ts';
-import { createRequestListener } from './http/node-fetch-adapter.ts';
 import type { FetchHandler } from './http/types.ts';
-import { EXIT, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage } from './messages.ts';
-import { currentRuntime, type FdListener } from './runtime/index.ts';
+import { EXIT, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
+import { processTitle } from './proctitle.ts';
+import { currentRuntime, type EngineName, type Runtime } from './runtime/index.ts';
+import { durationsOf, type Settings } from './settings.ts';
+import { type RequestHooks, RequestCounters, type ServingEngine } from './workers/base.ts';
+import { ENGINES } from './workers/index.ts';
 
 /** Reads this process's boot description if it was spawned as a worker. */
 export function workerBootFromEnv(env: Record<string, string | undefined> = process.env): WorkerBoot | undefined {
@@ -17,123 +19,181 @@ export function workerBootFromEnv(env: Record<string, string | undefined> = proc
   return text ? (JSON.parse(text) as WorkerBoot) : undefined;
 }
 
-/** Titles both processes use: `tsgunicorn: master [name]`, `tsgunicorn: worker [name]`. */
-export function processTitle(role: 'master' | 'worker', procName: string | null, app: string | null): string {
-  return `tsgunicorn: ${role} [${procName ?? app ?? 'app'}]`;
+/** The engine that serves each of a worker's sockets, grouped by engine. */
+function socketsByEngine(runtime: Runtime, sockets: WorkerSocket[]): Map<EngineName, WorkerSocket[]> {
+  const groups = new Map<EngineName, WorkerSocket[]>();
+  for (const socket of sockets) {
+    const { reusePort, inherit } = runtime.engines;
+    const name = socket.kind === 'fd' ? inherit : typeof reusePort === 'string' ? reusePort : undefined;
+    if (!name) throw new Error(`${runtime.name} cannot serve reuse-port sockets`);
+    groups.set(name, [...(groups.get(name) ?? []), socket]);
+  }
+  return groups;
+}
+
+/** One worker process, from boot to exit. */
+export class Worker {
+  private readonly boot: WorkerBoot;
+  private readonly settings: Settings;
+  private readonly appHandler?: FetchHandler;
+  private readonly counters = new RequestCounters();
+  private readonly engines: ServingEngine[] = [];
+  private logger!: Logger;
+  private runtime!: Runtime;
+  private retiring = false;
+  /** Asked the master for a replacement and serves on until stopped (reuse-port max-requests). */
+  private replacing = false;
+
+  /** `handler` serves instead of loading `settings.app` (serve() from code). */
+  constructor(boot: WorkerBoot, handler?: FetchHandler) {
+    this.boot = boot;
+    this.settings = boot.settings;
+    this.appHandler = handler;
+  }
+
+  /** Boots and serves; returns once the worker is serving (it exits by itself later). */
+  async run(): Promise<void> {
+    await this.init();
+    const handler = await this.loadHandler();
+    await this.serve(handler);
+  }
+
+  /** Process set-up before the app loads: environment, title, logger, signals, heartbeat. */
+  private async init(): Promise<void> {
+    delete process.env[WORKER_ENV];
+    process.env.TSGUNICORN_WORKER_ID = String(this.boot.id);
+    this.runtime = await currentRuntime();
+    this.runtime.setProcessTitle(processTitle('worker', this.settings.procName, this.settings.app));
+    try {
+      this.logger = new Logger(this.settings);
+    } catch (error) {
+      process.stderr.write(`tsgunicorn worker: ${(error as Error).message}\n`);
+      process.exit(EXIT.WORKER_BOOT_ERROR);
+    }
+    this.logger.info(`Booting worker with pid: ${process.pid}`);
+    this.installSignals();
+    setInterval(() => this.heartbeat(), durationsOf(this.settings).heartbeatMs);
+  }
+
+  private async loadHandler(): Promise<FetchHandler> {
+    if (this.appHandler) return this.appHandler;
+    try {
+      await this.runtime.enableTypeScriptImports();
+      const handler = await loadApp(this.settings.app!);
+      this.runtime.releaseTypeScriptCompiler();
+      return handler;
+    } catch (error) {
+      this.logger.exception('Exception in worker process', error);
+      return this.exit(error instanceof AppLoadError ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR);
+    }
+  }
+
+  /** Starts an engine per kind of socket, then tells the master this worker is ready. */
+  private async serve(handler: FetchHandler): Promise<void> {
+    const context = { handler, settings: this.settings, logger: this.logger, runtime: this.runtime, hooks: this.requestHooks() };
+    try {
+      for (const [name, sockets] of socketsByEngine(this.runtime, this.boot.sockets)) {
+        const engine = (await ENGINES[name].load())(context);
+        this.engines.push(engine);
+        await engine.listen(sockets);
+      }
+    } catch (error) {
+      this.logger.exception('Worker could not listen on its sockets', error);
+      return this.exit(EXIT.WORKER_BOOT_ERROR);
+    }
+    this.send({ type: 'ready' });
+  }
+
+  /** The engines' view of this worker: request accounting and the max-requests limit live here only. */
+  private requestHooks(): RequestHooks {
+    const { maxRequests } = this.boot;
+    const keepAliveOff = this.settings.keepAlive === 0;
+    const lastRequest = () => maxRequests > 0 && this.counters.started >= maxRequests;
+    return {
+      onRequestStart: () => {
+        this.counters.started++;
+      },
+      // The response that reaches max-requests already closes its connection, as Gunicorn's does.
+      shouldCloseConnection: () => this.retiring || keepAliveOff || lastRequest(),
+      onRequestDone: (entry) => {
+        this.counters.finished++;
+        if (this.logger.accessEnabled) this.logger.access(entry());
+        if (lastRequest() && !this.retiring && !this.replacing) this.recycle();
+      },
+    };
+  }
+
+  /**
+   * Max-requests reached. On inherited sockets the worker retires at once (the master's socket queues what comes
+   * meanwhile); sockets it opened itself stay open until the master has a replacement ready.
+   */
+  private recycle(): void {
+    this.logger.info('Autorestarting worker after current request.');
+    if (this.boot.sockets.some((socket) => socket.kind === 'reuse-port')) {
+      this.replacing = true;
+      this.send({ type: 'recycle' });
+    } else {
+      this.retire();
+    }
+  }
+
+  /** Stops accepting, lets in-flight requests finish (up to the graceful timeout), then exits. */
+  retire(): void {
+    if (this.retiring) return;
+    this.retiring = true;
+    this.send({ type: 'retiring' });
+    for (const engine of this.engines) engine.stopAccepting();
+    setTimeout(() => this.exit(EXIT.OK), durationsOf(this.settings).gracefulMs).unref();
+    void Promise.all(this.engines.map((engine) => engine.drain())).then(() => this.exit(EXIT.OK));
+  }
+
+  private heartbeat(): void {
+    const { finished, inFlight } = this.counters;
+    this.send({ type: 'heartbeat', requests: finished, active: inFlight, rss: process.memoryUsage().rss });
+  }
+
+  private onMasterMessage(message: MasterMessage): void {
+    if (message.type === 'stop') {
+      if (message.graceful) this.retire();
+      else this.exit(EXIT.OK);
+    } else if (message.type === 'reopen-logs') {
+      this.logger.reopenFiles();
+    } else if (message.type === 'abort') {
+      this.logger.error(`Worker aborted by the master (pid: ${process.pid})`);
+      this.exit(1);
+    }
+  }
+
+  private installSignals(): void {
+    process.on('message', (message: MasterMessage) => this.onMasterMessage(message));
+    process.on('disconnect', () => {
+      this.logger.info('Master is gone, shutting down');
+      this.retire();
+    });
+    process.on('SIGTERM', () => this.retire());
+    process.on('SIGINT', () => this.exit(EXIT.OK));
+    process.on('SIGQUIT', () => this.exit(EXIT.OK));
+    process.on('SIGUSR1', () => this.logger.reopenFiles());
+    process.on('SIGHUP', () => this.logger.debug('Ignoring SIGHUP in a worker; send HUP to the master'));
+    process.on('unhandledRejection', (reason) => this.logger.exception('Unhandled promise rejection in the app', reason));
+    process.on('uncaughtException', (error) => {
+      this.logger.exception('Uncaught exception in the worker; retiring it', error);
+      this.retire();
+    });
+  }
+
+  private send(message: WorkerMessage): void {
+    if (process.connected) process.send!(message);
+  }
+
+  private exit(code: number): never {
+    this.logger.info(`Worker exiting (pid: ${process.pid})`);
+    this.logger.close();
+    process.exit(code);
+  }
 }
 
 /** Runs this process as a worker until it is told to stop; `handler` overrides loading `settings.app`. */
-export async function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promise<void> {
-  const { settings } = boot;
-  delete process.env[WORKER_ENV];
-  process.env.TSGUNICORN_WORKER_ID = String(boot.id);
-  const runtime = await currentRuntime();
-  runtime.setProcessTitle(processTitle('worker', settings.procName, settings.app));
-  let logger: Logger;
-  try {
-    logger = new Logger(settings);
-  } catch (error) {
-    process.stderr.write(`tsgunicorn worker: ${(error as Error).message}\n`);
-    process.exit(EXIT.WORKER_BOOT_ERROR);
-  }
-  logger.info(`Booting worker with pid: ${process.pid}`);
-
-  let requests = 0;
-  let startedRequests = 0;
-  let stopping = false;
-  const listeners: FdListener[] = [];
-  const connections = new ConnectionTracker();
-  const send = (message: WorkerMessage) => {
-    if (process.connected) process.send!(message);
-  };
-  const exit = (code: number): never => {
-    logger.info(`Worker exiting (pid: ${process.pid})`);
-    logger.close();
-    process.exit(code);
-  };
-  const stopGracefully = () => {
-    if (stopping) return;
-    stopping = true;
-    send({ type: 'retiring' });
-    for (const listener of listeners) listener.close();
-    setTimeout(() => exit(EXIT.OK), settings.gracefulTimeout * 1000).unref();
-    connections.drain(() => exit(EXIT.OK));
-  };
-
-  const heartbeatMs = settings.timeout > 0 ? Math.min(1000, (settings.timeout * 1000) / 4) : 1000;
-  setInterval(() => {
-    send({ type: 'heartbeat', requests, active: connections.active, rss: process.memoryUsage().rss });
-  }, heartbeatMs);
-
-  process.on('message', (message: MasterMessage) => {
-    if (message.type === 'stop') {
-      if (message.graceful) stopGracefully();
-      else exit(EXIT.OK);
-    } else if (message.type === 'reopen-logs') {
-      logger.reopenFiles();
-    } else if (message.type === 'abort') {
-      logger.error(`Worker aborted by the master (pid: ${process.pid})`);
-      exit(1);
-    }
-  });
-  process.on('disconnect', () => {
-    logger.info('Master is gone, shutting down');
-    stopGracefully();
-  });
-  process.on('SIGTERM', stopGracefully);
-  process.on('SIGINT', () => exit(EXIT.OK));
-  process.on('SIGQUIT', () => exit(EXIT.OK));
-  process.on('SIGUSR1', () => logger.reopenFiles());
-  process.on('SIGHUP', () => logger.debug('Ignoring SIGHUP in a worker; send HUP to the master'));
-  process.on('unhandledRejection', (reason) => logger.exception('Unhandled promise rejection in the app', reason));
-  process.on('uncaughtException', (error) => {
-    logger.exception('Uncaught exception in the worker; retiring it', error);
-    stopGracefully();
-  });
-
-  let fetchHandler: FetchHandler;
-  try {
-    if (handler) {
-      fetchHandler = handler;
-    } else {
-      await runtime.enableTypeScriptImports();
-      fetchHandler = await loadApp(settings.app!);
-      runtime.releaseTypeScriptCompiler();
-    }
-  } catch (error) {
-    logger.exception('Exception in worker process', error);
-    return exit(error instanceof AppLoadError ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR);
-  }
-
-  const maxRequests = boot.maxRequests;
-  const lastRequest = () => maxRequests > 0 && startedRequests >= maxRequests;
-  const listener = createRequestListener(fetchHandler, {
-    logger,
-    // The response that reaches max-requests already closes its connection, as Gunicorn's does.
-    shouldCloseConnection: () => stopping || settings.keepAlive === 0 || lastRequest(),
-    onRequestDone(entry) {
-      requests++;
-      if (logger.accessEnabled) logger.access(entry());
-      if (lastRequest() && !stopping) {
-        logger.info('Autorestarting worker after current request.');
-        stopGracefully();
-      }
-    },
-  });
-  try {
-    for (const fd of boot.fds) {
-      const server = http.createServer();
-      connections.track(server);
-      server.on('request', (req, res) => {
-        startedRequests++;
-        listener(req, res);
-      });
-      server.keepAliveTimeout = Math.max(settings.keepAlive, 0.001) * 1000;
-      listeners.push(await runtime.listenOnFd(server, fd, settings.backlog));
-    }
-  } catch (error) {
-    logger.exception('Worker could not listen on the inherited sockets', error);
-    return exit(EXIT.WORKER_BOOT_ERROR);
-  }
-  send({ type: 'ready' });
+export function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promise<void> {
+  return new Worker(boot, handler).run();
 }

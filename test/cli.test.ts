@@ -29,7 +29,7 @@ for (const runtime of TEST_RUNTIMES) {
     it('exits 3 ("Worker failed to boot.") when a worker cannot listen, e.g. on an fd that is not a socket', async () => {
       const result = await runCli(runtime, ['-b', 'fd://0', '-w', '2', fixture('app.ts')]);
       assert.equal(result.code, 3, result.stderr);
-      assert.match(result.stderr, /Worker could not listen on the inherited sockets/);
+      assert.match(result.stderr, /Worker could not listen on its sockets/);
       assert.match(result.stderr, /Reason: Worker failed to boot\./);
     });
 

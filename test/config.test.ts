@@ -8,7 +8,7 @@ import { ConfigError } from '../src/errors.ts';
 import { parseAppSpec } from '../src/app.ts';
 import { encodeSockaddr } from '../src/runtime/libc-socket.ts';
 import { SETTINGS } from '../src/settings.ts';
-import { parseBind } from '../src/sock.ts';
+import { parseBind } from '../src/address.ts';
 import { VERSION } from '../src/version.ts';
 import { ROOT, tempDir } from './helpers.ts';
 

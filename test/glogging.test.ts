@@ -8,15 +8,9 @@ import { join } from 'node:path';
 import process from 'node:process';
 import { Buffer } from 'node:buffer';
 
-import {
-  DEFAULT_ACCESS_LOG_FORMAT,
-  LOG_LEVELS,
-  Logger,
-  formatAccessLine,
-  formatErrorLine,
-  parseLogLevel,
-} from '../src/glogging.ts';
-import type { AccessEntry, LogLevel } from '../src/glogging.ts';
+import { Logger, formatAccessLine, formatErrorLine, parseLogLevel } from '../src/glogging.ts';
+import type { AccessEntry } from '../src/glogging.ts';
+import { DEFAULT_ACCESS_LOG_FORMAT, LOG_LEVELS, type LogLevel } from '../src/settings.ts';
 
 /** The local UTC offset of `d` as +HHMM / -HHMM, computed independently of the module. */
 function offsetOf(d: Date): string {

@@ -24,11 +24,47 @@ export function runtimeCommand(runtime: string, script: string): string[] {
   throw new Error(`unknown runtime ${runtime}`);
 }
 
-/** How each runtime starts the CLI: dist/cli.js on Node (as `npx tsgunicorn` does), cli.ts on Deno and Bun. */
-const cliCommand = (runtime: string) => runtimeCommand(runtime, path.join(ROOT, runtime === 'node' ? 'dist/cli.js' : 'cli.ts'));
-
 /** The runtimes to test: TSGUNICORN_TEST_RUNTIMES=node,deno,bun (default all three). */
 export const TEST_RUNTIMES = (process.env.TSGUNICORN_TEST_RUNTIMES ?? 'node,deno,bun').split(',').filter(Boolean);
+
+/** A runtime and the serving mode its workers use: inherit (the master's sockets) or reuse-port (their own). */
+export interface TestTarget {
+  runtime: string;
+  mode: 'inherit' | 'reuse-port';
+  /** `bun reuse-port`, for test names. */
+  name: string;
+}
+
+/** Node serves reuse-port from 22.12 on; the tests run the CLI with the Node that runs them. */
+function nodeHasReusePort(): boolean {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}
+
+/**
+ * Every runtime in every mode it offers (TSGUNICORN_TEST_MODES=inherit,reuse-port, default both): the
+ * integration tests run once per target.
+ */
+export const TEST_TARGETS: TestTarget[] = TEST_RUNTIMES.flatMap((runtime) => {
+  const modes = (process.env.TSGUNICORN_TEST_MODES ?? 'inherit,reuse-port').split(',') as TestTarget['mode'][];
+  return modes
+    .filter((mode) => mode === 'inherit' || runtime !== 'node' || nodeHasReusePort())
+    .map((mode) => ({ runtime, mode, name: `${runtime} ${mode}` }));
+});
+
+/** What tests pass where a runtime is expected: a runtime name (its default mode) or a target. */
+export type Runnable = string | TestTarget;
+
+function commandFor(target: Runnable, script: string): string[] {
+  if (typeof target === 'string') return runtimeCommand(target, script);
+  return [...runtimeCommand(target.runtime, script), target.mode === 'reuse-port' ? '--reuse-port' : '--no-reuse-port'];
+}
+
+/** How each runtime starts the CLI: dist/cli.js on Node (as `npx tsgunicorn` does), cli.ts on Deno and Bun. */
+const cliCommand = (target: Runnable) => {
+  const runtime = typeof target === 'string' ? target : target.runtime;
+  return commandFor(target, path.join(ROOT, runtime === 'node' ? 'dist/cli.js' : 'cli.ts'));
+};
 
 /** A fixture file's absolute path. */
 export const fixture = (name: string) => path.join(ROOT, 'test', 'fixtures', name);
@@ -61,7 +97,7 @@ export interface RunResult {
 }
 
 /** Runs the CLI to completion (bounded by timeoutMs, then SIGKILL). */
-export function runCli(runtime: string, args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runCli(runtime: Runnable, args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   const [command, ...prefix] = cliCommand(runtime);
   const child = spawn(command, [...prefix, ...args], {
     cwd: options.cwd ?? ROOT,
@@ -125,13 +161,13 @@ export class Server {
   }
 
   /** Starts the CLI with `args` (add `-b 127.0.0.1:0` yourself) and waits until `workers` workers are ready. */
-  static start(runtime: string, args: string[], options: StartOptions = {}): Promise<Server> {
+  static start(runtime: Runnable, args: string[], options: StartOptions = {}): Promise<Server> {
     return Server.launch(cliCommand(runtime), args, options);
   }
 
   /** Starts a script that calls serve() itself, the same way. */
-  static startScript(runtime: string, script: string, args: string[], options: StartOptions = {}): Promise<Server> {
-    return Server.launch(runtimeCommand(runtime, script), args, options);
+  static startScript(runtime: Runnable, script: string, args: string[], options: StartOptions = {}): Promise<Server> {
+    return Server.launch(commandFor(runtime, script), args, options);
   }
 
   private static async launch(command: string[], args: string[], options: StartOptions): Promise<Server> {

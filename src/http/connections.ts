@@ -17,52 +17,48 @@ interface ConnectionState {
  * How long a quiet connection may still bring a request once draining starts. Closing it at once would lose the
  * request a keep-alive client may be sending at that very moment.
  */
-const QUIET_CONNECTION_GRACE_MS = 500;
+export const QUIET_CONNECTION_GRACE_MS = 500;
 
-/** Counts the connections and in-flight requests of a worker's http.Servers (one per listening fd). */
+/** Knows the connections of a worker's http.Servers and which are busy, to drain them. */
 export class ConnectionTracker {
-  readonly #connections = new Map<Socket, ConnectionState>();
-  #draining = false;
-  #onIdle?: () => void;
-  /** Requests in flight now. */
-  active = 0;
+  private readonly connections = new Map<Socket, ConnectionState>();
+  private draining = false;
+  private onIdle?: () => void;
 
-  /** Starts counting a server's connections and requests; call before adding request listeners. */
+  /** Starts tracking a server's connections. */
   track(server: http.Server): void {
     server.on('connection', (socket: Socket) => {
-      this.#connections.set(socket, { busy: 0 });
-      if (this.#draining) this.#closeWhenQuiet(socket);
+      this.connections.set(socket, { busy: 0 });
+      if (this.draining) this.closeWhenQuiet(socket);
       socket.once('close', () => {
-        clearTimeout(this.#connections.get(socket)?.closeTimer);
-        this.#connections.delete(socket);
-        this.#checkIdle();
+        clearTimeout(this.connections.get(socket)?.closeTimer);
+        this.connections.delete(socket);
+        this.checkIdle();
       });
     });
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const state = this.#connections.get(req.socket);
-      this.active++;
-      if (state) state.busy++;
-      res.once('close', () => {
-        this.active--;
-        if (state) {
-          state.busy--;
-          if (this.#draining) this.#closeWhenQuiet(req.socket);
-        }
-        this.#checkIdle();
-      });
+  }
+
+  /** Marks the request's connection busy until its response closes. */
+  requestStarted(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const state = this.connections.get(req.socket);
+    if (!state) return;
+    state.busy++;
+    res.once('close', () => {
+      state.busy--;
+      if (this.draining) this.closeWhenQuiet(req.socket);
     });
   }
 
   /** Lets in-flight requests finish, closes connections once quiet, calls onIdle when none is left. */
   drain(onIdle: () => void): void {
-    this.#draining = true;
-    this.#onIdle = onIdle;
-    for (const socket of this.#connections.keys()) this.#closeWhenQuiet(socket);
-    this.#checkIdle();
+    this.draining = true;
+    this.onIdle = onIdle;
+    for (const socket of this.connections.keys()) this.closeWhenQuiet(socket);
+    this.checkIdle();
   }
 
-  #closeWhenQuiet(socket: Socket): void {
-    const state = this.#connections.get(socket);
+  private closeWhenQuiet(socket: Socket): void {
+    const state = this.connections.get(socket);
     if (!state || state.busy > 0 || state.closeTimer) return;
     state.closeTimer = setTimeout(() => {
       state.closeTimer = undefined;
@@ -71,7 +67,7 @@ export class ConnectionTracker {
     state.closeTimer.unref();
   }
 
-  #checkIdle(): void {
-    if (this.#draining && this.#connections.size === 0 && this.active === 0) this.#onIdle?.();
+  private checkIdle(): void {
+    if (this.draining && this.connections.size === 0) this.onIdle?.();
   }
 }

@@ -2,7 +2,7 @@
  * Bun: binds through libc (bun:ffi) because Bun's own listeners accept by themselves; node:http ignores an fd
  * on Bun, so connections are accepted with node:net and handed to the http.Server.
  */
-import { acceptOnFd, passAsStdio } from './node.ts';
+import { acceptOnFd, passAsStdio } from './_node-net.ts';
 import { bindWithLibc, libcCalls, libcSymbolTable, type LibcSocketCalls } from './libc-socket.ts';
 import type { Runtime } from './types.ts';
 
@@ -14,6 +14,11 @@ async function openLibc(): Promise<LibcSocketCalls> {
   return libcCalls(lib, () => ffi.read.i32(lib.__errno_location(), 0));
 }
 
+function loadedLibc(): LibcSocketCalls {
+  if (!libc) throw new Error('bun runtime: libc not loaded');
+  return libc;
+}
+
 const isCompiled = () => (process.argv[1] ?? '').startsWith('/$bunfs/');
 
 /** The Bun runtime. */
@@ -22,9 +27,12 @@ export const bunRuntime: Runtime = {
   // deno-lint-ignore no-explicit-any
   version: (process.versions as any).bun,
   bindSocket(address, backlog) {
-    if (!libc) throw new Error('bun runtime: libc not loaded');
-    return bindWithLibc(libc, address, backlog, false);
+    return bindWithLibc(loadedLibc(), address, { backlog, inheritable: false });
   },
+  reservePort(address) {
+    return bindWithLibc(loadedLibc(), address, { backlog: null, inheritable: false, reusePort: true });
+  },
+  engines: { inherit: 'node-http', reusePort: 'bun-serve', reusePortByDefault: true },
   // Bun.spawn does not inherit unmapped fds.
   passListeners: passAsStdio,
   workerCommand() {

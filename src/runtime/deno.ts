@@ -45,8 +45,13 @@ export const denoRuntime: Runtime = {
   version: Deno.version.deno,
   bindSocket(address, backlog) {
     libc ??= openLibc();
-    return bindWithLibc(libc, address, backlog, true);
+    return bindWithLibc(libc, address, { backlog, inheritable: true });
   },
+  reservePort(address) {
+    libc ??= openLibc();
+    return bindWithLibc(libc, address, { backlog: null, inheritable: false, reusePort: true });
+  },
+  engines: { inherit: 'node-http', reusePort: 'deno-serve', reusePortByDefault: false },
   // Deno's spawn clears O_NONBLOCK on the fds it maps into a child's stdio, which would make every other worker's
   // accept() block; unmapped non-CLOEXEC fds are inherited untouched at their own numbers instead.
   passListeners(fds) {
@@ -60,7 +65,8 @@ export const denoRuntime: Runtime = {
   },
   workerCommand() {
     if (Deno.build.standalone) return { command: Deno.execPath(), args: [] };
-    return { command: Deno.execPath(), args: ['run', '-A', mainScriptPath()] };
+    // --unstable-net: Deno.serve's reusePort is an unstable API in Deno 2.
+    return { command: Deno.execPath(), args: ['run', '-A', '--unstable-net', mainScriptPath()] };
   },
   listenOnFd: listenHttpOnFd,
   async enableTypeScriptImports() {},

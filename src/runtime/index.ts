@@ -1,7 +1,7 @@
 /** Picks the implementation of the runtime this process runs on. */
 import type { Runtime } from './types.ts';
 
-export type { FdListener, HeldSocket, Runtime, TcpAddress, UnixAddress, WorkerCommand } from './types.ts';
+export type { EngineName, FdListener, HeldSocket, Runtime, TcpAddress, UnixAddress, WorkerCommand } from './types.ts';
 export { SocketError } from './types.ts';
 
 let current: Runtime | undefined;

@@ -50,7 +50,7 @@ export function libcCalls(symbols: Record<string, unknown>, errno: () => number)
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
 const F_DUPFD = 0;
-const SOL_SOCKET = 1, SO_REUSEADDR = 2, IPPROTO_TCP = 6, TCP_NODELAY = 1;
+const SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_REUSEPORT = 15, IPPROTO_TCP = 6, TCP_NODELAY = 1;
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 20: 'ENOTDIR', 22: 'EINVAL', 36: 'ENAMETOOLONG', 97: 'EAFNOSUPPORT',
   98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
@@ -97,16 +97,22 @@ export function encodeSockaddr(address: TcpAddress | UnixAddress): Uint8Array {
   return sa;
 }
 
+/** How bindWithLibc sets a socket up. */
+export interface LibcBindOptions {
+  /** Not CLOEXEC, so that children inherit the socket at the same fd number. */
+  inheritable: boolean;
+  /** listen(2) with this backlog; null binds only (a reuse-port reservation takes no connections). */
+  backlog: number | null;
+  /** Sets SO_REUSEPORT, so that workers can bind and listen on the same address. */
+  reusePort?: boolean;
+}
+
 /**
- * socket + SO_REUSEADDR + bind + listen. With `inheritable`, the socket is not CLOEXEC, so that children inherit it
- * at the same fd number; otherwise it only reaches workers mapped into their stdio.
+ * socket + SO_REUSEADDR (+ SO_REUSEPORT) + bind (+ listen). A socket that is not inheritable only reaches workers
+ * mapped into their stdio.
  */
-export function bindWithLibc(
-  libc: LibcSocketCalls,
-  address: TcpAddress | UnixAddress,
-  backlog: number,
-  inheritable: boolean,
-): HeldSocket {
+export function bindWithLibc(libc: LibcSocketCalls, address: TcpAddress | UnixAddress, options: LibcBindOptions): HeldSocket {
+  const { inheritable, backlog } = options;
   const domain = address.kind === 'unix' ? AF_UNIX : address.family === 6 ? AF_INET6 : AF_INET;
   const fail = (call: string, fd: number): never => {
     const errno = libc.errno();
@@ -120,10 +126,11 @@ export function bindWithLibc(
   if (address.kind === 'tcp') {
     libc.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4);
     libc.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
+    if (options.reusePort && libc.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, one, 4) !== 0) fail('setsockopt', fd);
   }
   const sockaddr = encodeSockaddr(address);
   if (libc.bind(fd, sockaddr, sockaddr.length) !== 0) fail('bind', fd);
-  if (libc.listen(fd, backlog) !== 0) fail('listen', fd);
+  if (backlog !== null && libc.listen(fd, backlog) !== 0) fail('listen', fd);
   let port = 0;
   if (address.kind === 'tcp') {
     const bound = new Uint8Array(28);

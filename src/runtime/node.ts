@@ -3,8 +3,8 @@ import module from 'node:module';
 import net from 'node:net';
 import util from 'node:util';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import type http from 'node:http';
-import { type FdListener, type ListenerPassing, type Runtime, SocketError, type TcpAddress, type UnixAddress } from './types.ts';
+import { acceptOnFd, passAsStdio } from './_node-net.ts';
+import { type HeldSocket, type Runtime, SocketError, type TcpAddress, type UnixAddress } from './types.ts';
 
 interface NodeServerHandle {
   fd: number;
@@ -12,30 +12,46 @@ interface NodeServerHandle {
   getsockname(out: { port?: number }): number;
 }
 
-type CreateServerHandle = (address: string, port: number, addressType: number) => NodeServerHandle | number;
+type CreateServerHandle = (
+  address: string, port: number, addressType: number, fd?: number, flags?: number,
+) => NodeServerHandle | number;
 
-/** The channel to the TypeScript hooks' thread, once they are registered. */
-let compilerPort: MessagePort | undefined;
+/** libuv's bind flag for SO_REUSEPORT, which Node passes through since 22.12 (23.1 on the 23 line). */
+const UV_TCP_REUSEPORT = 2;
 
-/** Maps the listening fds into the worker's stdio as fds 3, 4, … (Node and Bun). */
-export function passAsStdio(fds: number[]): ListenerPassing {
-  return { stdio: fds, workerFds: fds.map((_, index) => 3 + index) };
+/** Why reuse-port cannot run on this Node, or undefined when it can (`listen({ reusePort })`, Node >= 22.12). */
+function reusePortUnsupported(): string | undefined {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  const supported = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+  return supported ? undefined : `reuse-port needs Node >= 22.12 (this is Node ${process.versions.node}); ` +
+    'use --no-reuse-port or a newer Node';
 }
 
 /**
- * Accepts connections on an fd with node:net and hands them to the http.Server: one server for any number of
- * fds, and the server itself never listens, so closing an fd never closes connections behind the worker's back.
+ * bind(2) only, with net's internal bind-only handle: the socket starts listening when the first worker calls
+ * listen(2) on its copy, and the master never accepts on it.
  */
-export function acceptOnFd(server: http.Server, fd: number): Promise<FdListener> {
-  return new Promise((resolve, reject) => {
-    const acceptor = net.createServer((socket) => server.emit('connection', socket));
-    acceptor.once('error', reject);
-    acceptor.listen({ fd }, () => {
-      acceptor.off('error', reject);
-      resolve({ close: () => acceptor.close() });
-    });
-  });
+function bindHandle(address: TcpAddress | UnixAddress, flags = 0): HeldSocket {
+  const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
+  const handle = address.kind === 'unix'
+    ? create(address.path, -1, -1)
+    : create(address.host, address.port, address.family, undefined, flags);
+  if (typeof handle === 'number') {
+    const code = util.getSystemErrorName(handle);
+    throw new SocketError(code, `bind() failed: ${code}`);
+  }
+  const bound: { port?: number } = {};
+  if (address.kind === 'tcp') handle.getsockname(bound);
+  // libuv defers EADDRINUSE from bind() to listen(): an address in use shows up as a socket left unbound.
+  if (address.kind === 'tcp' && address.port !== 0 && bound.port !== address.port) {
+    handle.close();
+    throw new SocketError('EADDRINUSE', 'bind() failed: EADDRINUSE');
+  }
+  return { fd: handle.fd, port: bound.port ?? 0, close: () => handle.close() };
 }
+
+/** The channel to the TypeScript hooks' thread, once they are registered. */
+let compilerPort: MessagePort | undefined;
 
 function isSingleExecutable(): boolean {
   try {
@@ -49,25 +65,16 @@ function isSingleExecutable(): boolean {
 export const nodeRuntime: Runtime = {
   name: 'node',
   version: process.versions.node,
-  bindSocket(address: TcpAddress | UnixAddress) {
-    // bind(2) only: the socket starts listening when the first worker calls listen(2) on its copy, and the
-    // master never accepts on it.
-    const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
-    const handle = address.kind === 'unix'
-      ? create(address.path, -1, -1)
-      : create(address.host, address.port, address.family);
-    if (typeof handle === 'number') {
-      const code = util.getSystemErrorName(handle);
-      throw new SocketError(code, `bind() failed: ${code}`);
-    }
-    const bound: { port?: number } = {};
-    if (address.kind === 'tcp') handle.getsockname(bound);
-    // libuv defers EADDRINUSE from bind() to listen(): an address in use shows up as a socket left unbound.
-    if (address.kind === 'tcp' && address.port !== 0 && bound.port !== address.port) {
-      handle.close();
-      throw new SocketError('EADDRINUSE', 'bind() failed: EADDRINUSE');
-    }
-    return { fd: handle.fd, port: bound.port ?? 0, close: () => handle.close() };
+  bindSocket: (address) => bindHandle(address),
+  reservePort(address) {
+    const unsupported = reusePortUnsupported();
+    if (unsupported) throw new SocketError('ENOTSUP', unsupported);
+    return bindHandle(address, UV_TCP_REUSEPORT);
+  },
+  engines: {
+    inherit: 'node-http',
+    reusePort: reusePortUnsupported() === undefined ? 'node-http' : { unsupported: reusePortUnsupported()! },
+    reusePortByDefault: false,
   },
   passListeners: passAsStdio,
   workerCommand() {

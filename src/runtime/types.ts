@@ -43,17 +43,41 @@ export interface ListenerPassing {
   workerFds: number[];
 }
 
+/** A serving engine's name; `src/workers/` has one file per engine. */
+export type EngineName = 'node-http' | 'deno-serve' | 'bun-serve';
+
+/** Which serving engine a worker of this runtime uses for each way it gets its sockets. */
+export interface RuntimeEngines {
+  /** Serves the listening fds the worker inherits from the master. */
+  inherit: EngineName;
+  /** Serves the SO_REUSEPORT sockets the worker opens itself, or says why this runtime cannot. */
+  reusePort: EngineName | { unsupported: string };
+  /**
+   * Whether reuse-port is this runtime's default where the kernel migrates a closing socket's queued
+   * connections (net.ipv4.tcp_migrate_req=1): true where it is faster and its engine drains without losing
+   * requests (README, "Runtimes and engines", says why).
+   */
+  reusePortByDefault: boolean;
+}
+
 /** One runtime's implementation of what the arbiter and worker need from it. */
 export interface Runtime {
   readonly name: 'node' | 'deno' | 'bun';
   readonly version: string;
   /** Binds (and where the runtime allows, listens on) a socket without ever accepting connections on it. */
   bindSocket(address: TcpAddress | UnixAddress, backlog: number): HeldSocket;
+  /**
+   * Binds a SO_REUSEPORT socket that never listens: it holds the port (and resolves port 0) while the workers
+   * bind and listen on the same address, and takes no share of the connections.
+   */
+  reservePort(address: TcpAddress): HeldSocket;
+  /** The serving engines this runtime offers. */
+  readonly engines: RuntimeEngines;
   /** How to hand the master's listening fds to a worker at spawn. */
   passListeners(fds: number[]): ListenerPassing;
   /** The command that starts a worker: the same runtime and entry script, or the compiled binary itself. */
   workerCommand(): WorkerCommand;
-  /** Makes an http.Server (a new one per fd) serve the connections accepted on an inherited listening fd. */
+  /** Makes an http.Server (a new one per fd) serve the connections accepted on an inherited listening fd (node-http engine). */
   listenOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener>;
   /** Lets `import()` load TypeScript modules (apps, config files) where the runtime cannot by itself. */
   enableTypeScriptImports(): Promise<void>;

@@ -1,0 +1,76 @@
+/**
+ * The Bun.serve engine: Bun's own HTTP server on a SO_REUSEPORT socket per TCP bind, opened by the worker
+ * itself (Bun.serve ignores an fd). A graceful stop is `stop()`: no new connections, in-flight requests finish.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
+import type { WorkerSocket } from '../messages.ts';
+import { durationsOf } from '../settings.ts';
+import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
+import { nativeHandler } from './_native.ts';
+
+interface BunServer {
+  stop(closeActiveConnections?: boolean): Promise<void>;
+  requestIP(request: Request): { address: string; port: number } | null;
+  timeout(request: Request, seconds: number): void;
+}
+
+interface BunServe {
+  serve(options: {
+    hostname: string;
+    port: number;
+    reusePort: boolean;
+    idleTimeout: number;
+    fetch(request: Request, server: BunServer): Promise<Response>;
+  }): BunServer;
+}
+
+const Bun = (globalThis as unknown as { Bun: BunServe }).Bun;
+
+/** Bun's idleTimeout is whole seconds, 1 to 255. */
+const MAX_IDLE_TIMEOUT_S = 255;
+
+class BunServeEngine implements ServingEngine {
+  private readonly context: EngineContext;
+  private readonly servers: BunServer[] = [];
+  private stopped?: Promise<unknown>;
+
+  constructor(context: EngineContext) {
+    this.context = context;
+  }
+
+  async listen(sockets: WorkerSocket[]): Promise<void> {
+    const handle = nativeHandler(this.context);
+    const keepAliveS = Math.ceil(durationsOf(this.context.settings).keepAliveMs / 1000);
+    for (const socket of sockets) {
+      if (socket.kind !== 'reuse-port') throw new Error('Bun.serve cannot serve an inherited fd');
+      this.servers.push(Bun.serve({
+        hostname: socket.address.host,
+        port: socket.address.port,
+        reusePort: true,
+        idleTimeout: Math.min(Math.max(keepAliveS, 1), MAX_IDLE_TIMEOUT_S),
+        fetch(request, server) {
+          // idleTimeout is for idle connections only: a slow handler is bounded by the worker's timeouts.
+          server.timeout(request, 0);
+          const ip = server.requestIP(request);
+          return handle(request, { remoteAddr: { transport: 'tcp', hostname: ip?.address ?? '', port: ip?.port ?? 0 } });
+        },
+      }));
+    }
+  }
+
+  /**
+   * Bun's stop() closes idle keep-alive connections at once, and a client may be sending on one at that moment:
+   * for a short grace the worker answers with `Connection: close` (Bun honours it) and keeps accepting, then stops.
+   */
+  stopAccepting(): void {
+    this.stopped ??= sleep(QUIET_CONNECTION_GRACE_MS).then(() => Promise.all(this.servers.map((server) => server.stop())));
+  }
+
+  async drain(): Promise<void> {
+    await this.stopped;
+  }
+}
+
+/** Creates the Bun.serve engine. */
+export const createBunServeEngine: EngineFactory = (context) => new BunServeEngine(context);

@@ -1,0 +1,72 @@
+/**
+ * The Deno.serve engine: Deno's own HTTP server on a SO_REUSEPORT socket per TCP bind, opened by the worker
+ * itself (Deno.serve takes no fd and no listener). Needs `--unstable-net`, which the Deno runtime adds when it
+ * spawns workers. A graceful stop is `shutdown()`: no new connections, in-flight requests finish.
+ */
+import type { ServeInfo } from '../http/types.ts';
+import type { WorkerSocket } from '../messages.ts';
+import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
+import { nativeHandler } from './_native.ts';
+
+interface DenoServeInfo extends ServeInfo {
+  /** Settles once the response has been sent (or failed). */
+  completed: Promise<void>;
+}
+
+interface DenoHttpServer {
+  shutdown(): Promise<void>;
+}
+
+interface DenoServe {
+  serve(
+    options: { hostname: string; port: number; reusePort: boolean; onListen(): void; onError(error: unknown): Response },
+    handler: (request: Request, info: DenoServeInfo) => Promise<Response>,
+  ): DenoHttpServer;
+}
+
+const Deno = (globalThis as unknown as { Deno: DenoServe }).Deno;
+
+class DenoServeEngine implements ServingEngine {
+  private readonly context: EngineContext;
+  private readonly servers: DenoHttpServer[] = [];
+  private shutdowns: Promise<void>[] = [];
+
+  constructor(context: EngineContext) {
+    this.context = context;
+  }
+
+  async listen(sockets: WorkerSocket[]): Promise<void> {
+    const handle = nativeHandler(this.context);
+    const { logger } = this.context;
+    for (const socket of sockets) {
+      if (socket.kind !== 'reuse-port') throw new Error('Deno.serve cannot serve an inherited fd');
+      await new Promise<void>((resolve, reject) => {
+        try {
+          this.servers.push(Deno.serve({
+            hostname: socket.address.host,
+            port: socket.address.port,
+            reusePort: true,
+            onListen: resolve,
+            onError(error) {
+              logger.exception('Error in Deno.serve', error);
+              return new Response('Internal Server Error\n', { status: 500 });
+            },
+          }, (request, info) => handle(request, info, info.completed)));
+        } catch (error) {
+          reject(error);
+        }
+      });
+    }
+  }
+
+  stopAccepting(): void {
+    this.shutdowns = this.servers.map((server) => server.shutdown());
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.shutdowns);
+  }
+}
+
+/** Creates the Deno.serve engine. */
+export const createDenoServeEngine: EngineFactory = (context) => new DenoServeEngine(context);
