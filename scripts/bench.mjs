@@ -1,33 +1,48 @@
-// Throughput report: tsgunicorn (-w 1, -w 2) against each runtime's native single-process server.
+// Speed report: tsgunicorn against each runtime's native server (1 and 2 processes) and the peers a user
+// would pick instead, on one hello-world handler, in one run.
 //
-//   node scripts/bench.mjs
+//   node scripts/bench.mjs            (npm run bench)
+//   node scripts/bench.mjs --quick    (BENCH_SECONDS=1 BENCH_ROUNDS=1: about 2 minutes, to try it)
 //
-// Env: BENCH_SECONDS (default 5) per measurement, each after a 1 s warm-up;
-//      BENCH_RUNTIMES (default node,deno,bun); BENCH_OUT=path also writes the Markdown report there.
-// Load generator: wrk if on PATH, else autocannon if installed (npx --no-install), else a hint and exit 0.
-// The Markdown report goes to stdout, progress to stderr. Every server binds and is loaded on 127.0.0.1
-// only, and is stopped by pid (SIGTERM, then SIGKILL after 5 s), whatever happens.
-// This is a report, not a test: nothing here asserts on timings.
+// Env: BENCH_SECONDS (default 3) per measurement, each after a 1 s warm-up; BENCH_ROUNDS (default 3): every
+//      case runs once per round, rounds alternate over all cases and each figure is the median over rounds;
+//      BENCH_RUNTIMES (default node,deno,bun); BENCH_CASES: a regexp (case-insensitive), only rows whose label
+//      matches run (ratios need the native rows too); BENCH_OUT=path also writes the Markdown report there.
+// Peers (@hono/node-server, srvx, PM2) are not dependencies: they are installed on demand, each into its own
+// folder under node_modules/.cache/tsgunicorn-bench/; a failed install skips its rows.
+// The Markdown report goes to stdout, progress to stderr. Every server binds and is loaded on 127.0.0.1 only,
+// is stopped by pid (SIGTERM, then SIGKILL after 5 s) with every process of its tree, whatever happens;
+// wrk and npm are bounded by timeouts. This is a report, not a test: nothing here asserts on timings.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const APP = path.join(ROOT, 'scripts', 'bench-app.ts');
+const HONO_APP = path.join(ROOT, 'examples', 'hono-app.ts');
 const NATIVE = path.join(ROOT, 'scripts', 'bench-native');
+const PEER_SCRIPTS = path.join(ROOT, 'scripts', 'bench-peers');
+const PEER_CACHE = path.join(ROOT, 'node_modules', '.cache', 'tsgunicorn-bench');
 const HOST = '127.0.0.1';
 const CONNECTIONS = 32;
 const WARMUP_SECONDS = 1;
-const SECONDS = positiveInt(process.env.BENCH_SECONDS, 5);
+const QUICK = process.argv.includes('--quick');
+const SECONDS = positiveInt(process.env.BENCH_SECONDS, QUICK ? 1 : 3);
+const ROUNDS = positiveInt(process.env.BENCH_ROUNDS, QUICK ? 1 : 3);
 const RUNTIMES = (process.env.BENCH_RUNTIMES || 'node,deno,bun').split(',').map((s) => s.trim()).filter(Boolean);
-const STARTUP_TIMEOUT_MS = 15_000;
+const CASE_FILTER = process.env.BENCH_CASES ? new RegExp(process.env.BENCH_CASES, 'i') : null;
+const STARTUP_TIMEOUT_MS = 20_000;
+const STARTUP_POLL_MS = 20;
 const KILL_GRACE_MS = 5_000;
+const INSTALL_TIMEOUT_MS = 180_000;
 
-/** Servers still running, so that a signal or crash can stop them too. */
+/** Server instances still running, so that a signal or crash can stop them too. */
 const live = new Set();
-/** Load-generator processes still running (stopped with the servers on a signal). */
+/** Load-generator and installer processes still running (stopped with the servers on a signal). */
 const tools = new Set();
 
 /** Parses a positive integer env value, falling back to `fallback`. */
@@ -64,23 +79,43 @@ function capture(cmd, args, timeoutMs = 20_000) {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
+/** Clock ticks per second, the unit of utime and stime in /proc/PID/stat. */
+const CLK_TCK = Number(capture('getconf', ['CLK_TCK'])) || 100;
+
 /** The project-local binary in node_modules/.bin, else one on PATH. */
 function localBin(name) {
   const local = path.join(ROOT, 'node_modules', '.bin', name);
   return fs.existsSync(local) ? local : onPath(name);
 }
 
+/** The first line of `text` that names an error (else its last line), cut to its first sentence if long. */
+function oneLine(text) {
+  const lines = String(text).split('\n').map((l) => l.trim()).filter(Boolean);
+  const found = lines.find((l) => /error|unknown|cannot|not supported|unsupported/i.test(l)) ?? lines.at(-1) ?? '?';
+  const line = found.length > 100 ? found.split(/(?<=\.)\s/)[0] : found;
+  return line.length > 160 ? `${line.slice(0, 157)}...` : line;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Runtimes.
+
+/** Whether this Node can open a listening socket with SO_REUSEPORT (`reusePort`, Node 22.12+ / 23.1+). */
+function nodeHasReusePort(version) {
+  const [major, minor] = version.split('.').map(Number);
+  return major >= 24 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}
+
 /**
- * How to run each runtime: its binary, version, and the commands for the native baseline and for
- * tsgunicorn with `workers` workers. A runtime whose binary is missing is reported and skipped.
+ * How to run each runtime: its binary, version, `run(file, args, denoFlags)` giving the command for a script
+ * (Deno-only flags are ignored elsewhere), and the tsgunicorn entry point. A runtime whose binary is missing
+ * gives null (reported and skipped).
  */
 function describeRuntime(name) {
-  const bind = ['-b', `${HOST}:0`];
   if (name === 'node') {
     return {
       name, bin: process.execPath, version: process.version.replace(/^v/, ''),
-      native: [path.join(NATIVE, 'node-http.mjs')], nativeLabel: 'node:http',
-      tsgunicorn: (w) => [path.join(ROOT, 'dist', 'cli.js'), '-w', String(w), ...bind, APP],
+      run: (file, args) => ({ bin: process.execPath, args: [file, ...args] }),
+      cli: path.join(ROOT, 'dist', 'cli.js'),
     };
   }
   if (name === 'deno') {
@@ -88,9 +123,8 @@ function describeRuntime(name) {
     const version = bin && capture(bin, ['--version'])?.match(/deno (\S+)/)?.[1];
     return version && {
       name, bin, version,
-      native: ['run', '--allow-net', path.join(NATIVE, 'deno-serve.ts')],
-      nativeLabel: 'Deno.serve',
-      tsgunicorn: (w) => ['run', '-A', path.join(ROOT, 'cli.ts'), '-w', String(w), ...bind, APP],
+      run: (file, args, denoFlags = []) => ({ bin, args: ['run', '-A', ...denoFlags, file, ...args] }),
+      cli: path.join(ROOT, 'cli.ts'),
     };
   }
   if (name === 'bun') {
@@ -98,33 +132,110 @@ function describeRuntime(name) {
     const version = bin && capture(bin, ['--version']);
     return version && {
       name, bin, version,
-      native: [path.join(NATIVE, 'bun-serve.ts')], nativeLabel: 'Bun.serve',
-      tsgunicorn: (w) => [path.join(ROOT, 'cli.ts'), '-w', String(w), ...bind, APP],
+      run: (file, args) => ({ bin, args: [file, ...args] }),
+      cli: path.join(ROOT, 'cli.ts'),
     };
   }
   return null;
 }
 
-/** The environment for servers: ours, minus variables that would change tsgunicorn's binding or workers. */
-function serverEnv() {
-  const env = { ...process.env };
+/** The environment for servers: ours, minus variables that would change a server's binding or workers. */
+function serverEnv(extra = {}) {
+  const env = { ...process.env, DENO_NO_UPDATE_CHECK: '1' };
   for (const key of Object.keys(env)) {
-    if (key.startsWith('TSGUNICORN_') || key === 'PORT' || key === 'WEB_CONCURRENCY') delete env[key];
+    const owned = key.startsWith('TSGUNICORN_') || key.startsWith('PM2_');
+    if (owned || ['PORT', 'WEB_CONCURRENCY', 'DENO_JOBS'].includes(key)) delete env[key];
   }
-  return env;
+  return { ...env, ...extra };
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Processes: start, find the port, measure RSS, stop.
+// Peers: installed on demand into the bench's own cache, one folder per peer.
 
-/** Identifies a process instance: its pid plus its start time, so a reused pid is never signalled. */
-function startTime(pid) {
+/** The peers: npm packages, the script copied next to them, and the runtimes they run on. */
+const PEERS = {
+  honoNode: {
+    dir: 'hono-node-server', packages: ['@hono/node-server', 'hono'], script: path.join(PEER_SCRIPTS, 'hono-node-server.mjs'),
+  },
+  srvx: { dir: 'srvx', packages: ['srvx'], script: path.join(PEER_SCRIPTS, 'srvx.mjs') },
+  pm2: { dir: 'pm2', packages: ['pm2'], script: path.join(NATIVE, 'node-http.mjs') },
+};
+
+/** The folder a peer is installed in. */
+function peerDir(peer) {
+  return path.join(PEER_CACHE, peer.dir);
+}
+
+/** The installed version of a peer's first package, or null when it is not installed. */
+function peerVersion(peer) {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null; // field 22: starttime
+    const manifest = path.join(peerDir(peer), 'node_modules', peer.packages[0], 'package.json');
+    return JSON.parse(fs.readFileSync(manifest, 'utf8')).version;
   } catch {
     return null;
   }
+}
+
+/**
+ * Installs a peer into its cache folder unless it is there already (npm, bounded), and copies its script next
+ * to its node_modules so that the script's imports resolve there on every runtime. Returns the version.
+ */
+async function ensurePeer(peer) {
+  const dir = peerDir(peer);
+  if (!peerVersion(peer)) {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'package.json'), '{ "private": true }\n');
+    log(`installing ${peer.packages.join(' ')} into ${path.relative(ROOT, dir)}`);
+    const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_')));
+    await run('npm', ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', ...peer.packages],
+      INSTALL_TIMEOUT_MS, npmEnv);
+  }
+  fs.copyFileSync(peer.script, path.join(dir, path.basename(peer.script)));
+  const version = peerVersion(peer);
+  if (!version) throw new Error(`npm install finished but ${peer.packages[0]} is missing`);
+  return version;
+}
+
+/**
+ * Installs every peer the selected cases need. A peer that fails is logged and its cases are marked skipped
+ * with the reason. Returns "name version" strings for the report.
+ */
+async function preparePeers(cases) {
+  const versions = [];
+  for (const peer of new Set(cases.filter((c) => c.peer && !c.skip).map((c) => c.peer))) {
+    try {
+      versions.push(`${peer.packages[0]} ${await ensurePeer(peer)}`);
+    } catch (err) {
+      const reason = `not installed: ${oneLine(err.message)}`;
+      log(`${peer.packages[0]}: ${reason}; skipping its rows`);
+      for (const c of cases) if (c.peer === peer) c.skip = reason;
+    }
+  }
+  return versions;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Processes: /proc readings, start, stop.
+
+/** The fields of /proc/PID/stat after the command name (field 3 onwards), or null when the process is gone. */
+function statFields(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** Identifies a process instance: its start time (field 22), so that a reused pid is never signalled. */
+function startTime(pid) {
+  return statFields(pid)?.[19] ?? null;
+}
+
+/** CPU time a process has used, user plus system (fields 14 and 15), in clock ticks; 0 when it has gone. */
+function cpuTicks(pid) {
+  const f = statFields(pid);
+  return f ? Number(f[11]) + Number(f[12]) : 0;
 }
 
 /** Direct children of `pid`, from /proc/PID/task/*\/children, or `ps --ppid` where that file is missing. */
@@ -147,10 +258,10 @@ function childrenOf(pid) {
   return [...kids];
 }
 
-/** `pid` and all its descendants (master, workers, and any helpers they started). */
-function processTree(pid) {
+/** The given root pids and all their descendants (masters, workers, and any helpers they started). */
+function processTree(roots) {
   const seen = [];
-  const queue = [pid];
+  const queue = [...roots];
   while (queue.length > 0 && seen.length < 1000) {
     const next = queue.shift();
     if (seen.includes(next)) continue;
@@ -170,116 +281,136 @@ function rssKiB(pid) {
   }
 }
 
-/** Total RSS of a server's process tree, in MiB, and how many processes it counted. */
-function treeRss(pid) {
-  const pids = processTree(pid);
-  const kib = pids.reduce((sum, p) => sum + rssKiB(p), 0);
-  return { mib: kib / 1024, processes: pids.length };
+/** Total RSS of a process tree in MiB, and how many processes it counted. */
+function treeRss(roots) {
+  const pids = processTree(roots).filter((p) => rssKiB(p) > 0);
+  return { mib: pids.reduce((sum, p) => sum + rssKiB(p), 0) / 1024, processes: pids.length };
 }
 
-/**
- * Starts a server and waits (bounded) until `readyLine` has matched its output and `extraReady` holds.
- * `readyLine` must capture the port. Returns { child, port, output() }; the child is in `live`.
- */
-async function startServer(label, bin, args, { readyLine, stream, extraReady = () => true }) {
-  const child = spawn(bin, args, { cwd: ROOT, env: serverEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  const server = { label, child, port: null, tree: [], text: { stdout: '', stderr: '' } };
-  live.add(server);
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  server.exited = exited;
-  child.once('error', (err) => { server.spawnError = err; });
-  // Keep draining both pipes for the whole run (a full pipe would block the server), keeping a bounded tail.
+/** CPU ticks of every process of a tree, by pid. */
+function treeTicks(roots) {
+  return new Map(processTree(roots).map((p) => [p, cpuTicks(p)]));
+}
+
+/** A free loopback port, chosen by the kernel and released, for a server to bind next. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, HOST, () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawns one process of a server instance, draining its output into a bounded tail. */
+function spawnProcess(instance, { bin, args, cwd = ROOT, env = {} }) {
+  const child = spawn(bin, args, { cwd, env: serverEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = { child, exited: new Promise((resolve) => child.once('exit', () => resolve())), error: null };
+  child.once('error', (err) => { proc.error = err; });
   for (const name of ['stdout', 'stderr']) {
     child[name].setEncoding('utf8');
-    child[name].on('data', (chunk) => { server.text[name] = (server.text[name] + chunk).slice(-64_000); });
+    child[name].on('data', (chunk) => { instance.text = (instance.text + chunk).slice(-64_000); });
   }
-  server.output = () => `${server.text.stderr}${server.text.stdout}`.trim().split('\n').slice(-15).join('\n');
-
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  let done = false;
-  exited.then(() => { done = true; });
-  while (Date.now() < deadline) {
-    if (server.spawnError) throw new Error(`${label}: cannot start ${bin}: ${server.spawnError.message}`);
-    if (done) throw new Error(`${label}: exited before it was ready:\n${server.output()}`);
-    const match = server.port === null && server.text[stream].match(readyLine);
-    if (match) server.port = Number(match[1]);
-    if (server.port !== null && extraReady(server.text[stream])) {
-      await waitForHttp(server, deadline);
-      return server;
-    }
-    await sleep(50);
-  }
-  throw new Error(`${label}: not ready within ${STARTUP_TIMEOUT_MS / 1000} s:\n${server.output()}`);
+  instance.procs.push(proc);
+  return proc;
 }
 
-/** Waits (until `deadline`) for a 200 from the server's loopback URL. */
-async function waitForHttp(server, deadline) {
-  let lastError = null;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`http://${HOST}:${server.port}/`, { signal: AbortSignal.timeout(2_000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-      lastError = new Error(`HTTP ${res.status}`);
-    } catch (err) {
-      lastError = err;
-    }
-    await sleep(100);
-  }
-  throw new Error(`${server.label}: no HTTP 200 on port ${server.port}: ${lastError?.message}`);
+/** Whether any process of the instance has exited (or failed to spawn). */
+function anyExited(instance) {
+  return instance.procs.some((p) => p.error || p.child.exitCode !== null || p.child.signalCode !== null);
 }
 
 /**
- * Stops a server: SIGTERM to its pid, SIGKILL after 5 s; then SIGKILL any process of its tree
- * (as last recorded, same pid and start time) that outlived it.
+ * Starts a case on `port`: spawns its processes and polls GET / on the port until a 200 (bounded). Returns
+ * the running instance (in `live`) with `startupMs`, spawn to first 200. For tsgunicorn it then also waits
+ * until every worker has booted, so that the measurement sees all of them.
  */
-async function stopServer(server) {
-  const { child } = server;
-  const tree = processTree(child.pid).filter((p) => p !== child.pid).map((p) => [p, startTime(p)]);
-  if (child.exitCode === null && child.signalCode === null && child.pid) {
-    child.kill('SIGTERM');
-    const stopped = await Promise.race([server.exited.then(() => true), sleep(KILL_GRACE_MS).then(() => false)]);
-    if (!stopped) {
-      log(`${server.label}: still running ${KILL_GRACE_MS / 1000} s after SIGTERM; sending SIGKILL`);
-      child.kill('SIGKILL');
-      await Promise.race([server.exited, sleep(KILL_GRACE_MS)]);
+async function startCase(c, port) {
+  const launch = c.launch(port);
+  const instance = { label: c.label, procs: [], text: '', cleanup: launch.cleanup, startupMs: NaN };
+  live.add(instance);
+  const t0 = performance.now();
+  for (const command of launch.commands) spawnProcess(instance, command);
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (Number.isNaN(instance.startupMs)) {
+    if (anyExited(instance)) {
+      throw new Error(`exited: ${oneLine(instance.text || instance.procs.find((p) => p.error)?.error?.message)}`);
     }
+    if (Date.now() > deadline) {
+      throw new Error(`no HTTP 200 on port ${port} within ${STARTUP_TIMEOUT_MS / 1000} s: ${oneLine(instance.text)}`);
+    }
+    if (await answers200(port)) instance.startupMs = performance.now() - t0;
+    else await sleep(STARTUP_POLL_MS);
   }
-  // Workers normally exit with their master; give them a moment, then kill leftovers by pid.
-  const leftoverDeadline = Date.now() + KILL_GRACE_MS;
+  while (c.workers && (instance.text.match(/Booting worker with pid: \d+/g) ?? []).length < c.workers) {
+    if (anyExited(instance) || Date.now() > deadline) {
+      throw new Error(`not all ${c.workers} workers booted: ${oneLine(instance.text)}`);
+    }
+    await sleep(STARTUP_POLL_MS);
+  }
+  return instance;
+}
+
+/** Whether GET http://127.0.0.1:PORT/ answers 200 now (1 s timeout per try). */
+async function answers200(port) {
+  try {
+    const res = await fetch(`http://${HOST}:${port}/`, { signal: AbortSignal.timeout(1_000) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops an instance: SIGTERM to each of its processes, SIGKILL after 5 s; then SIGKILL any process of its
+ * tree (as recorded before, same pid and start time) that outlived it; then the case's own cleanup.
+ */
+async function stopInstance(instance) {
+  const roots = instance.procs.map((p) => p.child.pid).filter(Boolean);
+  const tree = processTree(roots).filter((p) => !roots.includes(p)).map((p) => [p, startTime(p)]);
+  const running = instance.procs.filter((p) => p.child.pid && p.child.exitCode === null && p.child.signalCode === null);
+  for (const p of running) p.child.kill('SIGTERM');
+  const all = Promise.all(running.map((p) => p.exited));
+  if (!(await Promise.race([all.then(() => true), sleep(KILL_GRACE_MS).then(() => false)]))) {
+    log(`${instance.label}: still running ${KILL_GRACE_MS / 1000} s after SIGTERM; sending SIGKILL`);
+    for (const p of running) p.child.kill('SIGKILL');
+    await Promise.race([all, sleep(KILL_GRACE_MS)]);
+  }
+  await killLeftovers(instance.label, tree);
+  await instance.cleanup?.();
+  live.delete(instance);
+}
+
+/** Gives `[pid, startTime]` processes 5 s to exit with their parent, then SIGKILLs those still there. */
+async function killLeftovers(label, tree) {
+  const deadline = Date.now() + KILL_GRACE_MS;
   let leftovers = tree.filter(([p, t]) => t !== null && startTime(p) === t);
-  while (leftovers.length > 0 && Date.now() < leftoverDeadline) {
+  while (leftovers.length > 0 && Date.now() < deadline) {
     await sleep(100);
     leftovers = leftovers.filter(([p, t]) => startTime(p) === t);
   }
   for (const [p] of leftovers) {
-    log(`${server.label}: pid ${p} outlived its master; sending SIGKILL`);
+    log(`${label}: pid ${p} outlived its parent; sending SIGKILL`);
     try { process.kill(p, 'SIGKILL'); } catch { /* already gone */ }
   }
-  live.delete(server);
 }
 
-/** Stops every server and load generator still running (used on signals and fatal errors). */
+/** Stops every server, load generator and installer still running (used on signals and fatal errors). */
 async function stopAll() {
   for (const child of tools) child.kill('SIGTERM');
-  await Promise.all([...live].map((server) => stopServer(server).catch(() => {})));
+  await Promise.all([...live].map((instance) => stopInstance(instance).catch(() => {})));
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Load generators.
-
-/** Converts a wrk duration ("812.00us", "1.20ms", "2.01s", "1.5m") to milliseconds. */
-function wrkMs(text) {
-  const match = /^([\d.]+)(us|ms|s|m|h)$/.exec(text);
-  if (!match) return NaN;
-  const scale = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2]];
-  return Number(match[1]) * scale;
-}
+// Load generator.
 
 /** Runs a bounded command, resolving to its stdout; rejects on a non-zero exit or timeout. */
-function run(cmd, args, timeoutMs) {
+function run(cmd, args, timeoutMs, env = process.env) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     tools.add(child);
     let out = '';
     let err = '';
@@ -294,65 +425,152 @@ function run(cmd, args, timeoutMs) {
       clearTimeout(timer);
       tools.delete(child);
       if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} failed (${signal ?? code}): ${(err || out).trim().slice(-500)}`));
+      else reject(new Error(`${path.basename(cmd)} failed (${signal ?? code}): ${(err || out).trim().slice(-500)}`));
     });
   });
 }
 
-/** The wrk load generator: requests/s, p50 and average latency in ms. */
-function wrkGenerator(bin) {
+/** Converts a wrk duration ("812.00us", "1.20ms", "2.01s", "1.5m") to milliseconds. */
+function wrkMs(text) {
+  const match = /^([\d.]+)(us|ms|s|m|h)$/.exec(text ?? '');
+  if (!match) return NaN;
+  return Number(match[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2]];
+}
+
+/** The version of wrk, for the report. */
+function wrkVersion(bin) {
   // `wrk -v` prints "wrk <version> [epoll] ..." and exits 1, so read stdout whatever the status.
   const banner = spawnSync(bin, ['-v'], { encoding: 'utf8', timeout: 5_000 }).stdout ?? '';
-  const version = banner.match(/^wrk (\S+)/)?.[1] ?? '?';
-  return {
-    name: 'wrk',
-    describe: `wrk ${version} -t1 -c${CONNECTIONS}`,
-    async measure(port, seconds) {
-      const url = `http://${HOST}:${port}/`;
-      const out = await run(bin, ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', url], (seconds + 15) * 1000);
-      const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
-      const avg = wrkMs(out.match(/^\s+Latency\s+(\S+)/m)?.[1] ?? '');
-      const p50 = wrkMs(out.match(/^\s+50%\s+(\S+)/m)?.[1] ?? '');
-      const errors = out.match(/Non-2xx or 3xx responses: (\d+)|Socket errors: .*/)?.[0];
-      if (!Number.isFinite(rps)) throw new Error(`cannot parse wrk output:\n${out}`);
-      return { rps, p50, avg, errors };
-    },
-  };
+  return banner.match(/^wrk (\S+)/)?.[1] ?? '?';
 }
 
-/** The autocannon load generator (through npx --no-install): requests/s, p50 and average latency in ms. */
-function autocannonGenerator() {
-  return {
-    name: 'autocannon',
-    describe: `autocannon -c${CONNECTIONS}`,
-    async measure(port, seconds) {
-      const url = `http://${HOST}:${port}/`;
-      const out = await run('npx', ['--no-install', 'autocannon', '-j', '-c', String(CONNECTIONS), '-d', String(seconds), url],
-        (seconds + 30) * 1000);
-      const result = JSON.parse(out.slice(out.indexOf('{')));
-      const bad = (result.non2xx ?? 0) + (result.errors ?? 0);
-      return {
-        rps: result.requests.average,
-        p50: result.latency.p50,
-        avg: result.latency.average,
-        errors: bad > 0 ? `${bad} errors/non-2xx` : undefined,
-      };
-    },
-  };
-}
-
-/** wrk if on PATH, else autocannon if npx can run it without installing, else null. */
-function findLoadGenerator() {
-  const wrk = onPath('wrk');
-  if (wrk) return wrkGenerator(wrk);
-  if (onPath('npx') && capture('npx', ['--no-install', 'autocannon', '--version'], 30_000) !== null) {
-    return autocannonGenerator();
-  }
-  return null;
+/** One wrk run (one thread, 32 connections, bounded): requests/s, requests done, p99 in ms, errors. */
+async function wrk(bin, port, seconds) {
+  const out = await run(bin, ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', `http://${HOST}:${port}/`],
+    (seconds + 15) * 1000);
+  const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
+  const requests = Number(out.match(/(\d+) requests in/)?.[1]);
+  const p99 = wrkMs(out.match(/^\s+99%\s+(\S+)/m)?.[1]);
+  const errors = out.match(/Non-2xx or 3xx responses: \d+|Socket errors: .*/)?.[0];
+  if (!Number.isFinite(rps) || !Number.isFinite(requests)) throw new Error(`cannot parse wrk output: ${oneLine(out)}`);
+  return { rps, requests, p99, errors };
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The benchmark.
+// The cases.
+
+/** A case whose processes are fixed commands (most of them). */
+function fixed(commandsFor) {
+  return (port) => ({ commands: commandsFor(String(port)) });
+}
+
+/** The native servers of a runtime: one process, and two processes sharing the port. */
+function nativeCases(rt) {
+  const base = { runtime: rt.name, kind: 'native' };
+  if (rt.name === 'node') {
+    return [
+      { ...base, server: 'node:http', procs: 1, baseline: 1,
+        launch: fixed((port) => [rt.run(path.join(NATIVE, 'node-http.mjs'), [port])]) },
+      { ...base, server: 'node:cluster (2 workers)', procs: 2, baseline: 2,
+        launch: fixed((port) => [rt.run(path.join(NATIVE, 'node-cluster.mjs'), [port, '2'])]) },
+    ];
+  }
+  const script = path.join(NATIVE, rt.name === 'deno' ? 'deno-serve.ts' : 'bun-serve.ts');
+  const api = rt.name === 'deno' ? 'Deno.serve' : 'Bun.serve';
+  // Deno 2 still gates `reusePort` behind --unstable-net (run's -A does not include it).
+  const reuse = (port) => rt.run(script, [port, 'reuse-port'], ['--unstable-net']);
+  return [
+    { ...base, server: api, procs: 1, baseline: 1, launch: fixed((port) => [rt.run(script, [port])]) },
+    { ...base, server: `${api} reusePort (2 processes)`, procs: 2, baseline: 2,
+      launch: fixed((port) => [reuse(port), reuse(port)]) },
+  ];
+}
+
+/** tsgunicorn with 1 and 2 workers in each socket mode, and the Hono example with 2 workers. */
+function tsgunicornCases(rt) {
+  const cases = [];
+  for (const mode of ['--no-reuse-port', '--reuse-port']) {
+    for (const workers of [1, 2]) {
+      const skip = mode === '--reuse-port' && rt.name === 'node' && !nodeHasReusePort(rt.version)
+        ? `Node ${rt.version} cannot open SO_REUSEPORT sockets (reusePort needs Node 22.12+)` : null;
+      cases.push({
+        runtime: rt.name, kind: 'tsgunicorn', server: `tsgunicorn ${mode}`, procs: workers, workers, skip,
+        launch: fixed((port) => [rt.run(rt.cli, ['-w', String(workers), '-b', `${HOST}:${port}`, mode, APP])]),
+      });
+    }
+  }
+  cases.push({
+    runtime: rt.name, kind: 'tsgunicorn', server: 'tsgunicorn + Hono (examples/hono-app.ts)', procs: 2, workers: 2,
+    launch: fixed((port) => [rt.run(rt.cli, ['-w', '2', '-b', `${HOST}:${port}`, HONO_APP])]),
+  });
+  return cases;
+}
+
+/** The peers that run on a runtime: deno serve --parallel, @hono/node-server, srvx, PM2 cluster mode. */
+function peerCases(rt) {
+  const base = { runtime: rt.name, kind: 'peer' };
+  const inPeer = (peer, file, args) => ({ ...rt.run(path.join(peerDir(peer), file), args), cwd: peerDir(peer) });
+  const cases = [
+    { ...base, server: 'srvx', procs: 1, peer: PEERS.srvx,
+      launch: fixed((port) => [inPeer(PEERS.srvx, 'srvx.mjs', [port])]) },
+  ];
+  if (rt.name === 'deno') {
+    cases.push({
+      ...base, server: 'deno serve --parallel (DENO_JOBS=2)', procs: 2,
+      launch: fixed((port) => [{
+        bin: rt.bin,
+        args: ['serve', '--parallel', '--allow-net', '--host', HOST, '--port', port, APP],
+        env: { DENO_JOBS: '2' },
+      }]),
+    });
+  }
+  if (rt.name === 'node') {
+    cases.push(
+      { ...base, server: '@hono/node-server', procs: 1, peer: PEERS.honoNode,
+        launch: fixed((port) => [inPeer(PEERS.honoNode, 'hono-node-server.mjs', [port])]) },
+      { ...base, server: 'PM2 cluster mode (2 instances)', procs: 2, peer: PEERS.pm2, launch: launchPm2 },
+    );
+  }
+  return cases;
+}
+
+/**
+ * PM2 in cluster mode with 2 instances of node-http.mjs, in the foreground (pm2-runtime, no daemon) with a
+ * PM2_HOME of its own. Its cleanup runs `pm2 kill` if a daemon was started there after all, then removes it.
+ */
+function launchPm2(port) {
+  const dir = peerDir(PEERS.pm2);
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-bench-pm2-'));
+  const env = { PM2_HOME: home, PORT: String(port) };
+  const pm2 = (name) => path.join(dir, 'node_modules', 'pm2', 'bin', name);
+  return {
+    commands: [{ bin: process.execPath, args: [pm2('pm2-runtime'), 'start', 'node-http.mjs', '-i', '2'], cwd: dir, env }],
+    async cleanup() {
+      if (fs.existsSync(path.join(home, 'pm2.pid'))) {
+        await run(process.execPath, [pm2('pm2'), 'kill'], 30_000, serverEnv(env))
+          .catch((err) => log(`pm2 kill: ${oneLine(err.message)}`));
+      }
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Every case of every runtime, filtered by BENCH_CASES. Labels read "node native: node:http ×1",
+ * "bun tsgunicorn --reuse-port ×2", "deno peer: srvx ×1".
+ */
+function allCases(runtimes) {
+  const cases = runtimes.flatMap((rt) => [...nativeCases(rt), ...tsgunicornCases(rt), ...peerCases(rt)]);
+  for (const c of cases) {
+    c.label = `${c.runtime} ${c.kind === 'tsgunicorn' ? '' : `${c.kind}: `}${c.server} ×${c.procs}`;
+    c.samples = [];
+    c.failure = c.skip ?? null;
+  }
+  return CASE_FILTER ? cases.filter((c) => CASE_FILTER.test(c.label)) : cases;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Measuring.
 
 /** Rebuilds dist/ so that Node measures the current sources (bounded to 60 s). */
 async function buildDist() {
@@ -360,120 +578,165 @@ async function buildDist() {
   await run(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], 60_000);
 }
 
-/** Starts one server, warms it up, measures it, records its RSS, and always stops it. */
-async function measureCase(gen, c) {
-  let server = null;
+/**
+ * One sample of a case: start it on a fresh port (start-up time), warm it up, then measure with wrk while
+ * reading the CPU time of its whole process tree before and after; RSS right after. Always stops it.
+ */
+async function sampleCase(wrkBin, c) {
+  let instance = null;
   try {
-    server = await startServer(c.label, c.bin, c.args, c.ready);
-    log(`${c.label}: port ${server.port}; warm-up ${WARMUP_SECONDS} s, then ${SECONDS} s`);
-    await gen.measure(server.port, WARMUP_SECONDS);
-    const result = await gen.measure(server.port, SECONDS);
-    const rss = treeRss(server.child.pid);
-    return { ...result, rss };
+    const port = await freePort();
+    instance = await startCase(c, port);
+    await wrk(wrkBin, port, WARMUP_SECONDS);
+    const roots = instance.procs.map((p) => p.child.pid);
+    const before = treeTicks(roots);
+    const load = await wrk(wrkBin, port, SECONDS);
+    const after = treeTicks(roots);
+    let ticks = 0;
+    for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
+    const cpuUs = (ticks / CLK_TCK) * 1e6 / load.requests;
+    return { ...load, cpuUs, rss: treeRss(roots), startupMs: instance.startupMs };
   } finally {
-    if (server) await stopServer(server);
+    if (instance) await stopInstance(instance);
   }
 }
 
-/** The cases for one runtime: its native server, then tsgunicorn with 1 and 2 workers. */
-function casesFor(rt) {
-  const native = {
-    runtime: rt.name, server: rt.nativeLabel, workers: 1, native: true,
-    label: `${rt.name} ${rt.nativeLabel}`, bin: rt.bin, args: rt.native,
-    ready: { stream: 'stdout', readyLine: /^PORT=(\d+)$/m },
-  };
-  const gunicorn = [1, 2].map((w) => ({
-    runtime: rt.name, server: 'tsgunicorn', workers: w, native: false,
-    label: `${rt.name} tsgunicorn -w ${w}`, bin: rt.bin, args: rt.tsgunicorn(w),
-    ready: {
-      stream: 'stderr',
-      readyLine: /Listening at: http:\/\/127\.0\.0\.1:(\d+)/,
-      extraReady: (text) => (text.match(/Booting worker with pid: \d+/g) ?? []).length >= w,
-    },
-  }));
-  return [native, ...gunicorn];
+/**
+ * Runs every case once per round, rounds one after the other, so that noise spreads evenly over the cases.
+ * A case that fails with no sample yet keeps its one-line reason and is not tried again.
+ */
+async function runRounds(wrkBin, cases) {
+  for (let round = 1; round <= ROUNDS; round++) {
+    const todo = cases.filter((c) => !c.failure);
+    for (const [i, c] of todo.entries()) {
+      log(`round ${round}/${ROUNDS}, ${i + 1}/${todo.length}: ${c.label}`);
+      try {
+        const s = await sampleCase(wrkBin, c);
+        c.samples.push(s);
+        log(`  ${fmt(s.rps, 0)} req/s, ${fmt(s.cpuUs, 1)} µs CPU/req, p99 ${fmt(s.p99, 2)} ms, `
+          + `RSS ${fmt(s.rss.mib, 1)} MiB, start-up ${fmt(s.startupMs, 0)} ms${s.errors ? `, ${s.errors}` : ''}`);
+      } catch (err) {
+        log(`  FAILED: ${err.message}`);
+        if (c.samples.length === 0) c.failure = oneLine(err.message);
+        else c.notes = [...(c.notes ?? []), `round ${round}: ${oneLine(err.message)}`];
+      }
+    }
+  }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The report.
 
 const fmt = (n, digits) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
-/** The Markdown report: machine info, the table, and any failures. */
-function report(gen, versions, rows, failures) {
+/** The median of the numbers that `pick` gives for each sample. */
+function median(samples, pick) {
+  const values = samples.map(pick).filter(Number.isFinite).sort((a, b) => a - b);
+  if (values.length === 0) return NaN;
+  const mid = Math.floor(values.length / 2);
+  return values.length % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+/** The medians of a case's samples. */
+function summarize(c) {
+  const s = c.samples;
+  return {
+    rps: median(s, (x) => x.rps),
+    cpuUs: median(s, (x) => x.cpuUs),
+    p99: median(s, (x) => x.p99),
+    rssMib: median(s, (x) => x.rss.mib),
+    processes: median(s, (x) => x.rss.processes),
+    startupMs: median(s, (x) => x.startupMs),
+    errors: s.map((x) => x.errors).find(Boolean),
+  };
+}
+
+/** "a" against the 1-process baseline, and "a / b" with the 2-process one for 2-process rows. */
+function ratios(value, row, base1, base2, key) {
+  const r1 = base1 ? fmt(value / base1[key], 2) : 'n/a';
+  return row.procs === 2 ? `${r1} / ${base2 ? fmt(value / base2[key], 2) : 'n/a'}` : r1;
+}
+
+/** One Markdown table row for a case. */
+function tableRow(c, baselines) {
+  const head = `| ${c.runtime} | ${c.server} | ${c.procs} |`;
+  if (c.samples.length === 0) {
+    const reason = (c.failure ?? 'no sample').replaceAll('|', '\\|');
+    return `${head} ${c.skip ? 'skipped' : 'failed'}: ${reason} | – | – | – | – | – | – |`;
+  }
+  const m = summarize(c);
+  const b1 = baselines.get(`${c.runtime}/1`);
+  const b2 = baselines.get(`${c.runtime}/2`);
+  const warn = m.errors ? ` ⚠ ${m.errors}` : '';
+  return `${head} ${fmt(m.rps, 0)}${warn} | ${ratios(m.rps, c, b1, b2, 'rps')} | ${fmt(m.cpuUs, 1)} `
+    + `| ${ratios(m.cpuUs, c, b1, b2, 'cpuUs')} | ${fmt(m.p99, 2)} | ${fmt(m.rssMib, 1)} (${m.processes}) `
+    + `| ${fmt(m.startupMs, 0)} |`;
+}
+
+/** The Markdown report: machine and versions, the table, how to read it, and any failures. */
+function report(meta, cases) {
+  const baselines = new Map(cases.filter((c) => c.baseline && c.samples.length > 0)
+    .map((c) => [`${c.runtime}/${c.baseline}`, summarize(c)]));
   const cpu = os.cpus()[0]?.model?.trim() ?? 'unknown CPU';
   const lines = [
-    `Machine: nproc ${os.availableParallelism()} (${cpu}), ${os.platform()} ${os.release()}; ${versions}`,
-    `Date: ${new Date().toISOString()}; load: ${gen.describe}, ${SECONDS} s per row after a ${WARMUP_SECONDS} s warm-up, `
-      + `GET http://${HOST}:PORT/ ("Hello, World!")`,
+    `Machine: nproc ${os.availableParallelism()} (${cpu}), ${os.platform()} ${os.release()}; ${meta.versions}`,
+    `Peers: ${meta.peers.join(', ') || 'none installed'}; tsgunicorn ${meta.commit}`,
+    `Date: ${new Date().toISOString()}; load: wrk ${meta.wrk} -t1 -c${CONNECTIONS} --latency, GET http://${HOST}:PORT/ `
+      + `("Hello, World!"), ${SECONDS} s per sample after a ${WARMUP_SECONDS} s warm-up; median of ${ROUNDS} `
+      + `alternating round(s)`,
     '',
-    '| runtime | server | workers | req/s | ratio vs native | p50/avg latency | RSS MiB total |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| runtime | server | procs | req/s | req/s vs native ×1 / ×2 | CPU µs/req | CPU vs native ×1 / ×2 '
+      + '| p99 ms | RSS MiB (processes) | start-up ms |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...cases.map((c) => tableRow(c, baselines)),
+    '',
+    'On 2 cores one wrk thread saturates near the native servers\' speed, so req/s barely separates the fast',
+    'servers (Bun.serve, Deno.serve and what is built on them): CPU per request is the figure that does. It is',
+    'utime+stime of the server\'s whole process tree (master, workers, helpers; from /proc/PID/stat) over the',
+    'measured window, divided by the requests wrk completed. Ratios compare with the runtime\'s native 1-process',
+    'server of this run, and for 2-process rows also with its native 2-process row (node:cluster for Node,',
+    'two reusePort processes for Deno and Bun); a req/s ratio above 1 and a CPU ratio below 1 are better.',
+    'procs: worker processes (threads for deno serve --parallel); RSS sums VmRSS over the whole tree, whose',
+    'process count is in parentheses. Start-up: spawn until the first 200 on a pre-chosen port.',
   ];
-  for (const row of rows) {
-    const nativeRow = rows.find((r) => r.runtime === row.runtime && r.native && r.result);
-    const r = row.result;
-    if (!r) {
-      lines.push(`| ${row.runtime} | ${row.server} | ${row.workers} | failed | – | – | – |`);
-      continue;
-    }
-    const ratio = nativeRow ? fmt(r.rps / nativeRow.result.rps, 2) : 'n/a';
-    const rss = `${fmt(r.rss.mib, 1)} (${r.rss.processes} proc)`;
-    const flag = r.errors ? ` ⚠ ${r.errors}` : '';
-    lines.push(`| ${row.runtime} | ${row.server} | ${row.workers} | ${fmt(r.rps, 0)}${flag} | ${ratio} `
-      + `| ${fmt(r.p50, 2)} / ${fmt(r.avg, 2)} ms | ${rss} |`);
-  }
-  lines.push('', 'RSS: VmRSS summed over the server\'s whole process tree (master, workers and any helper '
-    + 'processes they started), read right after the measurement.');
-  if (failures.length > 0) {
-    lines.push('', 'Failures:', '');
-    for (const f of failures) lines.push(`- ${f.label}: ${f.message.split('\n').join('\n  ')}`);
+  const notes = cases.filter((c) => c.notes?.length);
+  if (notes.length > 0) {
+    lines.push('', 'Failed samples (the row is the median of the others):', '');
+    for (const c of notes) lines.push(`- ${c.label}: ${c.notes.join('; ')}`);
   }
   return `${lines.join('\n')}\n`;
 }
 
+// ---------------------------------------------------------------------------------------------------
+
 async function main() {
-  const gen = findLoadGenerator();
-  if (!gen) {
-    console.log('No load generator found: install wrk (e.g. `apt-get install wrk`) or autocannon '
-      + '(`npm install --no-save autocannon`), then run `node scripts/bench.mjs` again.');
+  const wrkBin = onPath('wrk');
+  if (!wrkBin) {
+    console.log('wrk is needed: install it (e.g. `apt-get install wrk`), then run `npm run bench` again.');
     return;
   }
   const runtimes = [];
-  const failures = [];
   for (const name of RUNTIMES) {
     const rt = describeRuntime(name);
     if (rt) runtimes.push(rt);
-    else failures.push({ label: name, message: 'runtime not available (unknown name, or binary not found), skipped' });
+    else log(`${name}: runtime not available (unknown name, or binary not found), skipped`);
   }
   for (const file of ['tsgunicorn.config.ts', 'tsgunicorn.config.js', 'tsgunicorn.config.json']) {
     if (fs.existsSync(path.join(ROOT, file))) log(`warning: ${file} in ${ROOT} applies to every tsgunicorn run`);
   }
-  if (runtimes.some((rt) => rt.name === 'node')) {
-    try {
-      await buildDist();
-    } catch (err) {
-      failures.push({ label: 'node build', message: err.message });
-    }
-  }
-  log(`load generator: ${gen.describe}; runtimes: ${runtimes.map((rt) => rt.name).join(', ') || 'none'}`);
-
-  const rows = [];
-  for (const rt of runtimes) {
-    for (const c of casesFor(rt)) {
-      const row = { runtime: c.runtime, server: c.server, workers: c.workers, native: c.native, result: null };
-      rows.push(row);
-      try {
-        row.result = await measureCase(gen, c);
-        log(`${c.label}: ${fmt(row.result.rps, 0)} req/s, RSS ${fmt(row.result.rss.mib, 1)} MiB`);
-      } catch (err) {
-        log(`${c.label}: FAILED: ${err.message}`);
-        failures.push({ label: c.label, message: err.message });
-      }
-    }
-  }
+  if (runtimes.some((rt) => rt.name === 'node')) await buildDist();
+  const cases = allCases(runtimes);
+  const peers = await preparePeers(cases);
+  const skipped = cases.filter((c) => c.skip).length;
+  log(`${cases.length} cases (${skipped} skipped) × ${ROUNDS} round(s), ${SECONDS} s each after a `
+    + `${WARMUP_SECONDS} s warm-up`);
+  await runRounds(wrkBin, cases);
 
   const versions = ['node', 'deno', 'bun']
     .map((name) => `${name} ${(runtimes.find((rt) => rt.name === name) ?? describeRuntime(name))?.version ?? 'not found'}`)
     .join(', ');
-  const markdown = report(gen, versions, rows, failures);
+  const commit = capture('git', ['rev-parse', '--short', 'HEAD']) ?? '?';
+  const markdown = report({ versions, peers, commit, wrk: wrkVersion(wrkBin) }, cases);
   process.stdout.write(markdown);
   if (process.env.BENCH_OUT) {
     fs.writeFileSync(path.resolve(process.env.BENCH_OUT), markdown);
