@@ -4,9 +4,8 @@
  */
 import { toFetchHandler } from './src/app.ts';
 import type { FetchHandler } from './src/http/types.ts';
-import { runMaster } from './src/main.ts';
+import { workerBootFromEnv } from './src/messages.ts';
 import type { Settings } from './src/settings.ts';
-import { runWorker, workerBootFromEnv } from './src/worker.ts';
 
 export type { FetchHandler, RemoteAddress, ServeInfo } from './src/http/types.ts';
 export type { Settings } from './src/settings.ts';
@@ -36,8 +35,9 @@ export async function serve(options: ServeOptions): Promise<number> {
   const handler = fetch ? toFetchHandler(fetch, 'serve({ fetch })') : undefined;
   const boot = workerBootFromEnv();
   if (boot) {
-    await runWorker(boot, handler);
+    await (await import('./src/worker.ts')).runWorker(boot, handler);
     return new Promise<number>(() => {});
   }
+  const { runMaster } = await import('./src/main.ts');
   return runMaster({ argv: process.argv.slice(2), env: { ...process.env }, cwd: process.cwd(), settings }, Boolean(handler));
 }

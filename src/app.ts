@@ -1,8 +1,8 @@
 /** Loads the user's app: `MODULE[:EXPORT]` → a Fetch handler. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { FetchHandler } from './http/types.ts';
+import { importUserModule } from './runtime/index.ts';
 
 /** The app could not be imported or has no Fetch handler (the master exits 4: "App failed to load."). */
 export class AppLoadError extends Error {}
@@ -31,7 +31,7 @@ export async function loadApp(spec: string, cwd = process.cwd()): Promise<FetchH
   if (!fs.existsSync(fullPath)) throw new AppLoadError(`App module not found: ${fullPath}`);
   let module: Record<string, unknown>;
   try {
-    module = await import(pathToFileURL(fullPath).href);
+    module = await importUserModule(fullPath);
   } catch (error) {
     const reason = error instanceof Error ? (error.stack ?? error.message) : String(error);
     throw new AppLoadError(`Failed to import ${file}: ${reason}`);

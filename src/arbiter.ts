@@ -3,7 +3,6 @@
  * ones whose heartbeat stops, and handles Gunicorn's signals (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1).
  */
 import { spawn } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { type ConfigSources, resolveSettings } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
@@ -175,7 +174,7 @@ export class Arbiter {
 
   private spawnWorker(id: number): void {
     const { settings } = this;
-    const jitter = settings.maxRequestsJitter > 0 ? randomInt(0, settings.maxRequestsJitter + 1) : 0;
+    const jitter = Math.floor(Math.random() * (settings.maxRequestsJitter + 1));
     const { sockets, stdio } = this.workerSockets();
     const boot: WorkerBoot = {
       id,

@@ -4,9 +4,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.ts';
+import { importUserModule } from './runtime/index.ts';
 import { describeFlag, SETTINGS, type SettingSpec, type Settings, settingByName } from './settings.ts';
 
 /** The config files looked for in the working directory when `-c` is not given. */
@@ -167,7 +167,7 @@ export async function readConfigFile(file: string): Promise<Record<string, unkno
       loaded = JSON.parse(fs.readFileSync(file, 'utf8'));
     } else {
       // A fresh URL on every read, so that a HUP reload sees the edited file.
-      const module = await import(`${pathToFileURL(file).href}?load=${Date.now()}`);
+      const module = await importUserModule(file, `?load=${Date.now()}`);
       loaded = module.default ?? { ...module };
     }
   } catch (error) {

@@ -19,11 +19,9 @@ function fail(message: string): number {
  */
 export async function runMaster(sources: ConfigSources, appProvided = false): Promise<number> {
   const runtime = await currentRuntime();
-  await runtime.enableTypeScriptImports();
   let settings;
   try {
     settings = await resolveSettings(sources);
-    runtime.releaseTypeScriptCompiler();
   } catch (error) {
     if (error instanceof ConfigError) return fail(error.message);
     throw error;

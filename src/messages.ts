@@ -62,6 +62,12 @@ export const WORKER_ENV = 'TSGUNICORN_WORKER';
  */
 export type WorkerSocket = { kind: 'fd'; fd: number } | { kind: 'reuse-port'; address: TcpAddress };
 
+/** Reads this process's boot description if it was spawned as a worker. */
+export function workerBootFromEnv(env: Record<string, string | undefined> = process.env): WorkerBoot | undefined {
+  const text = env[WORKER_ENV];
+  return text ? (JSON.parse(text) as WorkerBoot) : undefined;
+}
+
 /** What a worker is told at spawn (as JSON in WORKER_ENV). */
 export interface WorkerBoot {
   /** Stable slot 0..N-1, exported to the app as TSGUNICORN_WORKER_ID. */

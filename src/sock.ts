@@ -3,7 +3,6 @@
  * while an address is in use. In reuse-port mode a TCP bind is a reservation: the master holds the port with a
  * socket that never listens, and every worker opens its own SO_REUSEPORT socket on it.
  */
-import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import net from 'node:net';
 import { parseBind } from './address.ts';
@@ -22,6 +21,12 @@ export interface Listener {
   /** The address each worker binds with SO_REUSEPORT itself (its port resolved), in reuse-port mode. */
   reusePort?: TcpAddress;
   close(): void;
+}
+
+/** Resolves a host name (rare in binds: node:dns is only loaded for it). */
+async function lookupIPv4(host: string): Promise<string> {
+  const dns = await import('node:dns/promises');
+  return (await dns.lookup(host, { family: 4 })).address;
 }
 
 async function openListener(runtime: Runtime, bind: string, backlog: number, reusePort: boolean): Promise<Listener> {
@@ -44,7 +49,7 @@ async function openListener(runtime: Runtime, bind: string, backlog: number, reu
     };
   }
   const family = net.isIPv6(address.host) ? 6 : 4;
-  const host = net.isIP(address.host) ? address.host : (await dns.lookup(address.host, { family: 4 })).address;
+  const host = net.isIP(address.host) ? address.host : await lookupIPv4(address.host);
   const tcp: TcpAddress = { kind: 'tcp', host, port: address.port, family };
   const held = reusePort ? runtime.reservePort(tcp) : runtime.bindSocket(tcp, backlog);
   const shownHost = family === 6 ? `[${host}]` : host;

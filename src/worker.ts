@@ -13,12 +13,6 @@ import { durationsOf, type Settings } from './settings.ts';
 import { type RequestHooks, RequestCounters, type ServingEngine } from './workers/base.ts';
 import { ENGINES } from './workers/index.ts';
 
-/** Reads this process's boot description if it was spawned as a worker. */
-export function workerBootFromEnv(env: Record<string, string | undefined> = process.env): WorkerBoot | undefined {
-  const text = env[WORKER_ENV];
-  return text ? (JSON.parse(text) as WorkerBoot) : undefined;
-}
-
 /** The engine that serves each of a worker's sockets, grouped by engine. */
 function socketsByEngine(runtime: Runtime, sockets: WorkerSocket[]): Map<EngineName, WorkerSocket[]> {
   const groups = new Map<EngineName, WorkerSocket[]>();
@@ -78,10 +72,7 @@ export class Worker {
   private async loadHandler(): Promise<FetchHandler> {
     if (this.appHandler) return this.appHandler;
     try {
-      await this.runtime.enableTypeScriptImports();
-      const handler = await loadApp(this.settings.app!);
-      this.runtime.releaseTypeScriptCompiler();
-      return handler;
+      return await loadApp(this.settings.app!);
     } catch (error) {
       this.logger.exception('Exception in worker process', error);
       return this.exit(error instanceof AppLoadError ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR);

@@ -1,4 +1,5 @@
-/** Picks the implementation of the runtime this process runs on. */
+/** Picks the implementation of the runtime this process runs on, and imports user modules with it. */
+import { pathToFileURL } from 'node:url';
 import type { Runtime } from './types.ts';
 
 export type { EngineName, FdListener, HeldSocket, Runtime, TcpAddress, UnixAddress, WorkerCommand } from './types.ts';
@@ -20,4 +21,21 @@ export async function currentRuntime(): Promise<Runtime> {
     current = (await import('./node.ts')).nodeRuntime;
   }
   return current;
+}
+
+const TYPESCRIPT_FILE = /\.(ts|mts|cts|tsx)$/;
+
+/**
+ * Imports a user module (the app, a config file) by path, with `query` appended to its URL. A TypeScript file
+ * gets the runtime's help where it needs it (Node's esbuild hooks), and only then: plain JavaScript costs nothing.
+ */
+export async function importUserModule(file: string, query = ''): Promise<Record<string, unknown>> {
+  const runtime = await currentRuntime();
+  const typescript = TYPESCRIPT_FILE.test(file);
+  if (typescript) await runtime.enableTypeScriptImports();
+  try {
+    return await import(pathToFileURL(file).href + query);
+  } finally {
+    if (typescript) runtime.releaseTypeScriptCompiler();
+  }
 }
