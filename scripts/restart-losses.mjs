@@ -55,12 +55,15 @@ export default {
 const live = new Set();
 /** The sysctl value to put back, while the run has changed it. */
 let sysctlToRestore = null;
+/** The temporary folder holding the app, while it exists. */
+let appDir = null;
 
 /** Progress goes to stderr so that stdout is only the report. */
 function log(message) {
   process.stderr.write(`[restart-losses] ${message}\n`);
 }
 
+/** Resolves after `ms` milliseconds. */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------------------
@@ -144,14 +147,19 @@ function restoreMigrate() {
 // ---------------------------------------------------------------------------------------------------
 // Servers: start, follow the workers through the debug log, stop by pid.
 
-/** A process's start time (field 22 of /proc/PID/stat), so that a reused pid is never signalled; null if gone. */
-function startTimeOf(pid) {
+/** The fields of /proc/PID/stat from the state (field 3) on, or null when the process is gone. */
+function procStat(pid) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/** A process's start time (field 22), so that a reused pid is never signalled; null when it is gone. */
+function startTimeOf(pid) {
+  return procStat(pid)?.[19] ?? null;
 }
 
 /** The pids a process has forked, from every one of its threads. */
@@ -169,9 +177,8 @@ function followLine(server, line) {
   let match;
   if ((match = /Listening at: http:\/\/[^:]+:(\d+)/.exec(line))) server.port = Number(match[1]);
   else if ((match = /Booting worker with pid: (\d+)/.exec(line))) server.workerPids.add(Number(match[1]));
-  else if ((match = /Worker \(pid:(\d+)\) is ready/.exec(line))) {
-    server.ready.push(Number(match[1]));
-  } else if ((match = /Worker \(pid:(\d+)\) exited;/.exec(line))) server.exited.add(Number(match[1]));
+  else if ((match = /Worker \(pid:(\d+)\) is ready/.exec(line))) server.ready.push(Number(match[1]));
+  else if ((match = /Worker \(pid:(\d+)\) exited;/.exec(line))) server.exited.add(Number(match[1]));
   if (!server.stopping && /\[(ERROR|CRITICAL)\]|exception/i.test(line)) server.errors.push(line);
 }
 
@@ -239,20 +246,15 @@ async function stopServer(server) {
   let left = identities;
   while (left.length > 0 && performance.now() < deadline) {
     await sleep(50);
-    left = left.filter(([pid, start]) => startTimeOf(pid) === start && !isZombie(pid));
+    left = left.filter(([pid, start]) => startTimeOf(pid) === start && !hasExited(pid));
   }
   for (const [pid] of left) log(`pid ${pid} still there ${KILL_WAIT_MS / 1000} s after SIGKILL`);
   live.delete(server);
 }
 
-/** Whether a process has exited and only waits for its parent to reap it. */
-function isZombie(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true;
-  }
+/** Whether a process has exited (gone, or a zombie waiting for its parent to reap it). */
+function hasExited(pid) {
+  return (procStat(pid)?.[0] ?? 'Z') === 'Z';
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -368,7 +370,6 @@ async function runScenario(runtime, mode, event, load, appPath) {
     await sleep(Math.max(loadStart + SECONDS * 1000, settledAt + EVENT_GAP_MS) - performance.now());
     state.stop = true;
     await Promise.all(clients);
-    state.seconds = (performance.now() - loadStart) / 1000;
   } finally {
     state.stop = true;
     await agent.destroy().catch(() => {});
@@ -509,6 +510,7 @@ async function runPasses(scenarios, appPath) {
   return passes;
 }
 
+/** Finds the runtimes, writes the app to a temporary folder, runs the passes, prints (and saves) the report. */
 async function main() {
   const runtimes = RUNTIMES.map((name) => {
     const rt = describeRuntime(name);
@@ -519,20 +521,25 @@ async function main() {
     throw new Error('dist/cli.js is missing: run npm run build');
   }
   const scenarios = allScenarios(runtimes);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-losses-'));
-  const appPath = path.join(dir, 'app.mjs');
+  if (scenarios.length === 0) throw new Error('no scenario to run (BENCH_RUNTIMES, BENCH_CASES)');
+  appDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-losses-'));
+  const appPath = path.join(appDir, 'app.mjs');
   fs.writeFileSync(appPath, APP_SOURCE);
-  try {
-    log(`${scenarios.length} scenarios${MIGRATE ? ` × 2 (${MIGRATE_SYSCTL} 0 and 1)` : ''}, ${SECONDS} s of load each`);
-    const markdown = report(runtimes, scenarios, await runPasses(scenarios, appPath));
-    process.stdout.write(markdown);
-    if (process.env.BENCH_OUT) {
-      fs.writeFileSync(path.resolve(process.env.BENCH_OUT), markdown);
-      log(`wrote ${path.resolve(process.env.BENCH_OUT)}`);
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+  log(`${scenarios.length} scenarios${MIGRATE ? ` × 2 (${MIGRATE_SYSCTL} 0 and 1)` : ''}, ${SECONDS} s of load each`);
+  const markdown = report(runtimes, scenarios, await runPasses(scenarios, appPath));
+  process.stdout.write(markdown);
+  if (process.env.BENCH_OUT) {
+    fs.writeFileSync(path.resolve(process.env.BENCH_OUT), markdown);
+    log(`wrote ${path.resolve(process.env.BENCH_OUT)}`);
   }
+}
+
+/** Stops every server still running, puts the sysctl back and removes the app's folder. */
+async function cleanUp() {
+  await Promise.all([...live].map(stopServer));
+  restoreMigrate();
+  if (appDir) fs.rmSync(appDir, { recursive: true, force: true });
+  appDir = null;
 }
 
 // Ctrl-C or a kill of the script still stops every server and puts the sysctl back.
@@ -540,7 +547,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.once(signal, () => {
     log(`${signal}: stopping servers`);
     restoreMigrate();
-    Promise.all([...live].map(stopServer)).finally(() => process.exit(130));
+    cleanUp().finally(() => process.exit(130));
   });
 }
 
@@ -550,6 +557,5 @@ try {
   log(`error: ${err.stack ?? err}`);
   process.exitCode = 1;
 } finally {
-  await Promise.all([...live].map(stopServer));
-  restoreMigrate();
+  await cleanUp();
 }
