@@ -19,9 +19,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import {
+  ROOT, capture, childrenOf, describeRuntime, nodeHasReusePort, onPath, progressLog, runMain, sleep, startTime,
+  statFields,
+} from './_proc-and-runtimes.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const APP = path.join(ROOT, 'scripts', 'bench-app.ts');
 const HONO_APP = path.join(ROOT, 'examples', 'hono-app.ts');
 const NATIVE = path.join(ROOT, 'scripts', 'bench-native');
@@ -52,41 +54,10 @@ function positiveInt(text, fallback) {
 }
 
 /** Progress messages go to stderr so that stdout is only the report. */
-function log(message) {
-  process.stderr.write(`[bench] ${message}\n`);
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The path of an executable named `name` on PATH, or null. */
-function onPath(name) {
-  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
-    if (!dir) continue;
-    const file = path.join(dir, name);
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      if (fs.statSync(file).isFile()) return file;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-/** Runs a short command synchronously (bounded), returning trimmed stdout or null on failure. */
-function capture(cmd, args, timeoutMs = 20_000) {
-  const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', timeout: timeoutMs });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
+const log = progressLog('bench');
 
 /** Clock ticks per second, the unit of utime and stime in /proc/PID/stat. */
 const CLK_TCK = Number(capture('getconf', ['CLK_TCK'])) || 100;
-
-/** The project-local binary in node_modules/.bin, else one on PATH. */
-function localBin(name) {
-  const local = path.join(ROOT, 'node_modules', '.bin', name);
-  return fs.existsSync(local) ? local : onPath(name);
-}
 
 /** The first line of `text` that names an error (else its last line), cut to its first sentence if long. */
 function oneLine(text) {
@@ -97,47 +68,7 @@ function oneLine(text) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Runtimes.
-
-/** Whether this Node can open a listening socket with SO_REUSEPORT (`reusePort`, Node 22.12+ / 23.1+). */
-function nodeHasReusePort(version) {
-  const [major, minor] = version.split('.').map(Number);
-  return major >= 24 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
-}
-
-/**
- * How to run each runtime: its binary, version, `run(file, args, denoFlags)` giving the command for a script
- * (Deno-only flags are ignored elsewhere), and the tsgunicorn entry point. A runtime whose binary is missing
- * gives null (reported and skipped).
- */
-function describeRuntime(name) {
-  if (name === 'node') {
-    return {
-      name, bin: process.execPath, version: process.version.replace(/^v/, ''),
-      run: (file, args) => ({ bin: process.execPath, args: [file, ...args] }),
-      cli: path.join(ROOT, 'dist', 'cli.js'),
-    };
-  }
-  if (name === 'deno') {
-    const bin = localBin('deno');
-    const version = bin && capture(bin, ['--version'])?.match(/deno (\S+)/)?.[1];
-    return version && {
-      name, bin, version,
-      run: (file, args, denoFlags = []) => ({ bin, args: ['run', '-A', ...denoFlags, file, ...args] }),
-      cli: path.join(ROOT, 'cli.ts'),
-    };
-  }
-  if (name === 'bun') {
-    const bin = localBin('bun');
-    const version = bin && capture(bin, ['--version']);
-    return version && {
-      name, bin, version,
-      run: (file, args) => ({ bin, args: [file, ...args] }),
-      cli: path.join(ROOT, 'cli.ts'),
-    };
-  }
-  return null;
-}
+// The servers' environment.
 
 /** The environment for servers: ours, minus variables that would change a server's binding or workers. */
 function serverEnv(extra = {}) {
@@ -217,45 +148,10 @@ async function preparePeers(cases) {
 // ---------------------------------------------------------------------------------------------------
 // Processes: /proc readings, start, stop.
 
-/** The fields of /proc/PID/stat after the command name (field 3 onwards), or null when the process is gone. */
-function statFields(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
-
-/** Identifies a process instance: its start time (field 22), so that a reused pid is never signalled. */
-function startTime(pid) {
-  return statFields(pid)?.[19] ?? null;
-}
-
 /** CPU time a process has used, user plus system (fields 14 and 15), in clock ticks; 0 when it has gone. */
 function cpuTicks(pid) {
   const f = statFields(pid);
   return f ? Number(f[11]) + Number(f[12]) : 0;
-}
-
-/** Direct children of `pid`, from /proc/PID/task/*\/children, or `ps --ppid` where that file is missing. */
-function childrenOf(pid) {
-  const kids = new Set();
-  let readProc = false;
-  try {
-    for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
-      const text = fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
-      readProc = true;
-      for (const id of text.split(/\s+/)) if (id) kids.add(Number(id));
-    }
-  } catch {
-    // the process is gone, or the kernel lacks CONFIG_PROC_CHILDREN
-  }
-  if (!readProc) {
-    const out = capture('ps', ['--ppid', String(pid), '-o', 'pid='], 5_000) ?? '';
-    for (const id of out.split(/\s+/)) if (id) kids.add(Number(id));
-  }
-  return [...kids];
 }
 
 /** The given root pids and all their descendants (masters, workers, and any helpers they started). */
@@ -745,18 +641,4 @@ async function main() {
 }
 
 // Ctrl-C or a kill of the benchmark still stops every server it started.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(signal, () => {
-    log(`${signal}: stopping servers`);
-    stopAll().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-} catch (err) {
-  log(`error: ${err.stack ?? err}`);
-  process.exitCode = 1;
-} finally {
-  await stopAll();
-}
+await runMain(main, { log, cleanUp: stopAll });

@@ -20,10 +20,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
+import {
+  ROOT, capture, childrenOf, describeRuntime, nodeHasReusePort, nodeRuntime, progressLog, runMain, sleep, startTime,
+  statFields,
+} from './_proc-and-runtimes.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = '127.0.0.1';
 const WORKERS = 2;
 const MAX_REQUESTS = 300;
@@ -59,56 +61,30 @@ let sysctlToRestore = null;
 let appDir = null;
 
 /** Progress goes to stderr so that stdout is only the report. */
-function log(message) {
-  process.stderr.write(`[restart-losses] ${message}\n`);
-}
-
-/** Resolves after `ms` milliseconds. */
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const log = progressLog('restart-losses');
 
 // ---------------------------------------------------------------------------------------------------
 // Runtimes.
 
-/** Whether a Node version ("22.12.0") can open SO_REUSEPORT sockets (Node 22.12+, 23.1+). */
-function nodeHasReusePort(version) {
-  const [major, minor] = version.split('.').map(Number);
-  return major >= 24 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
-}
-
-/** The trimmed stdout of a short command, or null when it fails. */
-function capture(bin, args) {
-  const result = spawnSync(bin, args, { encoding: 'utf8', timeout: 20_000 });
-  return result.status === 0 ? result.stdout.trim() : null;
-}
-
-/** A Node runtime from its binary: runs dist/cli.js, and reuse-port mode where that Node has reusePort. */
-function nodeRuntime(name, bin) {
-  const version = capture(bin, ['--version'])?.replace(/^v/, '');
-  if (!version) return null;
-  return {
-    name, label: `node ${version}`, bin, command: [path.join(ROOT, 'dist', 'cli.js')],
-    modes: nodeHasReusePort(version) ? ['inherit', 'reuse-port'] : ['inherit'],
-  };
-}
-
 /** The second Node: $NODE26, else /tmp/node26's, if present (its real path, so that pids are Node's own). */
-function node26Bin() {
+function node26Runtime() {
   const candidate = process.env.NODE26 || '/tmp/node26/node_modules/.bin/node';
-  return fs.existsSync(candidate) ? fs.realpathSync(candidate) : null;
+  return fs.existsSync(candidate) ? nodeRuntime(fs.realpathSync(candidate)) : null;
 }
 
-/** How to run tsgunicorn on a runtime by name, or null when its binary is missing. */
-function describeRuntime(name) {
-  if (name === 'node') return nodeRuntime(name, process.execPath);
-  if (name === 'node26') {
-    const bin = node26Bin();
-    return bin && nodeRuntime(name, bin);
-  }
-  if (name !== 'deno' && name !== 'bun') return null;
-  const bin = path.join(ROOT, 'node_modules', '.bin', name);
-  const version = fs.existsSync(bin) ? capture(bin, ['--version'])?.match(/[\d.]+/)?.[0] : null;
-  const command = name === 'deno' ? ['run', '-A', path.join(ROOT, 'cli.ts')] : [path.join(ROOT, 'cli.ts')];
-  return version && { name, label: `${name} ${version}`, bin, command, modes: ['inherit', 'reuse-port'] };
+/**
+ * How to run tsgunicorn on a runtime by name (node26: the second Node): its binary, the arguments before
+ * tsgunicorn's own, a label with the version, and its socket modes (reuse-port only where Node has reusePort).
+ * Null when the name is unknown or its binary is missing.
+ */
+function tsgunicornRuntime(name) {
+  const rt = name === 'node26' ? node26Runtime() : describeRuntime(name);
+  if (!rt) return null;
+  const reusePort = rt.name !== 'node' || nodeHasReusePort(rt.version);
+  return {
+    name, label: `${rt.name} ${rt.version}`, bin: rt.bin, command: rt.run(rt.cli, []).args,
+    modes: reusePort ? ['inherit', 'reuse-port'] : ['inherit'],
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -147,31 +123,6 @@ function restoreMigrate() {
 // ---------------------------------------------------------------------------------------------------
 // Servers: start, follow the workers through the debug log, stop by pid.
 
-/** The fields of /proc/PID/stat from the state (field 3) on, or null when the process is gone. */
-function procStat(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
-
-/** A process's start time (field 22), so that a reused pid is never signalled; null when it is gone. */
-function startTimeOf(pid) {
-  return procStat(pid)?.[19] ?? null;
-}
-
-/** The pids a process has forked, from every one of its threads. */
-function childPids(pid) {
-  try {
-    return fs.readdirSync(`/proc/${pid}/task`).flatMap((task) => fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8')
-      .split(/\s+/).filter(Boolean).map(Number));
-  } catch {
-    return [];
-  }
-}
-
 /** Applies one line of tsgunicorn's error log to the server's view of its workers. */
 function followLine(server, line) {
   let match;
@@ -191,7 +142,7 @@ async function startServer(runtime, mode, extraArgs, appPath) {
   const child = spawn(runtime.bin, args, { cwd: ROOT, env: { ...env, DENO_NO_UPDATE_CHECK: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   const server = { child, masterStart: null, port: 0, workerPids: new Set(), ready: [], exited: new Set(), errors: [], tail: '' };
   live.add(server);
-  child.once('spawn', () => { server.masterStart = startTimeOf(child.pid); });
+  child.once('spawn', () => { server.masterStart = startTime(child.pid); });
   let pending = '';
   child.stderr.setEncoding('utf8').on('data', (chunk) => {
     const lines = (pending + chunk).split('\n');
@@ -235,10 +186,10 @@ function liveWorkers(server) {
  */
 async function stopServer(server) {
   server.stopping = true;
-  const pids = new Set([...server.workerPids, ...childPids(server.child.pid)]);
-  for (const pid of [...pids]) for (const child of childPids(pid)) pids.add(child);
-  const identities = [[server.child.pid, server.masterStart], ...[...pids].map((pid) => [pid, startTimeOf(pid)])]
-    .filter(([pid, start]) => pid && start !== null && startTimeOf(pid) === start);
+  const pids = new Set([...server.workerPids, ...childrenOf(server.child.pid)]);
+  for (const pid of [...pids]) for (const child of childrenOf(pid)) pids.add(child);
+  const identities = [[server.child.pid, server.masterStart], ...[...pids].map((pid) => [pid, startTime(pid)])]
+    .filter(([pid, start]) => pid && start !== null && startTime(pid) === start);
   for (const [pid] of identities) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
   }
@@ -246,7 +197,7 @@ async function stopServer(server) {
   let left = identities;
   while (left.length > 0 && performance.now() < deadline) {
     await sleep(50);
-    left = left.filter(([pid, start]) => startTimeOf(pid) === start && !hasExited(pid));
+    left = left.filter(([pid, start]) => startTime(pid) === start && !hasExited(pid));
   }
   for (const [pid] of left) log(`pid ${pid} still there ${KILL_WAIT_MS / 1000} s after SIGKILL`);
   live.delete(server);
@@ -254,7 +205,7 @@ async function stopServer(server) {
 
 /** Whether a process has exited (gone, or a zombie waiting for its parent to reap it). */
 function hasExited(pid) {
-  return (procStat(pid)?.[0] ?? 'Z') === 'Z';
+  return (statFields(pid)?.[0] ?? 'Z') === 'Z';
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -513,7 +464,7 @@ async function runPasses(scenarios, appPath) {
 /** Finds the runtimes, writes the app to a temporary folder, runs the passes, prints (and saves) the report. */
 async function main() {
   const runtimes = RUNTIMES.map((name) => {
-    const rt = describeRuntime(name);
+    const rt = tsgunicornRuntime(name);
     if (!rt) log(`${name}: not available (unknown name or binary not found), skipped`);
     return rt;
   }).filter(Boolean);
@@ -542,20 +493,5 @@ async function cleanUp() {
   appDir = null;
 }
 
-// Ctrl-C or a kill of the script still stops every server and puts the sysctl back.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(signal, () => {
-    log(`${signal}: stopping servers`);
-    restoreMigrate();
-    cleanUp().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-} catch (err) {
-  log(`error: ${err.stack ?? err}`);
-  process.exitCode = 1;
-} finally {
-  await cleanUp();
-}
+// Ctrl-C or a kill of the script still stops every server and puts the sysctl back (first thing).
+await runMain(main, { log, cleanUp, onSignal: restoreMigrate });
