@@ -240,6 +240,21 @@ describe('node:http adapter', () => {
     });
     handler = async (request) => new Response(JSON.stringify(await request.json()));
     assert.equal((await send('POST', '/', { body: Buffer.from('{"n": 2}') })).body.toString(), '{"n":2}');
+    handler = async (request) => {
+      const text = await request.text();
+      const again = await request.text().then(() => 'read twice', (error: Error) => error.name);
+      const clone = (() => {
+        try {
+          request.clone();
+          return 'cloned';
+        } catch (error) {
+          return (error as Error).name;
+        }
+      })();
+      return Response.json({ text, again, clone, used: request.bodyUsed, streamUsed: request.body?.locked });
+    };
+    const used = JSON.parse((await send('POST', '/', { body: Buffer.from('\ufeffonce é') })).body.toString());
+    assert.deepEqual(used, { text: 'once é', again: 'TypeError', clone: 'TypeError', used: true, streamUsed: true });
     handler = (request) => new Response(String(request.body));
     assert.equal((await send('GET', '/')).body.toString(), 'null');
     assert.equal((await send('DELETE', '/')).body.toString(), 'null');

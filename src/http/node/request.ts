@@ -1,8 +1,9 @@
 /**
  * The Fetch Request a handler receives for a node:http request. It is an instance of the runtime's own Request
  * (`instanceof Request` holds, the globals stay untouched) that builds its URL, headers and AbortSignal only when
- * the handler reads them. Everything else a Request offers (body, text(), json(), clone(), …) is served by a
- * native Request built from the same parts on first use.
+ * the handler reads them, and whose text(), json() and arrayBuffer() read the IncomingMessage directly. Everything
+ * else a Request offers (body, formData(), clone(), …) is served by a native Request built from the same parts on
+ * first use.
  */
 import type http from 'node:http';
 import { Readable } from 'node:stream';
@@ -40,6 +41,37 @@ function headersOf(rawHeaders: string[]): Headers {
   return headers;
 }
 
+const utf8 = new TextDecoder();
+
+/** The whole body of an IncomingMessage, in one ArrayBuffer of its own. */
+function readAll(incoming: http.IncomingMessage): Promise<ArrayBuffer> {
+  return new Promise((resolve, reject) => {
+    if (incoming.readableEnded || incoming.destroyed) {
+      reject(new TypeError('The request body is gone: the response was sent before it was read'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    incoming.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.byteLength;
+    });
+    incoming.once('end', () => {
+      const bytes = new Uint8Array(size);
+      let offset = 0;
+      for (const chunk of chunks) {
+        bytes.set(chunk, offset);
+        offset += chunk.byteLength;
+      }
+      resolve(bytes.buffer);
+    });
+    incoming.once('error', reject);
+    incoming.once('close', () => {
+      if (!incoming.complete) reject(new DOMException('The client went away before sending the whole body', 'AbortError'));
+    });
+  });
+}
+
 /** A lazy Request over an IncomingMessage; see the module comment. */
 export class NodeRequest {
   readonly #incoming: http.IncomingMessage;
@@ -47,6 +79,8 @@ export class NodeRequest {
   #headers?: Headers;
   #abortController?: AbortController;
   #clientGone = false;
+  /** Set once text(), json() or arrayBuffer() has taken the body straight from the IncomingMessage. */
+  #bodyTaken = false;
   #native?: Request;
 
   constructor(incoming: http.IncomingMessage) {
@@ -78,14 +112,31 @@ export class NodeRequest {
   }
 
   get bodyUsed(): boolean {
-    return this.#native?.bodyUsed ?? false;
+    return this.#bodyTaken || (this.#native?.bodyUsed ?? false);
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    if (this.#native || !hasBody(this.#incoming)) return this.#materialize().arrayBuffer();
+    if (this.#bodyTaken) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+    this.#bodyTaken = true;
+    return readAll(this.#incoming);
+  }
+
+  async text(): Promise<string> {
+    return utf8.decode(await this.arrayBuffer());
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
   }
 
   #materialize(): Request {
     if (!this.#native) {
-      const body = hasBody(this.#incoming) ? (Readable.toWeb(this.#incoming) as unknown as ReadableStream<Uint8Array>) : null;
+      const body = !hasBody(this.#incoming) ? null : this.#bodyTaken ? new Uint8Array(0) : Readable.toWeb(this.#incoming);
       const init = { method: this.method, headers: this.headers, body, signal: this.signal, duplex: 'half' };
       this.#native = new NativeRequest(this.url, init as RequestInit);
+      // A body already taken leaves the native Request's body used up too (clone() and copies throw).
+      if (this.#bodyTaken) this.#native.arrayBuffer().catch(() => {});
     }
     return this.#native;
   }
