@@ -301,7 +301,7 @@ describe('node:http adapter', () => {
     assert.equal((reason as Error).name, 'AbortError');
   });
 
-  it('answers 500 when the handler throws or returns no Response, 400 for a bad Host', async () => {
+  it('answers 500 when the handler throws, returns no Response or a broken body, 400 for a bad Host', async () => {
     logged.length = 0;
     handler = () => {
       throw new Error('boom');
@@ -313,10 +313,15 @@ describe('node:http adapter', () => {
     assert.equal((await send('GET', '/reject')).status, 500);
     handler = () => 'not a response' as unknown as Response;
     assert.equal((await send('GET', '/string')).status, 500);
+    handler = () => new Response(new ReadableStream({ start: (controller) => controller.error(new Error('broke')) }), { headers: { 'x-stale': '1' } });
+    const broken = await send('GET', '/broken-body');
+    assert.equal(broken.status, 500);
+    assert.equal(broken.headers['x-stale'], undefined);
     handler = (request) => new Response(request.url);
     assert.equal((await send('GET', '/', { headers: { host: 'bad host' } })).status, 400);
     assert.equal(logged.filter((line) => line.startsWith('exception: Error handling request')).length, 3);
     assert.ok(logged.some((line) => line.startsWith('warning: Invalid request')));
+    assert.ok(logged.some((line) => line.startsWith('exception: Error writing response to GET /broken-body')));
   });
 
   it('reports each finished request with its status and body size', async () => {

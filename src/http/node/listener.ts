@@ -6,7 +6,7 @@ import type http from 'node:http';
 import type { AccessEntry, Logger } from '../../glogging.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
-import { type SentBytes, sendResponse } from './response.ts';
+import { type SentResponse, sendResponse } from './response.ts';
 
 /** What the adapter needs from the worker around it. */
 export interface AdapterHooks {
@@ -54,7 +54,7 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
   const { logger } = hooks;
   return (incoming, res) => {
     const startedAt = performance.now();
-    const sent: SentBytes = { bytes: 0 };
+    const sent: SentResponse = { bytes: 0 };
     const request = new NodeRequest(incoming);
     res.once('close', () => {
       if (!res.writableFinished) NodeRequest.clientGone(request);
@@ -68,7 +68,7 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
         status: res.statusCode,
         bytesSent: sent.bytes,
         requestHeaders: headerGetter((name) => incoming.headers[name]),
-        responseHeaders: headerGetter((name) => res.getHeader(name)),
+        responseHeaders: headerGetter((name) => res.getHeader(name) ?? sent.headers?.[name]),
         start: new Date(performance.timeOrigin + startedAt),
         durationMicros: Math.round((finishedAt - startedAt) * 1000),
         pid: process.pid,
@@ -90,6 +90,7 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
         res.destroy();
       } else {
         for (const name of res.getHeaderNames()) res.removeHeader(name);
+        if (hooks.shouldCloseConnection()) res.setHeader('connection', 'close');
         res.statusCode = 500;
         res.statusMessage = '';
         res.end();

@@ -9,20 +9,26 @@ import type http from 'node:http';
 import { clearImmediate, setImmediate } from 'node:timers';
 import { knownBodyOf } from './known-body.ts';
 
-/** Counts the body bytes written for one response, for the access log. */
-export interface SentBytes {
+/** What was written for one response, for the access log. */
+export interface SentResponse {
+  /** Body bytes. */
   bytes: number;
+  /** The headers, when they went out through writeHead() alone (res.getHeader() does not see those). */
+  headers?: http.OutgoingHttpHeaders;
 }
 
 const BODYLESS_STATUSES = new Set([101, 204, 205, 304]);
 
-function copyHeaders(headers: Headers, res: http.ServerResponse): void {
+function outgoingHeaders(headers: Headers, closeConnection: boolean): http.OutgoingHttpHeaders {
+  const outgoing: http.OutgoingHttpHeaders = {};
   let hasCookies = false;
   for (const [name, value] of headers) {
     if (name === 'set-cookie') hasCookies = true;
-    else res.setHeader(name, value);
+    else outgoing[name] = value;
   }
-  if (hasCookies) res.setHeader('set-cookie', headers.getSetCookie());
+  if (hasCookies) outgoing['set-cookie'] = headers.getSetCookie();
+  if (closeConnection) outgoing.connection = 'close';
+  return outgoing;
 }
 
 /**
@@ -34,25 +40,27 @@ export function sendResponse(
   incoming: http.IncomingMessage,
   res: http.ServerResponse,
   closeConnection: boolean,
-  sent: SentBytes,
+  sent: SentResponse,
 ): Promise<void> | undefined {
   const status = response.status;
-  res.statusCode = status;
-  const statusText = response.statusText;
-  if (statusText) res.statusMessage = statusText;
-  copyHeaders(response.headers, res);
-  if (closeConnection) res.setHeader('connection', 'close');
-  const bodyless = BODYLESS_STATUSES.has(status);
+  const headers = outgoingHeaders(response.headers, closeConnection);
+  const bodyless = BODYLESS_STATUSES.has(status) || incoming.method === 'HEAD';
   const known = knownBodyOf(response);
-  if (known && known.length !== null && !bodyless && !res.hasHeader('content-length')) res.setHeader('content-length', known.length);
-  if (bodyless || incoming.method === 'HEAD') {
-    if (!known) response.body?.cancel().catch(() => {});
-    res.end();
-    return undefined;
-  }
-  if (known?.bytes !== undefined) {
+  if (known && known.length !== null && !BODYLESS_STATUSES.has(status)) headers['content-length'] ??= known.length;
+  if (known?.bytes !== undefined && !bodyless) {
+    // The common case in one go: status line, headers and body in a single write.
+    res.writeHead(status, response.statusText || undefined, headers);
+    sent.headers = headers;
     sent.bytes = known.length ?? 0;
     res.end(known.bytes);
+    return undefined;
+  }
+  res.statusCode = status;
+  if (response.statusText) res.statusMessage = response.statusText;
+  for (const name in headers) res.setHeader(name, headers[name]!);
+  if (bodyless) {
+    if (!known) response.body?.cancel().catch(() => {});
+    res.end();
     return undefined;
   }
   const body = response.body;
@@ -98,7 +106,7 @@ function drainedOrClosed(res: http.ServerResponse): Promise<void> {
  */
 const WHOLE_BODY_LIMIT = 1024 * 1024;
 
-async function writeStream(reader: ReadableStreamDefaultReader<Uint8Array>, res: http.ServerResponse, sent: SentBytes): Promise<void> {
+async function writeStream(reader: ReadableStreamDefaultReader<Uint8Array>, res: http.ServerResponse, sent: SentResponse): Promise<void> {
   // A client that goes away stops the body's producer (an endless event stream would otherwise run on).
   const cancelIfCut = () => {
     if (!res.writableFinished) reader.cancel().catch(() => {});
