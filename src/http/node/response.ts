@@ -44,10 +44,11 @@ export function sendResponse(
 ): Promise<void> | undefined {
   const status = response.status;
   const headers = outgoingHeaders(response.headers, closeConnection);
-  const bodyless = BODYLESS_STATUSES.has(status) || incoming.method === 'HEAD';
+  const statusHasBody = !BODYLESS_STATUSES.has(status);
+  const sendsBody = statusHasBody && incoming.method !== 'HEAD';
   const known = knownBodyOf(response);
-  if (known && known.length !== null && !BODYLESS_STATUSES.has(status)) headers['content-length'] ??= known.length;
-  if (known?.bytes !== undefined && !bodyless) {
+  if (known && known.length !== null && statusHasBody) headers['content-length'] ??= known.length;
+  if (known?.bytes !== undefined && sendsBody) {
     // The common case in one go: status line, headers and body in a single write.
     res.writeHead(status, response.statusText || undefined, headers);
     sent.headers = headers;
@@ -58,7 +59,7 @@ export function sendResponse(
   res.statusCode = status;
   if (response.statusText) res.statusMessage = response.statusText;
   for (const name in headers) res.setHeader(name, headers[name]!);
-  if (bodyless) {
+  if (!sendsBody) {
     if (!known) response.body?.cancel().catch(() => {});
     res.end();
     return undefined;
