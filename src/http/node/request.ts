@@ -1,0 +1,203 @@
+/**
+ * The Fetch Request a handler receives for a node:http request. It is an instance of the runtime's own Request
+ * (`instanceof Request` holds, the globals stay untouched) that builds its URL, headers and AbortSignal only when
+ * the handler reads them, and whose text(), json() and arrayBuffer() read the IncomingMessage directly. Everything
+ * else a Request offers (body, formData(), clone(), …) is served by a native Request built from the same parts on
+ * first use.
+ */
+import type http from 'node:http';
+import { Readable } from 'node:stream';
+
+const NativeRequest = globalThis.Request;
+
+/** Thrown when a request's target, Host or headers cannot make a Fetch Request; the client gets a 400. */
+export class MalformedRequestError extends TypeError {}
+
+/** Whether the request carries a body: HTTP/1.1 announces one with Content-Length or Transfer-Encoding. */
+function hasBody(incoming: http.IncomingMessage): boolean {
+  const { method, headers } = incoming;
+  if (method === 'GET' || method === 'HEAD') return false;
+  return headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
+}
+
+function urlOf(incoming: http.IncomingMessage): string {
+  const target = incoming.url ?? '/';
+  try {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return new URL(target).href;
+    const path = target.startsWith('/') ? target : `/${target}`;
+    return new URL(`http://${incoming.headers.host ?? 'localhost'}${path}`).href;
+  } catch {
+    throw new MalformedRequestError(`Invalid request target ${JSON.stringify(target)}`);
+  }
+}
+
+function headersOf(rawHeaders: string[]): Headers {
+  const headers = new Headers();
+  try {
+    for (let i = 0; i < rawHeaders.length; i += 2) headers.append(rawHeaders[i], rawHeaders[i + 1]);
+  } catch (error) {
+    throw new MalformedRequestError((error as Error).message);
+  }
+  return headers;
+}
+
+const utf8 = new TextDecoder();
+
+/** The whole body of an IncomingMessage, in one ArrayBuffer of its own. */
+function readAll(incoming: http.IncomingMessage): Promise<ArrayBuffer> {
+  return new Promise((resolve, reject) => {
+    if (incoming.readableEnded || incoming.destroyed) {
+      reject(new TypeError('The request body is gone: the response was sent before it was read'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    incoming.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.byteLength;
+    });
+    incoming.once('end', () => {
+      const bytes = new Uint8Array(size);
+      let offset = 0;
+      for (const chunk of chunks) {
+        bytes.set(chunk, offset);
+        offset += chunk.byteLength;
+      }
+      resolve(bytes.buffer);
+    });
+    incoming.once('error', reject);
+    incoming.once('close', () => {
+      if (!incoming.complete) reject(new DOMException('The client went away before sending the whole body', 'AbortError'));
+    });
+  });
+}
+
+/** A lazy Request over an IncomingMessage; see the module comment. */
+export class NodeRequest {
+  readonly #incoming: http.IncomingMessage;
+  #url?: string;
+  #headers?: Headers;
+  #abortController?: AbortController;
+  #clientGone = false;
+  /** Set once text(), json() or arrayBuffer() has taken the body straight from the IncomingMessage. */
+  #bodyTaken = false;
+  #native?: Request;
+
+  constructor(incoming: http.IncomingMessage) {
+    this.#incoming = incoming;
+  }
+
+  get method(): string {
+    return this.#incoming.method ?? 'GET';
+  }
+
+  get url(): string {
+    return (this.#url ??= urlOf(this.#incoming));
+  }
+
+  get headers(): Headers {
+    return (this.#headers ??= this.#native?.headers ?? headersOf(this.#incoming.rawHeaders));
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#abortController) {
+      this.#abortController = new AbortController();
+      if (this.#clientGone) this.#abortController.abort();
+    }
+    return this.#abortController.signal;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    return hasBody(this.#incoming) ? this.#materialize().body : null;
+  }
+
+  get bodyUsed(): boolean {
+    return this.#bodyTaken || (this.#native?.bodyUsed ?? false);
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    if (this.#native || !hasBody(this.#incoming)) return this.#materialize().arrayBuffer();
+    if (this.#bodyTaken) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+    this.#bodyTaken = true;
+    return readAll(this.#incoming);
+  }
+
+  async text(): Promise<string> {
+    return utf8.decode(await this.arrayBuffer());
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+
+  #materialize(): Request {
+    if (!this.#native) {
+      const body = !hasBody(this.#incoming) ? null : this.#bodyTaken ? new Uint8Array(0) : Readable.toWeb(this.#incoming);
+      const init = { method: this.method, headers: this.headers, body, signal: this.signal, duplex: 'half' };
+      this.#native = new NativeRequest(this.url, init as RequestInit);
+      // A body already taken leaves the native Request's body used up too (clone() and copies throw).
+      if (this.#bodyTaken) this.#native.arrayBuffer().catch(() => {});
+    }
+    return this.#native;
+  }
+
+  /** Aborts the request's signal, now if the handler took it or else at birth: the client went away. */
+  static clientGone(request: NodeRequest): void {
+    request.#clientGone = true;
+    request.#abortController?.abort();
+  }
+
+  /**
+   * The Request to give the handler: the lazy one where the runtime's Request constructor accepts it as input
+   * (`new Request(request)`), else a native Request built now (undici 7, in Node 24, reads private fields).
+   */
+  static forHandler(request: NodeRequest): Request {
+    return copyableByNativeRequest ? (request as unknown as Request) : request.#materialize();
+  }
+
+  static {
+    const forwarded = NodeRequest.prototype as unknown as Record<PropertyKey, unknown>;
+    const materialize = (self: unknown) => (self as NodeRequest).#materialize() as unknown as Record<PropertyKey, unknown>;
+    // Every other Request member (text(), clone(), cache, …) is answered by the native Request.
+    for (const key of Reflect.ownKeys(NativeRequest.prototype)) {
+      if (key === 'constructor' || key === Symbol.toStringTag || Object.hasOwn(forwarded, key)) continue;
+      const member = Object.getOwnPropertyDescriptor(NativeRequest.prototype, key)!;
+      const { value, get } = member;
+      if (typeof value === 'function') {
+        const method = function (this: unknown, ...args: unknown[]) {
+          return value.apply(materialize(this), args);
+        };
+        Object.defineProperty(forwarded, key, { ...member, value: method });
+      } else if (get) {
+        const getter = function (this: unknown) {
+          return get.call(materialize(this));
+        };
+        Object.defineProperty(forwarded, key, { ...member, get: getter, set: undefined });
+      }
+    }
+    // `new Request(request)` reads the input's internal slots: undici 6 (Node 20, 22) and Deno keep them in
+    // symbol-keyed properties, which can be forwarded to the native Request too.
+    for (const slot of Object.getOwnPropertySymbols(new NativeRequest('http://localhost/'))) {
+      Object.defineProperty(forwarded, slot, {
+        get(this: unknown) {
+          return materialize(this)[slot];
+        },
+        set(this: unknown, value: unknown) {
+          materialize(this)[slot] = value;
+        },
+      });
+    }
+    Object.setPrototypeOf(NodeRequest.prototype, NativeRequest.prototype);
+  }
+}
+
+/** Whether this runtime's `new Request(input)` can copy a lazy request (checked once, on a stand-in message). */
+const copyableByNativeRequest = (() => {
+  const standIn = { method: 'GET', url: '/probe', headers: { host: 'probe' }, rawHeaders: ['Host', 'probe', 'X-Probe', '1'] };
+  try {
+    const copy = new NativeRequest(new NodeRequest(standIn as unknown as http.IncomingMessage) as unknown as Request);
+    return copy.url === 'http://probe/probe' && copy.headers.get('x-probe') === '1';
+  } catch {
+    return false;
+  }
+})();
