@@ -4,6 +4,7 @@
  */
 import type http from 'node:http';
 import type { AccessEntry, Logger } from '../../glogging.ts';
+import { errorResponse, isResponse, notAResponse } from '../call-app.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
 import { type SentResponse, sendResponse } from './response.ts';
@@ -37,16 +38,6 @@ function serveInfoFor(socket: http.IncomingMessage['socket']): ServeInfo {
         : { transport: 'tcp', hostname: remoteAddress, port: remotePort ?? 0 };
     },
   };
-}
-
-/** Accepts any Fetch Response, also one made by another copy of the Response class (e.g. undici's). */
-function isResponse(value: unknown): value is Response {
-  const candidate = value as Response | null;
-  return typeof candidate?.status === 'number' && typeof candidate.headers?.get === 'function' && 'body' in candidate;
-}
-
-function errorResponse(status: number, text: string): Response {
-  return new Response(`${text}\n`, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 }
 
 /** Wraps a Fetch handler as a node:http request listener. */
@@ -99,7 +90,7 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
     const send = (value: unknown) => {
       const response = isResponse(value)
         ? value
-        : failed(new TypeError(`the app's fetch handler returned ${Object.prototype.toString.call(value)}, not a Response`));
+        : failed(notAResponse(value));
       try {
         sendResponse(response, incoming, res, hooks.shouldCloseConnection(), sent)?.catch(writeFailed);
       } catch (error) {
