@@ -165,13 +165,13 @@ export class H1Connection implements BodySource {
   closeIfIdle(graceMs: number): void {
     if (this.closed || this.idleSince === undefined || this.graceTimer) return;
     if (graceMs === 0) {
-      this.transport.destroy();
+      this.transport.end();
       return;
     }
     // A keep-alive client may be sending a request at this very moment: it gets a short grace.
     this.graceTimer = setTimeout(() => {
       this.graceTimer = undefined;
-      if (this.idleSince !== undefined) this.transport.destroy();
+      if (this.idleSince !== undefined) this.transport.end();
     }, graceMs);
   }
 
