@@ -115,7 +115,7 @@ export class H1Connection implements BodySource {
       if (this.parsing) this.parsing.fail(failure);
       else this.pendingError = failure;
       this.parsing = undefined;
-      this.answer();
+      void this.answer();
     }
   }
 
@@ -124,7 +124,7 @@ export class H1Connection implements BodySource {
     this.readClosed = true;
     this.parsing?.fail(new Error('the client closed the connection before the request body ended'));
     this.parsing = undefined;
-    this.answer();
+    void this.answer();
   }
 
   /** The transport can take more bytes. */
@@ -199,7 +199,7 @@ export class H1Connection implements BodySource {
     this.idleSince = undefined;
     if (this.queue.length > MAX_QUEUED) this.pauseReading();
     // The app runs after the parser has returned, never inside its callback.
-    if (this.queue.length === 1) queueMicrotask(() => this.answer());
+    if (this.queue.length === 1) queueMicrotask(() => void this.answer());
   }
 
   private onMessageComplete(): void {
