@@ -5,6 +5,7 @@
 import type http from 'node:http';
 import { Readable } from 'node:stream';
 import type { AccessEntry, Logger } from '../glogging.ts';
+import { readIfReady } from './ready-read.ts';
 import type { FetchHandler, RemoteAddress } from './types.ts';
 
 /** What the adapter needs from the worker around it. */
@@ -101,11 +102,13 @@ export async function writeResponse(
       res.end();
       return;
     }
-    // A body that fits in one chunk gets a Content-Length instead of chunked encoding.
+    // A body complete in one chunk gets a Content-Length instead of chunked encoding; one still being produced
+    // (SSE) has its first chunk sent at once.
     let pending: Uint8Array | undefined = first.value;
     if (!res.hasHeader('content-length')) {
-      const second = await reader.read();
-      if (second.done) {
+      const next = reader.read();
+      const ready = await readIfReady(next);
+      if (ready?.done) {
         res.setHeader('content-length', first.value.byteLength);
         sent.bytes = first.value.byteLength;
         res.end(first.value);
@@ -113,7 +116,8 @@ export async function writeResponse(
       }
       res.write(first.value);
       sent.bytes += first.value.byteLength;
-      pending = second.value;
+      const second = ready ?? await next;
+      pending = second.done ? undefined : second.value;
     }
     while (pending) {
       if (res.destroyed) break;

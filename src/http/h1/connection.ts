@@ -5,6 +5,7 @@
  */
 import type { RemoteAddress, ServeInfo } from '../types.ts';
 import { errorResponse } from '../call-app.ts';
+import { readIfReady } from '../ready-read.ts';
 import { type BodySource, Exchange } from './exchange.ts';
 import { RequestError, type RequestHead, RequestParser } from './request-parser.ts';
 import { type Framing, isBodyless, responseHead } from './response-head.ts';
@@ -25,26 +26,24 @@ export interface H1Transport {
 /** Calls the app for a request; `done` settles once the response has been written (or abandoned). */
 export type ServeFunction = (request: Request, info: ServeInfo, done: Promise<unknown>) => Promise<Response>;
 
-/**
- * Resolves with undefined after a few microtask hops: a body read that has not settled by then is waiting for
- * the app (SSE). Bun's native bodies (string, JSON, bytes) report their end one hop after their only chunk.
- */
-function aFewMicrotasks(): Promise<undefined> {
-  return Promise.resolve(undefined).then(() => undefined).then(() => undefined);
-}
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
 /** Pipelined requests parsed ahead of the one being answered, beyond which reading pauses. */
 const MAX_QUEUED = 16;
 
+/** A body chunk in chunked transfer coding. */
 function chunk(data: Uint8Array): Buffer {
   return Buffer.concat([Buffer.from(`${data.byteLength.toString(16)}\r\n`, 'latin1'), data, CRLF]);
 }
 
+/** The head and the start of the body in one buffer, for one write. */
 function withHead(head: string, body?: Uint8Array): Buffer {
-  const text = Buffer.from(head, 'latin1');
-  return body ? Buffer.concat([text, body]) : text;
+  if (!body) return Buffer.from(head, 'latin1');
+  const data = Buffer.allocUnsafe(head.length + body.byteLength);
+  data.write(head, 0, 'latin1');
+  data.set(body, head.length);
+  return data;
 }
 
 /** The Fetch Request for a parsed head; throws on a target or field that Fetch refuses. */
@@ -295,10 +294,9 @@ export class H1Connection implements BodySource {
         await this.copyBody(reader, (data) => data);
         return false;
       }
-      // A body already complete in one chunk gets a Content-Length; one still being produced (SSE) goes out at
-      // once: racing the next read against a few microtasks tells the two apart without waiting for I/O.
+      // A body already complete in one chunk gets a Content-Length; one still being produced (SSE) goes out at once.
       const next = reader.read();
-      const settled = await Promise.race([next, aFewMicrotasks()]);
+      const settled = await readIfReady(next);
       if (settled?.done) {
         this.send(withHead(responseHead(response, { kind: 'length', length: first.value.byteLength }, close, http10KeepAlive), first.value));
         return false;
