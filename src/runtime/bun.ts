@@ -32,7 +32,7 @@ export const bunRuntime: Runtime = {
   reservePort(address) {
     return bindWithLibc(loadedLibc(), address, { backlog: null, inheritable: false, reusePort: true });
   },
-  engines: { inherit: 'node-http', reusePort: 'bun-serve', reusePortByDefault: true },
+  engines: { inherit: 'bun-listen', reusePort: 'bun-serve', reusePortByDefault: true },
   // Bun.spawn does not inherit unmapped fds.
   passListeners: passAsStdio,
   workerCommand() {

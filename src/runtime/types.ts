@@ -44,7 +44,7 @@ export interface ListenerPassing {
 }
 
 /** A serving engine's name; `src/workers/` has one file per engine. */
-export type EngineName = 'node-http' | 'deno-serve' | 'bun-serve';
+export type EngineName = 'node-http' | 'deno-serve' | 'bun-serve' | 'bun-listen';
 
 /** Which serving engine a worker of this runtime uses for each way it gets its sockets. */
 export interface RuntimeEngines {

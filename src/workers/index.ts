@@ -25,4 +25,8 @@ export const ENGINES: Record<EngineName, EngineEntry> = {
     description: 'Bun.serve',
     load: async () => (await import('./bun-serve.ts')).createBunServeEngine,
   },
+  'bun-listen': {
+    description: 'Bun.listen',
+    load: async () => (await import('./bun-listen.ts')).createBunListenEngine,
+  },
 };

@@ -1,0 +1,352 @@
+/**
+ * An HTTP/1.1 server connection over any byte transport: parses requests (keep-alive, pipelining answered in
+ * order, bodies streamed with backpressure, `Expect: 100-continue`), calls the app for one request at a time and
+ * writes each response with backpressure. Parse errors are answered (400, 431, …) and close the connection.
+ */
+import type { RemoteAddress, ServeInfo } from '../types.ts';
+import { errorResponse } from '../call-app.ts';
+import { readIfReady } from '../ready-read.ts';
+import { type BodySource, Exchange } from './exchange.ts';
+import { RequestError, type RequestHead, RequestParser } from './request-parser.ts';
+import { type Framing, isBodyless, responseHead } from './response-head.ts';
+
+/** The socket under a connection, as the engine provides it. */
+export interface H1Transport {
+  /** Writes what the kernel takes now and returns how many bytes that was (the rest is the caller's). */
+  write(data: Uint8Array): number;
+  /** Closes after what has been written (FIN). */
+  end(): void;
+  /** Closes at once. */
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+  readonly remoteAddr: RemoteAddress;
+}
+
+/** Calls the app for a request; `done` settles once the response has been written (or abandoned). */
+export type ServeFunction = (request: Request, info: ServeInfo, done: Promise<unknown>) => Promise<Response>;
+
+const CRLF = Buffer.from('\r\n');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
+/** Pipelined requests parsed ahead of the one being answered, beyond which reading pauses. */
+const MAX_QUEUED = 16;
+
+/** A body chunk in chunked transfer coding. */
+function chunk(data: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(`${data.byteLength.toString(16)}\r\n`, 'latin1'), data, CRLF]);
+}
+
+/** The head and the start of the body in one buffer, for one write. */
+function withHead(head: string, body?: Uint8Array): Buffer {
+  if (!body) return Buffer.from(head, 'latin1');
+  const data = Buffer.allocUnsafe(head.length + body.byteLength);
+  data.write(head, 0, 'latin1');
+  data.set(body, head.length);
+  return data;
+}
+
+/** The Fetch Request for a parsed head; throws on a target or field that Fetch refuses. */
+function toRequest(exchange: Exchange): Request {
+  const { method, target, rawHeaders } = exchange.head;
+  const headers = new Headers();
+  let host = 'localhost';
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    const value = rawHeaders[i + 1];
+    headers.append(name, value);
+    if (name.length === 4 && name.toLowerCase() === 'host') host = value;
+    else if (name.length === 6 && name.toLowerCase() === 'expect' && value.toLowerCase() === '100-continue') {
+      exchange.expectsContinue = exchange.head.minorVersion === 1;
+    }
+  }
+  const url = target.charCodeAt(0) === 47 /* / */ ? `http://${host}${target}`
+    : /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${host}/${target}`;
+  const init = { method, headers, signal: exchange.abort.signal, body: exchange.body ?? null, duplex: 'half' };
+  return new Request(url, init as RequestInit);
+}
+
+/** One client connection. The engine feeds it the transport's events. */
+export class H1Connection implements BodySource {
+  private readonly transport: H1Transport;
+  private readonly serve: ServeFunction;
+  private readonly onError: (message: string, error: unknown) => void;
+  private readonly parser: RequestParser;
+  /** Requests parsed and not yet answered, oldest first; the first is the one being answered. */
+  private readonly queue: Exchange[] = [];
+  /** The request whose head has been parsed and whose body has not ended yet. */
+  private parsing?: Exchange;
+  /** No more requests are read: the last one said so, the client half-closed, or the input was malformed. */
+  private readClosed = false;
+  /** A malformed request to answer once the requests before it are answered. */
+  private pendingError?: RequestError;
+  private answering = false;
+  private closed = false;
+  private readPaused = false;
+  /** Bytes the transport has not taken yet, in order. */
+  private unsent: Uint8Array[] = [];
+  private flushWaiters: (() => void)[] = [];
+  private graceTimer?: ReturnType<typeof setTimeout>;
+  /** When the connection last became idle (no request being answered); undefined while busy. */
+  idleSince: number | undefined = performance.now();
+  /** Set once the worker drains: the grace a quiet connection gets before it is closed. */
+  private drainGraceMs?: number;
+
+  constructor(transport: H1Transport, serve: ServeFunction, onError: (message: string, error: unknown) => void) {
+    this.transport = transport;
+    this.serve = serve;
+    this.onError = onError;
+    this.parser = new RequestParser({
+      onHead: (head) => this.onHead(head),
+      onBody: (data) => this.parsing?.pushBody(data, this),
+      onMessageComplete: () => this.onMessageComplete(),
+    });
+  }
+
+  /** Bytes from the client. */
+  onData(data: Uint8Array): void {
+    if (this.readClosed || this.closed) return;
+    try {
+      this.parser.execute(data);
+    } catch (error) {
+      this.readClosed = true;
+      const failure = error instanceof RequestError ? error : new RequestError(400, String(error));
+      if (this.parsing) this.parsing.fail(failure);
+      else this.pendingError = failure;
+      this.parsing = undefined;
+      void this.answer();
+    }
+  }
+
+  /** The client half-closed: answer what has been read, then close. */
+  onEnd(): void {
+    this.readClosed = true;
+    this.parsing?.fail(new Error('the client closed the connection before the request body ended'));
+    this.parsing = undefined;
+    void this.answer();
+  }
+
+  /** The transport can take more bytes. */
+  onDrain(): void {
+    while (this.unsent.length > 0) {
+      const data = this.unsent[0];
+      const written = Math.max(this.transport.write(data), 0);
+      if (written < data.byteLength) {
+        this.unsent[0] = data.subarray(written);
+        return;
+      }
+      this.unsent.shift();
+    }
+    this.releaseFlushWaiters();
+  }
+
+  /** The transport is closed (by either side). */
+  onClose(): void {
+    this.closed = true;
+    clearTimeout(this.graceTimer);
+    const gone = new Error('the client closed the connection');
+    for (const exchange of this.queue) {
+      exchange.abort.abort(gone);
+      exchange.fail(gone);
+    }
+    this.parsing?.fail(gone);
+    this.unsent = [];
+    this.releaseFlushWaiters();
+  }
+
+  /** The worker drains: requests in flight finish, and the connection closes once quiet, after `graceMs`. */
+  drain(graceMs: number): void {
+    this.drainGraceMs = graceMs;
+    this.closeIfIdle(graceMs);
+  }
+
+  /** Closes the connection if it is idle: at once, or after `graceMs` if it is still idle then. */
+  closeIfIdle(graceMs: number): void {
+    if (this.closed || this.idleSince === undefined || this.graceTimer) return;
+    if (graceMs === 0) {
+      this.transport.end();
+      return;
+    }
+    // A keep-alive client may be sending a request at this very moment: it gets a short grace.
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = undefined;
+      if (this.idleSince !== undefined) this.transport.end();
+    }, graceMs);
+  }
+
+  pauseReading(): void {
+    if (this.readPaused || this.closed) return;
+    this.readPaused = true;
+    this.transport.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.readPaused || this.closed || this.queue.length > MAX_QUEUED) return;
+    this.readPaused = false;
+    this.transport.resume();
+  }
+
+  sendContinue(exchange: Exchange): void {
+    if (this.queue[0] === exchange) this.send(CONTINUE);
+  }
+
+  private onHead(head: RequestHead): void {
+    const streamBody = head.hasBody && head.method !== 'GET' && head.method !== 'HEAD';
+    const exchange = new Exchange(head, this, streamBody);
+    this.parsing = exchange;
+    this.queue.push(exchange);
+    this.idleSince = undefined;
+    if (this.queue.length > MAX_QUEUED) this.pauseReading();
+    // The app runs after the parser has returned, never inside its callback.
+    if (this.queue.length === 1) queueMicrotask(() => void this.answer());
+  }
+
+  private onMessageComplete(): void {
+    const exchange = this.parsing;
+    this.parsing = undefined;
+    if (!exchange) return;
+    exchange.finish();
+    if (!exchange.head.keepAlive || exchange.head.upgrade) this.readClosed = true;
+  }
+
+  /** Answers the queued requests one after another, then closes or waits for the next request. */
+  private async answer(): Promise<void> {
+    if (this.answering) return;
+    this.answering = true;
+    let close = false;
+    while (this.queue.length > 0 && !this.closed && !close) {
+      close = await this.answerOne(this.queue[0]);
+      this.queue.shift();
+      this.resumeReading();
+    }
+    this.answering = false;
+    if (this.closed) return;
+    if (!close && this.queue.length === 0 && this.pendingError) {
+      const { status, message } = this.pendingError;
+      this.pendingError = undefined;
+      this.onError(`Invalid request from ip=${this.transport.remoteAddr.hostname || '-'}: ${message}`, undefined);
+      await this.writeResponse(errorResponse(status, status === 505 ? 'HTTP Version Not Supported' : 'Bad Request'), 'GET', 1, true);
+      close = true;
+    }
+    if (close || (this.readClosed && !this.parsing && this.queue.length === 0)) {
+      await this.flushed();
+      this.transport.end();
+      return;
+    }
+    if (this.queue.length === 0) {
+      this.idleSince = performance.now();
+      if (this.drainGraceMs !== undefined) this.closeIfIdle(this.drainGraceMs);
+    }
+  }
+
+  /** Answers one request; resolves to whether the connection must close after it. */
+  private async answerOne(exchange: Exchange): Promise<boolean> {
+    let request: Request;
+    try {
+      request = toRequest(exchange);
+    } catch (error) {
+      exchange.fail(error as Error);
+      this.onError(`Invalid request from ip=${this.transport.remoteAddr.hostname || '-'}: ${(error as Error).message}`, undefined);
+      await this.writeResponse(errorResponse(400, 'Bad Request'), 'GET', 1, true);
+      return true;
+    }
+    let written!: () => void;
+    const done = new Promise<void>((resolve) => (written = resolve));
+    try {
+      const response = await this.serve(request, { remoteAddr: this.transport.remoteAddr }, done);
+      const close = !exchange.head.keepAlive || exchange.head.upgrade || !exchange.complete ||
+        response.headers.get('connection')?.toLowerCase().includes('close') === true;
+      const http10KeepAlive = exchange.head.minorVersion === 0 && !close;
+      const closeDelimited = await this.writeResponse(response, exchange.head.method, exchange.head.minorVersion, close, http10KeepAlive);
+      // A body the app left unread cannot be skipped reliably: the connection ends with this response.
+      return close || closeDelimited || !exchange.complete;
+    } catch (error) {
+      if (!this.closed) this.onError(`Error writing response to ${exchange.head.method} ${exchange.head.target}`, error);
+      this.transport.destroy();
+      return true;
+    } finally {
+      written();
+    }
+  }
+
+  /**
+   * Writes a response: head and body, framed by Content-Length when it is known (given by the app, or the body
+   * turns out to be one chunk), chunked otherwise. Resolves to whether the body was close-delimited.
+   */
+  private async writeResponse(response: Response, method: string, minorVersion: number, close: boolean, http10KeepAlive = false): Promise<boolean> {
+    const body = response.body;
+    if (!body || isBodyless(method, response.status)) {
+      if (body) await body.cancel().catch(() => {});
+      const framing: Framing = isBodyless(method, response.status) ? { kind: 'none' } : { kind: 'length', length: 0 };
+      this.send(withHead(responseHead(response, framing, close, http10KeepAlive)));
+      return false;
+    }
+    const reader = body.getReader();
+    try {
+      const first = await reader.read();
+      if (first.done) {
+        this.send(withHead(responseHead(response, { kind: 'length', length: 0 }, close, http10KeepAlive)));
+        return false;
+      }
+      const declared = response.headers.get('content-length');
+      if (declared !== null && /^\d+$/.test(declared)) {
+        this.send(withHead(responseHead(response, { kind: 'length', length: Number(declared) }, close, http10KeepAlive), first.value));
+        await this.copyBody(reader, (data) => data);
+        return false;
+      }
+      // A body already complete in one chunk gets a Content-Length; one still being produced (SSE) goes out at once.
+      const next = reader.read();
+      const settled = await readIfReady(next);
+      if (settled?.done) {
+        this.send(withHead(responseHead(response, { kind: 'length', length: first.value.byteLength }, close, http10KeepAlive), first.value));
+        return false;
+      }
+      const chunked = minorVersion === 1;
+      const framing: Framing = chunked ? { kind: 'chunked' } : { kind: 'close-delimited' };
+      this.send(withHead(responseHead(response, framing, close || !chunked, false), chunked ? chunk(first.value) : first.value));
+      await this.copyBody(reader, chunked ? chunk : (data) => data, next);
+      if (chunked) this.send(LAST_CHUNK);
+      return !chunked;
+    } catch (error) {
+      await reader.cancel(error).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Copies the rest of a body, waiting whenever the transport has not taken the previous write. */
+  private async copyBody(reader: ReadableStreamDefaultReader<Uint8Array>, frame: (data: Uint8Array) => Uint8Array, pending = reader.read()): Promise<void> {
+    for (;;) {
+      const { done, value } = await pending;
+      if (done) return;
+      if (this.closed) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
+      if (value.byteLength > 0) this.send(frame(value));
+      await this.flushed();
+      pending = reader.read();
+    }
+  }
+
+  private send(data: Uint8Array): void {
+    if (this.closed) return;
+    if (this.unsent.length > 0) {
+      this.unsent.push(data);
+      return;
+    }
+    const written = Math.max(this.transport.write(data), 0);
+    if (written < data.byteLength) this.unsent.push(data.subarray(written));
+  }
+
+  /** Resolves once the transport has taken every byte written so far (or is closed). */
+  private flushed(): Promise<void> {
+    if (this.unsent.length === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.flushWaiters.push(resolve));
+  }
+
+  private releaseFlushWaiters(): void {
+    const waiters = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

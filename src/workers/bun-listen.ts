@@ -1,0 +1,124 @@
+/**
+ * The Bun.listen engine: Bun's raw TCP listener accepts on the inherited fds (Bun.serve takes no fd), and each
+ * connection speaks HTTP/1.1 through src/http/h1/. Stopping closes the worker's copy of each fd; the master
+ * keeps the socket. Draining lets requests in flight finish and closes quiet connections after a short grace.
+ */
+import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
+import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
+import type { RemoteAddress } from '../http/types.ts';
+import type { WorkerSocket } from '../messages.ts';
+import { durationsOf } from '../settings.ts';
+import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
+import { nativeHandler } from './_native.ts';
+
+interface BunSocket {
+  data: H1Connection;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  write(data: Uint8Array): number;
+  end(): void;
+  terminate(): void;
+  pause(): void;
+  resume(): void;
+}
+
+interface BunListener {
+  stop(closeActiveConnections?: boolean): void;
+}
+
+interface BunListen {
+  listen(options: {
+    fd: number;
+    allowHalfOpen: boolean;
+    socket: {
+      open(socket: BunSocket): void;
+      data(socket: BunSocket, data: Uint8Array): void;
+      drain(socket: BunSocket): void;
+      end(socket: BunSocket): void;
+      close(socket: BunSocket): void;
+      error(socket: BunSocket, error: Error): void;
+    };
+  }): BunListener;
+}
+
+const Bun = (globalThis as unknown as { Bun: BunListen }).Bun;
+
+function transportOf(socket: BunSocket): H1Transport {
+  const remoteAddr: RemoteAddress = socket.remoteAddress
+    ? { transport: 'tcp', hostname: socket.remoteAddress, port: socket.remotePort ?? 0 }
+    : { transport: 'unix', hostname: '', port: 0 };
+  return {
+    remoteAddr,
+    write: (data) => socket.write(data),
+    end: () => socket.end(),
+    destroy: () => socket.terminate(),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
+  };
+}
+
+class BunListenEngine implements ServingEngine {
+  private readonly context: EngineContext;
+  private readonly listeners: BunListener[] = [];
+  private readonly connections = new Set<H1Connection>();
+  private draining = false;
+  private onIdle?: () => void;
+
+  constructor(context: EngineContext) {
+    this.context = context;
+  }
+
+  async listen(sockets: WorkerSocket[]): Promise<void> {
+    const { logger, settings } = this.context;
+    const handle = nativeHandler(this.context);
+    const onError = (message: string, error: unknown) => {
+      if (error === undefined) logger.warning(message);
+      else logger.exception(message, error);
+    };
+    const connections = this.connections;
+    const socketHandlers = {
+      open: (socket: BunSocket) => {
+        socket.data = new H1Connection(transportOf(socket), handle, onError);
+        connections.add(socket.data);
+        if (this.draining) socket.data.drain(QUIET_CONNECTION_GRACE_MS);
+      },
+      data: (socket: BunSocket, data: Uint8Array) => socket.data.onData(data),
+      drain: (socket: BunSocket) => socket.data.onDrain(),
+      end: (socket: BunSocket) => socket.data.onEnd(),
+      close: (socket: BunSocket) => {
+        socket.data.onClose();
+        connections.delete(socket.data);
+        if (this.draining && connections.size === 0) this.onIdle?.();
+      },
+      error: (_socket: BunSocket, error: Error) => logger.debug(`Connection error: ${error.message}`),
+    };
+    for (const socket of sockets) {
+      if (socket.kind !== 'fd') throw new Error('the bun-listen engine serves inherited fds only');
+      this.listeners.push(Bun.listen({ fd: socket.fd, allowHalfOpen: true, socket: socketHandlers }));
+    }
+    // A fresh connection gets at least a second for its first request, whatever --keep-alive says.
+    const idleLimitMs = Math.max(durationsOf(settings).keepAliveMs, 1000);
+    setInterval(() => {
+      const now = performance.now();
+      for (const connection of connections) {
+        if (connection.idleSince !== undefined && now - connection.idleSince >= idleLimitMs) connection.closeIfIdle(0);
+      }
+    }, Math.min(idleLimitMs / 2, 1000)).unref();
+  }
+
+  stopAccepting(): void {
+    for (const listener of this.listeners) listener.stop(false);
+  }
+
+  drain(): Promise<void> {
+    this.draining = true;
+    return new Promise((resolve) => {
+      this.onIdle = resolve;
+      for (const connection of this.connections) connection.drain(QUIET_CONNECTION_GRACE_MS);
+      if (this.connections.size === 0) resolve();
+    });
+  }
+}
+
+/** Creates the Bun.listen engine. */
+export const createBunListenEngine: EngineFactory = (context) => new BunListenEngine(context);
