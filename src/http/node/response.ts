@@ -2,11 +2,11 @@
  * Writes a Fetch Response to a node:http ServerResponse. Headers go out with the first body chunk, never later:
  * a streamed body (Server-Sent Events) is flushed chunk by chunk with backpressure, and Content-Length is set
  * only when the length is known without waiting for the body: an explicit header, a body undici knows (string,
- * bytes, Blob, …), or a stream that ends before the event loop turns to I/O again (how a string or bytes body
+ * bytes, Blob, …), or a stream that is already complete (src/http/ready-read.ts; how a string or bytes body
  * looks on Deno and Bun).
  */
 import type http from 'node:http';
-import { clearImmediate, setImmediate } from 'node:timers';
+import { readIfReady } from '../ready-read.ts';
 import { knownBodyOf } from './known-body.ts';
 
 /** What was written for one response, for the access log. */
@@ -72,23 +72,6 @@ export function sendResponse(
   return writeStream(body.getReader(), res, sent);
 }
 
-/** Resolves to the promise's value if it settles before the event loop turns to I/O again, else to undefined. */
-function settledThisTurn<T>(promise: Promise<T>): Promise<T | undefined> {
-  return new Promise((resolve, reject) => {
-    const turnEnd = setImmediate(resolve, undefined);
-    promise.then(
-      (value) => {
-        clearImmediate(turnEnd);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearImmediate(turnEnd);
-        reject(error);
-      },
-    );
-  });
-}
-
 function drainedOrClosed(res: http.ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
@@ -102,7 +85,7 @@ function drainedOrClosed(res: http.ServerResponse): Promise<void> {
 }
 
 /**
- * A streamed body that ends before the event loop turns to I/O again, within this many bytes, is sent whole with
+ * A streamed body that is already complete, within this many bytes, is sent whole with
  * a Content-Length; anything longer or slower is flushed as it comes.
  */
 const WHOLE_BODY_LIMIT = 1024 * 1024;
@@ -123,7 +106,7 @@ async function writeStream(reader: ReadableStreamDefaultReader<Uint8Array>, res:
         early.push(chunk.value);
         earlyBytes += chunk.value.byteLength;
         const next = reader.read();
-        const settled = await settledThisTurn(next);
+        const settled = await readIfReady(next);
         if (!settled) {
           pending = next;
           break;
