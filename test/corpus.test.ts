@@ -38,7 +38,9 @@ const CORPUS = process.env.TSGUNICORN_CORPUS ?? path.join(ROOT, '..', 'shared', 
  */
 const BASELINE: Record<string, { valid: number; invalid: number }> = {
   'node inherit': { valid: 20, invalid: 53 },
-  'deno inherit': { valid: 13, invalid: 59 },
+  // Two over-limit cases (a 4 KB+ request line, a 12 KB header) were "refused" only because the old adapter
+  // failed on the half-closed connection with a 500; issue 13's limits refuse them for the right reason.
+  'deno inherit': { valid: 14, invalid: 57 },
   'deno reuse-port': { valid: 38, invalid: 51 },
   'bun inherit': { valid: 39, invalid: 58 },
   'bun reuse-port': { valid: 15, invalid: 56 },
