@@ -3,7 +3,7 @@
  * itself, so the worker's bookkeeping wraps the app's handler instead of a node:http listener.
  */
 import type { AccessEntry } from '../glogging.ts';
-import { callApp } from '../http/call-app.ts';
+import { errorResponse, isResponse, notAResponse } from '../http/app-response.ts';
 import type { ServeInfo } from '../http/types.ts';
 import type { EngineContext } from './base.ts';
 
@@ -40,25 +40,47 @@ function accessEntry(request: Request, response: Response, info: ServeInfo, star
   };
 }
 
+/** The entry thunk for requests the access log does not record: the worker only calls it with the log on. */
+const NO_ENTRY = (): AccessEntry => {
+  throw new Error('no access-log entry without the access log');
+};
+
 /**
  * The app's handler as a native server calls it: counted, failures answered with 500, `Connection: close` when
- * the worker drains or reaches max-requests, reported done when `done` settles (Deno: the response is sent;
- * elsewhere: once the handler has answered).
+ * the worker drains or reaches max-requests. A handler that answers at once is answered at once (no promise in
+ * between). With the access log on, the request is reported done when `done` settles (Deno: the response is
+ * sent), with its duration; otherwise as soon as the handler has answered.
  */
 export function nativeHandler(context: EngineContext) {
   const { handler, hooks, logger } = context;
-  return async (request: Request, info: ServeInfo, done?: Promise<unknown>): Promise<Response> => {
-    const startedAt = performance.now();
+  return (request: Request, info: ServeInfo, done?: Promise<unknown>): Response | Promise<Response> => {
     hooks.onRequestStart();
-    let response = await callApp(handler, request, info, logger);
-    if (hooks.shouldCloseConnection()) response = withConnectionClose(response);
-    const entry = logger.accessEnabled ? accessEntry(request, response, info, startedAt) : undefined;
-    const finish = () => hooks.onRequestDone(() => ({
-      ...entry!,
-      durationMicros: Math.round((performance.now() - startedAt) * 1000),
-    }));
-    if (done) done.then(finish, finish);
-    else finish();
-    return response;
+    const startedAt = logger.accessEnabled ? performance.now() : 0;
+    const failed = (error: unknown) => {
+      logger.exception(`Error handling request ${request.method} ${request.url}`, error);
+      return errorResponse(500, 'Internal Server Error');
+    };
+    const answer = (value: unknown): Response => {
+      let response = isResponse(value) ? value : failed(notAResponse(value));
+      if (hooks.shouldCloseConnection()) response = withConnectionClose(response);
+      if (!logger.accessEnabled) {
+        hooks.onRequestDone(NO_ENTRY);
+        return response;
+      }
+      const entry = accessEntry(request, response, info, startedAt);
+      const finish = () => hooks.onRequestDone(() => ({ ...entry, durationMicros: Math.round((performance.now() - startedAt) * 1000) }));
+      if (done) done.then(finish, finish);
+      else finish();
+      return response;
+    };
+    let result: Response | Promise<Response>;
+    try {
+      result = handler(request, info);
+    } catch (error) {
+      return answer(failed(error));
+    }
+    return typeof (result as Promise<Response> | null)?.then === 'function'
+      ? (result as Promise<Response>).then(answer, (error: unknown) => answer(failed(error)))
+      : answer(result);
   };
 }

@@ -4,6 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
+import type { RemoteAddress, ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
@@ -21,7 +22,7 @@ interface BunServe {
     port: number;
     reusePort: boolean;
     idleTimeout: number;
-    fetch(request: Request, server: BunServer): Promise<Response>;
+    fetch(request: Request, server: BunServer): Response | Promise<Response>;
   }): BunServer;
 }
 
@@ -29,6 +30,22 @@ const Bun = (globalThis as unknown as { Bun: BunServe }).Bun;
 
 /** Bun's idleTimeout is whole seconds, 1 to 255. */
 const MAX_IDLE_TIMEOUT_S = 255;
+
+/** The handler's second argument; the client's address is looked up only if the handler asks. */
+class BunServeInfo implements ServeInfo {
+  private readonly server: BunServer;
+  private readonly request: Request;
+
+  constructor(server: BunServer, request: Request) {
+    this.server = server;
+    this.request = request;
+  }
+
+  get remoteAddr(): RemoteAddress {
+    const ip = this.server.requestIP(this.request);
+    return { transport: 'tcp', hostname: ip?.address ?? '', port: ip?.port ?? 0 };
+  }
+}
 
 class BunServeEngine implements ServingEngine {
   private readonly context: EngineContext;
@@ -50,10 +67,10 @@ class BunServeEngine implements ServingEngine {
         reusePort: true,
         idleTimeout: Math.min(Math.max(keepAliveS, 1), MAX_IDLE_TIMEOUT_S),
         fetch(request, server) {
-          // idleTimeout is for idle connections only: a slow handler is bounded by the worker's timeouts.
+          // Bun's idleTimeout would also cut a slow handler or a pause in a streamed body: requests are bounded by
+          // the worker's --timeout instead. The connection keeps no idle timeout afterwards (README).
           server.timeout(request, 0);
-          const ip = server.requestIP(request);
-          return handle(request, { remoteAddr: { transport: 'tcp', hostname: ip?.address ?? '', port: ip?.port ?? 0 } });
+          return handle(request, new BunServeInfo(server, request));
         },
       }));
     }

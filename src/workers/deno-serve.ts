@@ -20,7 +20,7 @@ interface DenoHttpServer {
 interface DenoServe {
   serve(
     options: { hostname: string; port: number; reusePort: boolean; onListen(): void; onError(error: unknown): Response },
-    handler: (request: Request, info: DenoServeInfo) => Promise<Response>,
+    handler: (request: Request, info: DenoServeInfo) => Response | Promise<Response>,
   ): DenoHttpServer;
 }
 

@@ -4,7 +4,7 @@
  * writes each response with backpressure. Parse errors are answered (400, 431, …) and close the connection.
  */
 import type { RemoteAddress, ServeInfo } from '../types.ts';
-import { errorResponse } from '../call-app.ts';
+import { errorResponse } from '../app-response.ts';
 import { readIfReady } from '../ready-read.ts';
 import { type BodySource, Exchange } from './exchange.ts';
 import { RequestError, type RequestHead, RequestParser } from './request-parser.ts';
@@ -24,7 +24,7 @@ export interface H1Transport {
 }
 
 /** Calls the app for a request; `done` settles once the response has been written (or abandoned). */
-export type ServeFunction = (request: Request, info: ServeInfo, done: Promise<unknown>) => Promise<Response>;
+export type ServeFunction = (request: Request, info: ServeInfo, done: Promise<unknown>) => Response | Promise<Response>;
 
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');

@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import type { AccessEntry, Logger } from '../../glogging.ts';
-import { errorResponse, isResponse, notAResponse } from '../call-app.ts';
+import { errorResponse, isResponse, notAResponse } from '../app-response.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
 import { type SentResponse, sendResponse } from './response.ts';
