@@ -51,12 +51,10 @@ function withHead(head: string, body?: Uint8Array): Buffer {
 /** The Fetch Request for a parsed head; throws on a target or field that Fetch refuses. */
 function toRequest(exchange: Exchange): Request {
   const { method, target, rawHeaders } = exchange.head;
-  const headers = new Headers();
   let host = 'localhost';
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
     const value = rawHeaders[i + 1];
-    headers.append(name, value);
     if (name.length === 4 && name.toLowerCase() === 'host') host = value;
     else if (name.length === 6 && name.toLowerCase() === 'expect' && value.toLowerCase() === '100-continue') {
       exchange.expectsContinue = exchange.head.minorVersion === 1;
@@ -64,8 +62,18 @@ function toRequest(exchange: Exchange): Request {
   }
   const url = target.charCodeAt(0) === 47 /* / */ ? `http://${host}${target}`
     : /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${host}/${target}`;
-  const init = { method, headers, signal: exchange.abort.signal, body: exchange.body ?? null, duplex: 'half' };
-  return new Request(url, init as RequestInit);
+  // Bun reads every member of the init it is given, so it gets only those that differ from the defaults; the
+  // fields go into the Request's own Headers, which saves building a Headers that the constructor would copy.
+  const init: RequestInit & { duplex?: 'half' } = { signal: exchange.abort.signal };
+  if (method !== 'GET') init.method = method;
+  if (exchange.body) {
+    init.body = exchange.body;
+    init.duplex = 'half';
+  }
+  const request = new Request(url, init);
+  const headers = request.headers;
+  for (let i = 0; i < rawHeaders.length; i += 2) headers.append(rawHeaders[i], rawHeaders[i + 1]);
+  return request;
 }
 
 /** One client connection. The engine feeds it the transport's events. */
