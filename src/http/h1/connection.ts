@@ -62,8 +62,8 @@ function toRequest(exchange: Exchange): Request {
   }
   const url = target.charCodeAt(0) === 47 /* / */ ? `http://${host}${target}`
     : /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${host}/${target}`;
-  // Bun reads every member of the init it is given, so it gets only those that differ from the defaults; the
-  // fields go into the Request's own Headers, which saves building a Headers that the constructor would copy.
+  // Every init member costs Bun's constructor time (`method: 'GET'` alone about 0.15 µs), so the init holds only
+  // what differs from the defaults; the fields go into the Request's own Headers rather than a Headers it copies.
   const init: RequestInit & { duplex?: 'half' } = { signal: exchange.abort.signal };
   if (method !== 'GET') init.method = method;
   if (exchange.body) {

@@ -86,7 +86,7 @@ export function appFields(headers: Headers): AppFields {
         lines += `${name}: ${value}\r\n`;
     }
   }
-  // Iteration may join Set-Cookie values with commas, which a cookie's Expires date contains too.
+  // Set-Cookie cannot be joined with commas (Expires dates hold one): getSetCookie() gives each cookie apart.
   if (cookies) for (const cookie of headers.getSetCookie()) lines += `set-cookie: ${cookie}\r\n`;
   return { lines, contentLength, date, close };
 }
