@@ -15,8 +15,17 @@ export type Framing =
   /** Bytes until the connection closes (HTTP/1.0 clients, length unknown). */
   | { kind: 'close-delimited' };
 
-/** The fields the server writes itself, whatever the app's Response says. */
-const SERVER_FIELDS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'date', 'set-cookie']);
+/** The app's response headers as the server writes them, read in one pass over the Headers. */
+export interface AppFields {
+  /** The fields passed on as they are, each a CRLF-terminated line (Set-Cookie lines last). */
+  lines: string;
+  /** The app's Content-Length, if any. */
+  contentLength: string | null;
+  /** The app's Date, if any. */
+  date: string | null;
+  /** The app's Connection header asks to close the connection. */
+  close: boolean;
+}
 
 let cachedDate = '';
 let cachedSecond = 0;
@@ -31,27 +40,66 @@ function httpDate(): string {
   return cachedDate;
 }
 
+/** Status lines of responses without a statusText of their own, by status. */
+const statusLines = new Map<number, string>();
+
+function statusLine(status: number, statusText: string): string {
+  if (statusText) return `HTTP/1.1 ${status} ${statusText}\r\n`;
+  let line = statusLines.get(status);
+  if (line === undefined) {
+    line = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+    statusLines.set(status, line);
+  }
+  return line;
+}
+
 /** Whether a response with this status to this method never has a body. */
 export function isBodyless(method: string, status: number): boolean {
   return method === 'HEAD' || status < 200 || status === 204 || status === 304;
 }
 
-/** The response head as latin-1 text, CRLF-terminated. */
-export function responseHead(response: Response, framing: Framing, close: boolean, http10KeepAlive: boolean): string {
-  const { status } = response;
-  let head = `HTTP/1.1 ${status} ${response.statusText || STATUS_CODES[status] || ''}\r\n`;
-  let appLength: string | null = null;
+/** Reads the app's fields; the ones the server writes itself (framing, Date, Connection) are set apart. */
+export function appFields(headers: Headers): AppFields {
+  let lines = '';
+  let contentLength: string | null = null;
   let date: string | null = null;
-  for (const [name, value] of response.headers) {
-    if (!SERVER_FIELDS.has(name)) head += `${name}: ${value}\r\n`;
-    else if (name === 'content-length') appLength = value;
-    else if (name === 'date') date = value;
+  let close = false;
+  let cookies = false;
+  for (const [name, value] of headers) {
+    switch (name) {
+      case 'connection':
+        close = value.toLowerCase().includes('close');
+        break;
+      case 'content-length':
+        contentLength = value;
+        break;
+      case 'date':
+        date = value;
+        break;
+      case 'set-cookie':
+        cookies = true;
+        break;
+      case 'keep-alive':
+      case 'transfer-encoding':
+        break;
+      default:
+        lines += `${name}: ${value}\r\n`;
+    }
   }
-  for (const cookie of response.headers.getSetCookie()) head += `set-cookie: ${cookie}\r\n`;
-  head += `date: ${date ?? httpDate()}\r\n`;
+  // Set-Cookie cannot be joined with commas (Expires dates hold one): getSetCookie() gives each cookie apart.
+  if (cookies) for (const cookie of headers.getSetCookie()) lines += `set-cookie: ${cookie}\r\n`;
+  return { lines, contentLength, date, close };
+}
+
+/** The response head as latin-1 text, CRLF-terminated. */
+export function responseHead(response: Response, fields: AppFields, framing: Framing, close: boolean, http10KeepAlive: boolean): string {
+  const { status } = response;
+  let head = `${statusLine(status, response.statusText)}${fields.lines}date: ${fields.date ?? httpDate()}\r\n`;
   if (framing.kind === 'length') head += `content-length: ${framing.length}\r\n`;
   else if (framing.kind === 'chunked') head += 'transfer-encoding: chunked\r\n';
-  else if (framing.kind === 'none' && appLength !== null && status !== 204 && status >= 200) head += `content-length: ${appLength}\r\n`;
+  else if (framing.kind === 'none' && fields.contentLength !== null && status !== 204 && status >= 200) {
+    head += `content-length: ${fields.contentLength}\r\n`;
+  }
   if (close) head += 'connection: close\r\n';
   else if (http10KeepAlive) head += 'connection: keep-alive\r\n';
   return `${head}\r\n`;
