@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AccessEntry, Logger } from '../src/glogging.ts';
 import { createRequestListener } from '../src/http/node-fetch-adapter.ts';
 import type { FetchHandler } from '../src/http/types.ts';
+import { knownBodyOf } from '../src/http/node/known-body.ts';
 
 /** The handler each test installs on the shared server. */
 let handler: FetchHandler = () => new Response('unset');
@@ -149,10 +150,12 @@ describe('node:http adapter', () => {
       '/explicit': ['12345', '5'],
       '/empty': ['', '0'],
     };
+    // A Blob's stream ends only after I/O: its length is known where undici shows it (Node 20/22), not in undici 7.
+    const blobLengthKnown = knownBodyOf(new Response(new Blob(['x']))) !== undefined;
     for (const [path, [body, length]] of Object.entries(expected)) {
       const reply = await send('GET', path);
       assert.equal(reply.body.toString(), body, path);
-      assert.equal(reply.headers['content-length'], length, path);
+      assert.equal(reply.headers['content-length'], path === '/blob' && !blobLengthKnown ? undefined : length, path);
     }
   });
 
