@@ -118,13 +118,13 @@ export function nodeRuntime(bin = process.execPath) {
   return version ? {
     name: 'node', bin, version,
     run: (file, args) => ({ bin, args: [file, ...args] }),
-    cli: path.join(ROOT, 'dist', 'cli.js'),
+    cli: path.join(ROOT, 'dist', 'tsgunicorn.js'),
   } : null;
 }
 
 /**
  * How to run each runtime: its binary, version, `run(file, args, denoFlags)` giving the command for a script
- * (Deno-only flags are ignored elsewhere), and the tsgunicorn entry point `cli` (dist/cli.js on Node, cli.ts
+ * (Deno-only flags are ignored elsewhere), and the tsgunicorn entry point `cli` (dist/tsgunicorn.js on Node, cli.ts
  * elsewhere). An unknown name, or a runtime whose binary is missing, gives null.
  */
 export function describeRuntime(name) {

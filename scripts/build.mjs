@@ -1,5 +1,14 @@
-// Builds dist/ for Node (which cannot run the TypeScript sources by itself before Node 22.18):
-// dist/cli.js (the bin), dist/mod.js (the library) and dist/node-typescript-hooks.js (TypeScript apps on Node).
+// Builds dist/, the npm package's JavaScript (Node cannot run the TypeScript sources by itself before 22.18):
+//   dist/tsgunicorn.js  the bin: ONE self-contained file (no node_modules needed beside it) that runs as
+//                       `node|bun dist/tsgunicorn.js APP` or `deno run -A dist/tsgunicorn.js APP`
+//   dist/mod.js         the library (serve, defineConfig), self-contained too
+//   dist/node-typescript-hooks.js  the esbuild hooks on their own, for scripts/register-typescript.mjs
+//   dist/types/         with --types (npm pack): mod.ts's declarations, for the package's "exports"
+// The TypeScript hooks (Node imports .ts apps through them) are inlined into the first two as a string that
+// src/runtime/node.ts registers as a data: URL; they load esbuild from where tsgunicorn or the app finds it.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { build } from 'esbuild';
 
 const common = {
@@ -11,7 +20,29 @@ const common = {
   logLevel: 'warning',
 };
 
-// No code splitting: every file in dist/ sits next to node-typescript-hooks.js, which the Node runtime loads
-// relative to its own module URL.
-await build({ ...common, entryPoints: { cli: 'cli.ts', mod: 'mod.ts' }, outdir: 'dist' });
-await build({ ...common, entryPoints: { 'node-typescript-hooks': 'src/runtime/node-typescript-hooks.ts' }, outdir: 'dist' });
+const hooks = await build({ ...common, entryPoints: ['src/runtime/node-typescript-hooks.ts'], write: false });
+const hooksSource = hooks.outputFiles[0].text;
+fs.mkdirSync('dist', { recursive: true });
+fs.writeFileSync('dist/node-typescript-hooks.js', hooksSource);
+await build({
+  ...common,
+  entryPoints: { tsgunicorn: 'cli.ts', mod: 'mod.ts' },
+  outdir: 'dist',
+  define: { TSGUNICORN_TYPESCRIPT_HOOKS: JSON.stringify(hooksSource) },
+});
+
+if (process.argv.includes('--types')) {
+  fs.rmSync('dist/types', { recursive: true, force: true });
+  const tsc = spawnSync(process.execPath, [
+    'node_modules/typescript/bin/tsc', '--ignoreConfig', '--declaration', '--emitDeclarationOnly',
+    '--allowImportingTsExtensions', '--module', 'NodeNext', '--target', 'ES2022', '--strict', '--skipLibCheck',
+    '--types', 'node', '--lib', 'ES2023,DOM,DOM.Iterable', '--outDir', 'dist/types', 'mod.ts', 'src/runtime/bun-ffi.d.ts',
+  ], { stdio: 'inherit' });
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+  // Declarations keep the sources' `.ts` specifiers; a consumer resolves `./x.js` to `./x.d.ts`.
+  for (const file of fs.readdirSync('dist/types', { recursive: true })) {
+    const full = path.join('dist/types', file);
+    if (!full.endsWith('.d.ts')) continue;
+    fs.writeFileSync(full, fs.readFileSync(full, 'utf8').replace(/(from '\.{1,2}\/[^']*)\.ts'/g, "$1.js'"));
+  }
+}

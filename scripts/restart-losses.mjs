@@ -468,8 +468,8 @@ async function main() {
     if (!rt) log(`${name}: not available (unknown name or binary not found), skipped`);
     return rt;
   }).filter(Boolean);
-  if (runtimes.some((rt) => rt.command[0].endsWith('.js')) && !fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) {
-    throw new Error('dist/cli.js is missing: run npm run build');
+  if (runtimes.some((rt) => rt.command[0].endsWith('.js')) && !fs.existsSync(path.join(ROOT, 'dist', 'tsgunicorn.js'))) {
+    throw new Error('dist/tsgunicorn.js is missing: run npm run build');
   }
   const scenarios = allScenarios(runtimes);
   if (scenarios.length === 0) throw new Error('no scenario to run (BENCH_RUNTIMES, BENCH_CASES)');

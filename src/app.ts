@@ -36,6 +36,13 @@ export async function loadApp(spec: string, cwd = process.cwd()): Promise<FetchH
     const reason = error instanceof Error ? (error.stack ?? error.message) : String(error);
     throw new AppLoadError(`Failed to import ${file}: ${reason}`);
   }
+  return handlerFromModule(module, file, exportName);
+}
+
+/** Picks the Fetch handler out of an imported app module: the named export, else the default, else the module. */
+export function handlerFromModule(
+  module: Record<string, unknown>, file: string, exportName: string | null,
+): FetchHandler {
   if (exportName) {
     if (!(exportName in module)) throw new AppLoadError(`${file} has no export named "${exportName}"`);
     return toFetchHandler(module[exportName], `${file}:${exportName}`);

@@ -11,7 +11,8 @@ import { Agent, request } from 'undici';
 
 /** The repository root. */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'node_modules', '.bin');
+/** The npm devDependencies' executables (deno, bun). */
+export const BIN = path.join(ROOT, 'node_modules', '.bin');
 
 /** How each runtime runs a script (Node gets the TypeScript hooks for .ts scripts). */
 export function runtimeCommand(runtime: string, script: string): string[] {
@@ -60,10 +61,10 @@ function commandFor(target: Runnable, script: string): string[] {
   return [...runtimeCommand(target.runtime, script), target.mode === 'reuse-port' ? '--reuse-port' : '--no-reuse-port'];
 }
 
-/** How each runtime starts the CLI: dist/cli.js on Node (as `npx tsgunicorn` does), cli.ts on Deno and Bun. */
+/** How each runtime starts the CLI: dist/tsgunicorn.js on Node (as `npx tsgunicorn` does), cli.ts on Deno and Bun. */
 const cliCommand = (target: Runnable) => {
   const runtime = typeof target === 'string' ? target : target.runtime;
-  return commandFor(target, path.join(ROOT, runtime === 'node' ? 'dist/cli.js' : 'cli.ts'));
+  return commandFor(target, path.join(ROOT, runtime === 'node' ? 'dist/tsgunicorn.js' : 'cli.ts'));
 };
 
 /** A fixture file's absolute path. */
@@ -168,6 +169,11 @@ export class Server {
   /** Starts a script that calls serve() itself, the same way. */
   static startScript(runtime: Runnable, script: string, args: string[], options: StartOptions = {}): Promise<Server> {
     return Server.launch(commandFor(runtime, script), args, options);
+  }
+
+  /** Starts any command line (an executable made by `tsgunicorn build`, say), the same way. */
+  static startCommand(command: string[], args: string[], options: StartOptions = {}): Promise<Server> {
+    return Server.launch(command, args, options);
   }
 
   private static async launch(command: string[], args: string[], options: StartOptions): Promise<Server> {

@@ -34,7 +34,8 @@ export async function importUserModule(file: string, query = ''): Promise<Record
   const typescript = TYPESCRIPT_FILE.test(file);
   if (typescript) await runtime.enableTypeScriptImports();
   try {
-    return await import(pathToFileURL(file).href + query);
+    const url = pathToFileURL(file).href + query;
+    return await (runtime.importFile ? runtime.importFile(file, url) : import(url));
   } finally {
     if (typescript) runtime.releaseTypeScriptCompiler();
   }

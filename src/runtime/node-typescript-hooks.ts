@@ -5,16 +5,20 @@
 import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { stop, transform } from 'esbuild';
 import type { MessagePort } from 'node:worker_threads';
 
+type Esbuild = typeof import('esbuild');
+let esbuild: Esbuild;
+
 /**
- * Receives the port on which the Node runtime says 'stop' once the app is loaded: esbuild's service process then
- * exits instead of idling next to every worker (a later TypeScript import starts a new one).
+ * Loads esbuild (from the URL the registering thread resolved: these hooks may run from a data: URL, where a bare
+ * specifier cannot resolve) and receives the port on which the Node runtime says 'stop' once the app is loaded:
+ * esbuild's service process then exits instead of idling next to every worker (a later import starts a new one).
  */
-export function initialize(data?: { port?: MessagePort }): void {
+export async function initialize(data?: { port?: MessagePort; esbuild?: string }): Promise<void> {
+  esbuild = await import(data?.esbuild ?? 'esbuild');
   data?.port?.on('message', (message) => {
-    if (message === 'stop') void stop();
+    if (message === 'stop') void esbuild.stop();
   });
   data?.port?.unref();
 }
@@ -50,7 +54,7 @@ export async function resolve(specifier: string, context: { parentURL?: string }
 export async function load(url: string, context: unknown, next: Next<Loaded>): Promise<Loaded> {
   if (!url.startsWith('file:') || !TYPESCRIPT_FILE.test(new URL(url).pathname)) return next(url, context);
   const file = fileURLToPath(url);
-  const { code } = await transform(await fs.readFile(file, 'utf8'), {
+  const { code } = await esbuild.transform(await fs.readFile(file, 'utf8'), {
     loader: file.endsWith('.tsx') ? 'tsx' : 'ts',
     format: 'esm',
     sourcefile: file,

@@ -1,6 +1,8 @@
 /** Node.js: binds with net's internal bind-only handle; serves node:http on the inherited fd. */
 import module from 'node:module';
 import net from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import util from 'node:util';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { acceptOnFd, passAsStdio } from './_node-net.ts';
@@ -53,12 +55,32 @@ function bindHandle(address: TcpAddress | UnixAddress, flags = 0): HeldSocket {
 /** The channel to the TypeScript hooks' thread, once they are registered. */
 let compilerPort: MessagePort | undefined;
 
+/** True inside a Single Executable Application (`node:sea` exists since Node 20.12). */
 function isSingleExecutable(): boolean {
-  try {
-    return (module.createRequire(import.meta.url)('node:sea') as { isSea(): boolean }).isSea();
-  } catch {
-    return false;
+  const sea = process.getBuiltinModule?.('node:sea') as { isSea?(): boolean } | undefined;
+  return sea?.isSea?.() ?? false;
+}
+
+/** The TypeScript hooks' bundled source, which scripts/build.mjs inlines into dist/ (undefined in the sources). */
+declare const TSGUNICORN_TYPESCRIPT_HOOKS: string | undefined;
+
+/** The hooks module: a data: URL in dist/'s one-file builds, the source file beside this one otherwise. */
+function typescriptHooksUrl(): string {
+  return typeof TSGUNICORN_TYPESCRIPT_HOOKS === 'string'
+    ? `data:text/javascript,${encodeURIComponent(TSGUNICORN_TYPESCRIPT_HOOKS)}`
+    : new URL('./node-typescript-hooks.ts', import.meta.url).href;
+}
+
+/** esbuild's module URL, found from tsgunicorn's own location, else from the working directory (the app's project). */
+function findEsbuild(): string | undefined {
+  for (const from of [import.meta.url, pathToFileURL(path.join(process.cwd(), 'package.json')).href]) {
+    try {
+      return pathToFileURL(module.createRequire(from).resolve('esbuild')).href;
+    } catch {
+      // not installed there
+    }
   }
+  return undefined;
 }
 
 /** The Node.js runtime. */
@@ -84,11 +106,28 @@ export const nodeRuntime: Runtime = {
   listenOnFd: acceptOnFd,
   async enableTypeScriptImports() {
     if (compilerPort) return;
-    const hooks = import.meta.url.endsWith('.ts') ? './node-typescript-hooks.ts' : './node-typescript-hooks.js';
+    const esbuild = isSingleExecutable() ? undefined : findEsbuild();
+    if (!esbuild) {
+      // Node's own type stripping (22.18 and later) is enough for a plain TypeScript module.
+      if ((process.features as { typescript?: string }).typescript) return;
+      throw new Error(isSingleExecutable()
+        ? `this executable's Node ${process.versions.node} cannot import TypeScript: use a .js or .json file`
+        : `Node ${process.versions.node} imports TypeScript with esbuild, which is not installed here (npm i esbuild), or use Node >= 22.18`);
+    }
     const { port1, port2 } = new MessageChannel();
     compilerPort = port1;
     port1.unref();
-    module.register(new URL(hooks, import.meta.url), { data: { port: port2 }, transferList: [port2] });
+    module.register(typescriptHooksUrl(), { data: { port: port2, esbuild }, transferList: [port2] });
+  },
+  async importFile(file, url) {
+    try {
+      return await import(url);
+    } catch (error) {
+      if (!isSingleExecutable() || (error as { code?: string }).code !== 'ERR_UNKNOWN_BUILTIN_MODULE') throw error;
+      // An executable made by Node >= 25 imports built-in modules only; require() is its way to load a file
+      // (an ES module too, on Node >= 22.12). A reload (HUP) gets the copy loaded first.
+      return module.createRequire(process.execPath)(file);
+    }
   },
   releaseTypeScriptCompiler() {
     compilerPort?.postMessage('stop');

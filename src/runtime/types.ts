@@ -81,6 +81,8 @@ export interface Runtime {
   listenOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener>;
   /** Lets `import()` load TypeScript modules (apps, config files) where the runtime cannot by itself. */
   enableTypeScriptImports(): Promise<void>;
+  /** Imports a module file where `import(url)` cannot (Node's executables); absent where import() always can. */
+  importFile?(file: string, url: string): Promise<Record<string, unknown>>;
   /** Lets go of the TypeScript compiler's resources (esbuild's service process on Node) once the app is loaded. */
   releaseTypeScriptCompiler(): void;
   /** Sets the title `ps` shows, where the runtime supports it. */
