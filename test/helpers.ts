@@ -193,9 +193,10 @@ export class Server {
     return [...this.#streamLines, ...fs.readFileSync(this.#logFile, 'utf8').split('\n')];
   }
 
-  /** The master's pid. */
+  /** The master's pid: the one it logs, which differs from the child's behind a wrapper such as npx. */
   get pid(): number {
-    return this.child.pid!;
+    const logged = this.matches(/Listening at: \S+ \((\d+)\)/)[0];
+    return logged ? Number(logged[1]) : this.child.pid!;
   }
 
   /** The first TCP listener's base URL (http://127.0.0.1:PORT). */
@@ -253,7 +254,7 @@ export class Server {
 
   /** Kills the master and every worker it logged, by pid (test cleanup). */
   async kill(): Promise<void> {
-    for (const pid of [this.pid, ...this.allWorkerPids()]) {
+    for (const pid of new Set([this.child.pid!, this.pid, ...this.allWorkerPids()])) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
