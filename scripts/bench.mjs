@@ -29,6 +29,7 @@ const HONO_APP = path.join(ROOT, 'examples', 'hono-app.ts');
 const NATIVE = path.join(ROOT, 'scripts', 'bench-native');
 const PEER_SCRIPTS = path.join(ROOT, 'scripts', 'bench-peers');
 const PEER_CACHE = path.join(ROOT, 'node_modules', '.cache', 'tsgunicorn-bench');
+const EXECUTABLES = path.join(PEER_CACHE, 'executables');
 const HOST = '127.0.0.1';
 const CONNECTIONS = 32;
 const WARMUP_SECONDS = 1;
@@ -143,6 +144,29 @@ async function preparePeers(cases) {
     }
   }
   return versions;
+}
+
+/**
+ * Builds the executables that executable cases run (`tsgunicorn build examples/hono-app.ts --target RUNTIME`,
+ * alone in their folder); a failed build skips its row. Returns "bun 104.3 MiB"-style sizes for the report.
+ */
+async function prepareExecutables(cases) {
+  const sizes = [];
+  for (const c of cases.filter((x) => x.executable && !x.skip)) {
+    const { target, file } = c.executable;
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    log(`building the ${target} executable (tsgunicorn build --target ${target})`);
+    try {
+      const env = { ...process.env, PATH: `${path.join(ROOT, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH}` };
+      await run(process.execPath, [path.join(ROOT, 'dist', 'tsgunicorn.js'), 'build', HONO_APP, '-o', file, '--target', target], 180_000, env);
+      sizes.push(`${target} ${(fs.statSync(file).size / 2 ** 20).toFixed(1)} MiB`);
+    } catch (err) {
+      c.skip = `not built: ${oneLine(err.message)}`;
+      log(`${target} executable: ${c.skip}; skipping its row`);
+    }
+  }
+  return sizes;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -399,6 +423,14 @@ function tsgunicornCases(rt) {
     runtime: rt.name, kind: 'tsgunicorn', server: 'tsgunicorn + Hono (examples/hono-app.ts)', procs: 2, workers: 2,
     launch: fixed((port) => [rt.run(rt.cli, ['-w', '2', '-b', `${HOST}:${port}`, HONO_APP])]),
   });
+  if (rt.name !== 'deno') {
+    const executable = path.join(EXECUTABLES, rt.name, 'server');
+    cases.push({
+      runtime: rt.name, kind: 'tsgunicorn', server: 'tsgunicorn build executable + Hono', procs: 2, workers: 2,
+      executable: { target: rt.name, file: executable },
+      launch: fixed((port) => [{ bin: executable, args: ['-w', '2', '-b', `${HOST}:${port}`], cwd: path.dirname(executable) }]),
+    });
+  }
   return cases;
 }
 
@@ -576,7 +608,8 @@ function report(meta, cases) {
   const cpu = os.cpus()[0]?.model?.trim() ?? 'unknown CPU';
   const lines = [
     `Machine: nproc ${os.availableParallelism()} (${cpu}), ${os.platform()} ${os.release()}; ${meta.versions}`,
-    `Peers: ${meta.peers.join(', ') || 'none installed'}; tsgunicorn ${meta.commit}`,
+    `Peers: ${meta.peers.join(', ') || 'none installed'}; tsgunicorn ${meta.commit}`
+      + `${meta.executables.length ? `; executables (tsgunicorn build): ${meta.executables.join(', ')}` : ''}`,
     `Date: ${new Date().toISOString()}; load: wrk ${meta.wrk} -t1 -c${CONNECTIONS} --latency, GET http://${HOST}:PORT/ `
       + `("Hello, World!"), ${SECONDS} s per sample after a ${WARMUP_SECONDS} s warm-up; median of ${ROUNDS} `
       + `alternating round(s)`,
@@ -623,6 +656,7 @@ async function main() {
   if (runtimes.some((rt) => rt.name === 'node')) await buildDist();
   const cases = allCases(runtimes);
   const peers = await preparePeers(cases);
+  const executables = await prepareExecutables(cases);
   const skipped = cases.filter((c) => c.skip).length;
   log(`${cases.length} cases (${skipped} skipped) × ${ROUNDS} round(s), ${SECONDS} s each after a `
     + `${WARMUP_SECONDS} s warm-up`);
@@ -632,7 +666,7 @@ async function main() {
     .map((name) => `${name} ${(runtimes.find((rt) => rt.name === name) ?? describeRuntime(name))?.version ?? 'not found'}`)
     .join(', ');
   const commit = capture('git', ['rev-parse', '--short', 'HEAD']) ?? '?';
-  const markdown = report({ versions, peers, commit, wrk: wrkVersion(wrkBin) }, cases);
+  const markdown = report({ versions, peers, executables, commit, wrk: wrkVersion(wrkBin) }, cases);
   process.stdout.write(markdown);
   if (process.env.BENCH_OUT) {
     fs.writeFileSync(path.resolve(process.env.BENCH_OUT), markdown);

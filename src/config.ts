@@ -215,7 +215,10 @@ export function formatSettings(settings: Settings): string {
 
 /** The `--help` text, generated from the settings table. */
 export function helpText(): string {
-  const lines = ['Usage: tsgunicorn [OPTIONS] APP', '', 'APP is MODULE[:EXPORT], e.g. app.ts or src/server.js:handler.', '', 'Options:'];
+  const lines = [
+    'Usage: tsgunicorn [OPTIONS] APP', '       tsgunicorn build APP [-o FILE] [--target bun|node|deno]   (see tsgunicorn build --help)',
+    '', 'APP is MODULE[:EXPORT], e.g. app.ts or src/server.js:handler.', '', 'Options:',
+  ];
   for (const spec of SETTINGS) {
     if (!spec.flag) continue;
     lines.push(`  ${describeFlag(spec)}${spec.meta ? ` ${spec.meta}` : ''}`, `      ${spec.doc}`);

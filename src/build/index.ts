@@ -23,7 +23,8 @@ Bundles APP (MODULE[:EXPORT]) and tsgunicorn into one executable: run it as ./FI
 
 Options:
   -o, --output FILE         the executable to write (default: APP's file name without its extension)
-  --target bun|node|deno    the runtime to embed (default: the runtime running this command)
+  --target bun|node|deno    the runtime to embed (default: bun with --compile-target, else the runtime
+                            running this command)
   --compile-target TARGET   Bun's cross-compilation target, e.g. bun-linux-arm64 or bun-linux-x64-musl
   -h, --help                this text`;
 
@@ -37,7 +38,7 @@ export async function runBuild(argv: string[], cwd = process.cwd()): Promise<num
       return 0;
     }
     if (positionals.length !== 1) throw new BuildError(`expected one APP, got ${positionals.length ? positionals.join(' ') : 'none'} (see tsgunicorn build --help)`);
-    const target = values.target ?? (await currentRuntime()).name;
+    const target = values.target ?? (values['compile-target'] ? 'bun' : (await currentRuntime()).name);
     const packager = PACKAGERS[target];
     if (!packager) throw new BuildError(`invalid value "${target}" for --target: expected bun, node or deno`);
     if (values['compile-target'] && target !== 'bun') throw new BuildError('--compile-target is for --target bun only');
