@@ -82,6 +82,7 @@ export const nodeRuntime: Runtime = {
     return { command: process.execPath, args: [...process.execArgv, process.argv[1]] };
   },
   listenOnFd: acceptOnFd,
+  nodeHttpAnswersAfterParse: false,
   async enableTypeScriptImports() {
     if (compilerPort) return;
     const hooks = import.meta.url.endsWith('.ts') ? './node-typescript-hooks.ts' : './node-typescript-hooks.js';
