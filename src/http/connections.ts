@@ -1,7 +1,11 @@
 /**
- * Tracks an http.Server's connections so that a worker can drain: no request in flight is cut, and a connection
- * that is quiet when the drain starts (idle keep-alive, or accepted but no request yet) gets a short grace to
- * send one more request, which is answered with `Connection: close`, before it is closed.
+ * Tracks an http.Server's connections, for two things node:http would otherwise do with a timer per request:
+ * - the keep-alive timeout: a connection that has been quiet for `--keep-alive` after its last response is
+ *   closed by a sweep that runs a few times per timeout (node:http's own keepAliveTimeout re-arms a socket timer
+ *   on every response, which costs about a quarter of a hello-world request's CPU time on Deno);
+ * - draining: no request in flight is cut, and a connection that is quiet when the drain starts (idle keep-alive,
+ *   or accepted but no request yet) gets a short grace to send one more request, which is answered with
+ *   `Connection: close`, before it is closed.
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
@@ -9,6 +13,10 @@ import type { Socket } from 'node:net';
 interface ConnectionState {
   /** Requests started on it and not yet finished (more than one only with pipelining). */
   busy: number;
+  /** The sweep clock when its last response finished; undefined before its first. */
+  quietSince?: number;
+  /** Its bytesRead at the last sweep: bytes of a request still arriving keep a connection open. */
+  bytesRead: number;
   /** Set while the connection waits out its grace before being closed. */
   closeTimer?: ReturnType<typeof setTimeout>;
 }
@@ -19,16 +27,38 @@ interface ConnectionState {
  */
 export const QUIET_CONNECTION_GRACE_MS = 500;
 
-/** Knows the connections of a worker's http.Servers and which are busy, to drain them. */
+/** Sweeps per keep-alive timeout: a quiet connection is closed after 1 to 1.5 timeouts. */
+const SWEEPS_PER_TIMEOUT = 4;
+const MIN_SWEEP_MS = 10;
+
+/** Knows the connections of a worker's http.Servers and which are busy, to time them out and to drain them. */
 export class ConnectionTracker {
   private readonly connections = new Map<Socket, ConnectionState>();
+  private readonly keepAliveMs: number;
+  private readonly sweepMs: number;
+  private sweeper?: ReturnType<typeof setInterval>;
+  /** performance.now() at the last sweep: a response's end reads it instead of the clock. */
+  private clock = performance.now();
   private draining = false;
   private onIdle?: () => void;
 
+  /**
+   * `keepAliveMs`: how long a connection may stay quiet after a response before it is closed; 0 when every
+   * response closes its connection (keep-alive off), so that nothing needs timing out.
+   */
+  constructor(keepAliveMs: number) {
+    this.keepAliveMs = keepAliveMs;
+    this.sweepMs = Math.max(Math.ceil(keepAliveMs / SWEEPS_PER_TIMEOUT), MIN_SWEEP_MS);
+  }
+
   /** Starts tracking a server's connections. */
   track(server: http.Server): void {
+    if (this.keepAliveMs > 0 && !this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
+      this.sweeper.unref();
+    }
     server.on('connection', (socket: Socket) => {
-      this.connections.set(socket, { busy: 0 });
+      this.connections.set(socket, { busy: 0, bytesRead: 0 });
       if (this.draining) this.closeWhenQuiet(socket);
       socket.once('close', () => {
         clearTimeout(this.connections.get(socket)?.closeTimer);
@@ -38,15 +68,19 @@ export class ConnectionTracker {
     });
   }
 
-  /** Marks the request's connection busy until its response closes. */
-  requestStarted(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const state = this.connections.get(req.socket);
+  /** Marks a request's connection busy, until requestDone(). */
+  requestStarted(socket: Socket): void {
+    const state = this.connections.get(socket);
+    if (state) state.busy++;
+  }
+
+  /** A request's response has closed (sent, or its client went away). */
+  requestDone(socket: Socket): void {
+    const state = this.connections.get(socket);
     if (!state) return;
-    state.busy++;
-    res.once('close', () => {
-      state.busy--;
-      if (this.draining) this.closeWhenQuiet(req.socket);
-    });
+    state.busy--;
+    state.quietSince = this.clock;
+    if (this.draining) this.closeWhenQuiet(socket);
   }
 
   /** Lets in-flight requests finish, closes connections once quiet, calls onIdle when none is left. */
@@ -55,6 +89,29 @@ export class ConnectionTracker {
     this.onIdle = onIdle;
     for (const socket of this.connections.keys()) this.closeWhenQuiet(socket);
     this.checkIdle();
+  }
+
+  /**
+   * Closes the connections quiet for a whole keep-alive timeout. `clock` lags real time by up to one sweep, so a
+   * connection must look quiet for one sweep more than the timeout. Bytes read since the sweep before (a request
+   * still arriving) make it count as active now; a connection whose response ended since then only has its
+   * byte count noted (its requests so far are answered).
+   */
+  private sweep(): void {
+    const previous = this.clock;
+    this.clock = performance.now();
+    for (const [socket, state] of this.connections) {
+      if (state.busy > 0 || state.quietSince === undefined) continue;
+      const { bytesRead } = socket;
+      if (state.quietSince === previous) {
+        state.bytesRead = bytesRead;
+      } else if (bytesRead !== state.bytesRead) {
+        state.bytesRead = bytesRead;
+        state.quietSince = this.clock;
+      } else if (this.clock - state.quietSince > this.keepAliveMs + this.sweepMs) {
+        socket.destroy();
+      }
+    }
   }
 
   private closeWhenQuiet(socket: Socket): void {

@@ -40,6 +40,7 @@ export const bunRuntime: Runtime = {
     return { command: process.execPath, args: [...process.execArgv, process.argv[1]] };
   },
   listenOnFd: acceptOnFd,
+  nodeHttpAnswersAfterParse: false,
   async enableTypeScriptImports() {},
   releaseTypeScriptCompiler() {},
   setProcessTitle(title: string) {

@@ -69,6 +69,7 @@ export const denoRuntime: Runtime = {
     return { command: Deno.execPath(), args: ['run', '-A', '--unstable-net', mainScriptPath()] };
   },
   listenOnFd: listenHttpOnFd,
+  nodeHttpAnswersAfterParse: true,
   async enableTypeScriptImports() {},
   releaseTypeScriptCompiler() {},
   setProcessTitle(title: string) {

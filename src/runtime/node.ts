@@ -104,6 +104,7 @@ export const nodeRuntime: Runtime = {
     return { command: process.execPath, args: [...process.execArgv, process.argv[1]] };
   },
   listenOnFd: acceptOnFd,
+  nodeHttpAnswersAfterParse: false,
   async enableTypeScriptImports() {
     if (compilerPort) return;
     const esbuild = isSingleExecutable() ? undefined : findEsbuild();

@@ -79,6 +79,12 @@ export interface Runtime {
   workerCommand(): WorkerCommand;
   /** Makes an http.Server (a new one per fd) serve the connections accepted on an inherited listening fd (node-http engine). */
   listenOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener>;
+  /**
+   * Whether the node-http engine writes an answer the handler gave at once from a microtask, after node:http's
+   * parser has returned, instead of from inside it: on Deno that takes about 13% less CPU per request (measured
+   * on a hello-world app), on Node 20 about 4% more.
+   */
+  readonly nodeHttpAnswersAfterParse: boolean;
   /** Lets `import()` load TypeScript modules (apps, config files) where the runtime cannot by itself. */
   enableTypeScriptImports(): Promise<void>;
   /** Imports a module file where `import(url)` cannot (Node's executables); absent where import() always can. */

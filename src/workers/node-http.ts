@@ -1,7 +1,8 @@
 /**
  * The node:http engine: one http.Server per socket, serving the Fetch handler through the node:http adapter.
  * An inherited fd is served the way the runtime allows (src/runtime/); a reuse-port address (Node >= 22.12)
- * with `listen({ reusePort })`. Draining lets in-flight requests finish and closes quiet connections.
+ * with `listen({ reusePort })`. The connection tracker times out quiet keep-alive connections (instead of
+ * node:http's timer per request) and drains: in-flight requests finish, quiet connections are closed.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -26,26 +27,35 @@ function listenWithReusePort(server: http.Server, address: TcpAddress, backlog: 
 
 class NodeHttpEngine implements ServingEngine {
   private readonly context: EngineContext;
-  private readonly tracker = new ConnectionTracker();
+  private readonly tracker: ConnectionTracker;
   private readonly listeners: FdListener[] = [];
   private readonly requestListener: http.RequestListener;
 
   constructor(context: EngineContext) {
+    const { handler, logger, hooks, settings, runtime } = context;
     this.context = context;
-    this.requestListener = createRequestListener(context.handler, { logger: context.logger, ...context.hooks });
+    this.tracker = new ConnectionTracker(durationsOf(settings).keepAliveMs);
+    this.requestListener = createRequestListener(handler, {
+      logger,
+      shouldCloseConnection: hooks.shouldCloseConnection,
+      onRequestStart: (incoming) => {
+        hooks.onRequestStart();
+        this.tracker.requestStarted(incoming.socket);
+      },
+      onRequestDone: (entry, incoming) => {
+        this.tracker.requestDone(incoming.socket);
+        hooks.onRequestDone(entry);
+      },
+    }, { answerAfterParse: runtime.nodeHttpAnswersAfterParse });
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
-    const { settings, runtime, hooks } = this.context;
+    const { settings, runtime } = this.context;
     for (const socket of sockets) {
-      const server = http.createServer();
-      server.keepAliveTimeout = Math.max(durationsOf(settings).keepAliveMs, 1);
+      const server = http.createServer(this.requestListener);
+      // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
+      server.keepAliveTimeout = 0;
       this.tracker.track(server);
-      server.on('request', (req, res) => {
-        hooks.onRequestStart();
-        this.tracker.requestStarted(req, res);
-        this.requestListener(req, res);
-      });
       this.listeners.push(socket.kind === 'fd'
         ? await runtime.listenOnFd(server, socket.fd, settings.backlog)
         : await listenWithReusePort(server, socket.address, settings.backlog));

@@ -20,14 +20,19 @@ function hasBody(incoming: http.IncomingMessage): boolean {
   return headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
 }
 
-function urlOf(incoming: http.IncomingMessage): string {
+/** The request's URL as the client sent it (absolute-form, or Host and path), not yet parsed. */
+function unparsedUrlOf(incoming: http.IncomingMessage): string {
   const target = incoming.url ?? '/';
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return target;
+  const path = target.startsWith('/') ? target : `/${target}`;
+  return `http://${incoming.headers.host ?? 'localhost'}${path}`;
+}
+
+function urlOf(incoming: http.IncomingMessage): string {
   try {
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return new URL(target).href;
-    const path = target.startsWith('/') ? target : `/${target}`;
-    return new URL(`http://${incoming.headers.host ?? 'localhost'}${path}`).href;
+    return new URL(unparsedUrlOf(incoming)).href;
   } catch {
-    throw new MalformedRequestError(`Invalid request target ${JSON.stringify(target)}`);
+    throw new MalformedRequestError(`Invalid request target ${JSON.stringify(incoming.url ?? '/')}`);
   }
 }
 
@@ -39,6 +44,13 @@ function headersOf(rawHeaders: string[]): Headers {
     throw new MalformedRequestError((error as Error).message);
   }
   return headers;
+}
+
+/** The raw headers as name-value pairs, which a Request's constructor copies in one pass. */
+function headerPairsOf(rawHeaders: string[]): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) pairs.push([rawHeaders[i], rawHeaders[i + 1]]);
+  return pairs;
 }
 
 const utf8 = new TextDecoder();
@@ -132,9 +144,19 @@ export class NodeRequest {
 
   #materialize(): Request {
     if (!this.#native) {
-      const body = !hasBody(this.#incoming) ? null : this.#bodyTaken ? new Uint8Array(0) : Readable.toWeb(this.#incoming);
-      const init = { method: this.method, headers: this.headers, body, signal: this.signal, duplex: 'half' };
-      this.#native = new NativeRequest(this.url, init as RequestInit);
+      const incoming = this.#incoming;
+      const body = !hasBody(incoming) ? null : this.#bodyTaken ? new Uint8Array(0) : Readable.toWeb(incoming);
+      // URL and headers not read yet are handed over unparsed: the constructor parses and checks them anyway.
+      const headers = this.#headers ?? headerPairsOf(incoming.rawHeaders);
+      const init = { method: this.method, headers, body, signal: this.signal, duplex: 'half' };
+      try {
+        this.#native = new NativeRequest(this.#url ?? unparsedUrlOf(incoming), init as RequestInit);
+      } catch (error) {
+        // A malformed URL or header throws its MalformedRequestError (a 400) here; anything else is rethrown.
+        if (this.#url === undefined) urlOf(incoming);
+        if (this.#headers === undefined) headersOf(incoming.rawHeaders);
+        throw error;
+      }
       // A body already taken leaves the native Request's body used up too (clone() and copies throw).
       if (this.#bodyTaken) this.#native.arrayBuffer().catch(() => {});
     }
