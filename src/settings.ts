@@ -55,6 +55,10 @@ export interface Settings {
   timeout: number;
   gracefulTimeout: number;
   keepAlive: number;
+  limitRequestLine: number;
+  limitRequestFields: number;
+  limitRequestFieldSize: number;
+  limitRequestBody: number;
   reusePort: boolean | null;
   maxRequests: number;
   maxRequestsJitter: number;
@@ -112,6 +116,24 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     name: 'keepAlive', flag: 'keep-alive', type: 'number', min: 0, default: 5, meta: 'SECONDS',
     doc: 'How long an idle keep-alive connection is kept open.',
+  },
+  {
+    name: 'limitRequestLine', flag: 'limit-request-line', type: 'int', min: 0, default: 4094, meta: 'BYTES',
+    doc: 'Longest request line (method, target, version) accepted; longer gets 414. 0 or more than 8190 means 8190.',
+  },
+  {
+    name: 'limitRequestFields', flag: 'limit-request-fields', type: 'int', min: 0, default: 100, meta: 'INT',
+    doc: 'Most header fields in a request; more gets 431. 0 or more than 32768 means 32768.',
+  },
+  {
+    name: 'limitRequestFieldSize', flag: 'limit-request-field_size', aliases: ['limit-request-field-size'],
+    type: 'int', min: 0, default: 8190, meta: 'BYTES',
+    doc: 'Longest header line (name, value and CRLF); longer gets 431. 0 means 8190.',
+  },
+  {
+    name: 'limitRequestBody', flag: 'limit-request-body', aliases: ['max-body-size'], type: 'int', min: 0, default: 0,
+    meta: 'BYTES',
+    doc: 'Largest request body; larger gets 413, a streamed body as soon as it passes the limit (0 = unlimited).',
   },
   {
     name: 'reusePort', flag: 'reuse-port', type: 'boolean', negatable: true, nullable: true, default: null,

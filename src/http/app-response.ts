@@ -9,6 +9,17 @@ export function isResponse(value: unknown): value is Response {
   return typeof candidate?.status === 'number' && typeof candidate.headers?.get === 'function' && 'body' in candidate;
 }
 
+const REASONS: Record<number, string> = {
+  400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long',
+  417: 'Expectation Failed', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error',
+  501: 'Not Implemented', 505: 'HTTP Version Not Supported',
+};
+
+/** The reason phrase of a status tsgunicorn answers by itself (400 for an unknown one). */
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? REASONS[400];
+}
+
 /** A plain-text error response. */
 export function errorResponse(status: number, text: string): Response {
   return new Response(`${text}\n`, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });

@@ -3,7 +3,8 @@
  * itself, so the worker's bookkeeping wraps the app's handler instead of a node:http listener.
  */
 import type { AccessEntry } from '../glogging.ts';
-import { errorResponse, isResponse, notAResponse } from '../http/app-response.ts';
+import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../http/app-response.ts';
+import { BodyTooLargeError, fetchRequestViolation, limitedBody, requestLimitsOf } from '../http/limits.ts';
 import type { ServeInfo } from '../http/types.ts';
 import type { EngineContext } from './base.ts';
 
@@ -46,23 +47,32 @@ const NO_ENTRY = (): AccessEntry => {
 };
 
 /**
- * The app's handler as a native server calls it: counted, failures answered with 500, `Connection: close` when
- * the worker drains or reaches max-requests. A handler that answers at once is answered at once (no promise in
+ * The app's handler as a native server calls it: counted, over-limit requests refused before the app sees them
+ * (`checkLimits`: off where the engine's own parser applied the limits), failures answered with 500,
+ * `Connection: close` when the worker drains or reaches max-requests. A handler that answers at once is answered at once (no promise in
  * between). With the access log on, the request is reported done when `done` settles (Deno: the response is
  * sent), with its duration; otherwise as soon as the handler has answered.
  */
-export function nativeHandler(context: EngineContext) {
+export function nativeHandler(context: EngineContext, checkLimits = true) {
   const { handler, hooks, logger } = context;
+  const limits = requestLimitsOf(context.settings);
   return (request: Request, info: ServeInfo, done?: Promise<unknown>): Response | Promise<Response> => {
     hooks.onRequestStart();
     const startedAt = logger.accessEnabled ? performance.now() : 0;
+    let refused = false;
+    const refuse = (status: number, reason: string) => {
+      refused = true;
+      logger.warning(`Invalid request from ip=${info.remoteAddr.hostname || '-'}: ${reason}`);
+      return errorResponse(status, reasonPhrase(status));
+    };
     const failed = (error: unknown) => {
+      if (error instanceof BodyTooLargeError) return refuse(error.status, error.message);
       logger.exception(`Error handling request ${request.method} ${request.url}`, error);
       return errorResponse(500, 'Internal Server Error');
     };
     const answer = (value: unknown): Response => {
       let response = isResponse(value) ? value : failed(notAResponse(value));
-      if (hooks.shouldCloseConnection()) response = withConnectionClose(response);
+      if (refused || hooks.shouldCloseConnection()) response = withConnectionClose(response);
       if (!logger.accessEnabled) {
         hooks.onRequestDone(NO_ENTRY);
         return response;
@@ -73,9 +83,17 @@ export function nativeHandler(context: EngineContext) {
       else finish();
       return response;
     };
+    let appRequest = request;
+    if (checkLimits) {
+      const violation = fetchRequestViolation(limits, request);
+      if (violation) return answer(refuse(violation.status, violation.reason));
+      if (limits.body > 0 && request.body && !request.headers.has('content-length')) {
+        appRequest = new Request(request, { body: limitedBody(request.body, limits.body), duplex: 'half' } as RequestInit);
+      }
+    }
     let result: Response | Promise<Response>;
     try {
-      result = handler(request, info);
+      result = handler(appRequest, info);
     } catch (error) {
       return answer(failed(error));
     }

@@ -5,6 +5,7 @@
  */
 import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
+import { requestLimitsOf } from '../http/limits.ts';
 import type { RemoteAddress } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
@@ -70,7 +71,8 @@ class BunListenEngine implements ServingEngine {
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
     const { logger, settings } = this.context;
-    const handle = nativeHandler(this.context);
+    const handle = nativeHandler(this.context, false);
+    const limits = requestLimitsOf(settings);
     const onError = (message: string, error: unknown) => {
       if (error === undefined) logger.warning(message);
       else logger.exception(message, error);
@@ -78,7 +80,7 @@ class BunListenEngine implements ServingEngine {
     const connections = this.connections;
     const socketHandlers = {
       open: (socket: BunSocket) => {
-        socket.data = new H1Connection(transportOf(socket), handle, onError);
+        socket.data = new H1Connection(transportOf(socket), handle, onError, limits);
         connections.add(socket.data);
         if (this.draining) socket.data.drain(QUIET_CONNECTION_GRACE_MS);
       },

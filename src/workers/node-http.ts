@@ -7,6 +7,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
+import { requestLimitsOf } from '../http/limits.ts';
 import { createRequestListener } from '../http/node-fetch-adapter.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
@@ -46,7 +47,7 @@ class NodeHttpEngine implements ServingEngine {
         this.tracker.requestDone(incoming.socket);
         hooks.onRequestDone(entry);
       },
-    }, { answerAfterParse: runtime.nodeHttpAnswersAfterParse });
+    }, { answerAfterParse: runtime.nodeHttpAnswersAfterParse, limits: requestLimitsOf(settings) });
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {

@@ -4,7 +4,8 @@
  * writes each response with backpressure. Parse errors are answered (400, 431, …) and close the connection.
  */
 import type { RemoteAddress, ServeInfo } from '../types.ts';
-import { errorResponse } from '../app-response.ts';
+import { errorResponse, reasonPhrase } from '../app-response.ts';
+import { BodyTooLargeError, type RequestLimits } from '../limits.ts';
 import { readIfReady } from '../ready-read.ts';
 import { type BodySource, Exchange } from './exchange.ts';
 import { RequestError, type RequestHead, RequestParser } from './request-parser.ts';
@@ -105,7 +106,9 @@ export class H1Connection implements BodySource {
   /** Set once the worker drains: the grace a quiet connection gets before it is closed. */
   private drainGraceMs?: number;
 
-  constructor(transport: H1Transport, serve: ServeFunction, onError: (message: string, error: unknown) => void) {
+  constructor(
+    transport: H1Transport, serve: ServeFunction, onError: (message: string, error: unknown) => void, limits: RequestLimits,
+  ) {
     this.transport = transport;
     this.serve = serve;
     this.onError = onError;
@@ -114,7 +117,7 @@ export class H1Connection implements BodySource {
       onHead: (head) => this.onHead(head),
       onBody: (data) => this.parsing?.pushBody(data, this),
       onMessageComplete: () => this.onMessageComplete(),
-    });
+    }, limits);
   }
 
   /** Bytes from the client. */
@@ -125,7 +128,8 @@ export class H1Connection implements BodySource {
     } catch (error) {
       this.readClosed = true;
       const failure = error instanceof RequestError ? error : new RequestError(400, String(error));
-      if (this.parsing) this.parsing.fail(failure);
+      // A body over --limit-request-body errors the body stream the app reads; the app's failure then gets 413.
+      if (this.parsing) this.parsing.fail(error instanceof BodyTooLargeError ? error : failure);
       else this.pendingError = failure;
       this.parsing = undefined;
       void this.answer();
@@ -239,7 +243,7 @@ export class H1Connection implements BodySource {
       const { status, message } = this.pendingError;
       this.pendingError = undefined;
       this.onError(`Invalid request from ip=${this.transport.remoteAddr.hostname || '-'}: ${message}`, undefined);
-      await this.writeError(status, status === 505 ? 'HTTP Version Not Supported' : 'Bad Request');
+      await this.writeError(status, reasonPhrase(status));
       close = true;
     }
     if (close || (this.readClosed && !this.parsing && this.queue.length === 0)) {

@@ -1,7 +1,9 @@
 /**
  * HTTP/1.x request parsing with the llhttp binding that Node and Bun expose as `process.binding('http_parser')`,
- * plus the limits and checks llhttp leaves to its caller (header count and size, request-line length, version).
+ * plus the limits and checks llhttp leaves to its caller (header count and size, request-line length, body size,
+ * version).
  */
+import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 
 /** A request head as parsed off the wire. */
 export interface RequestHead {
@@ -35,11 +37,6 @@ export class RequestError extends Error {
     this.status = status;
   }
 }
-
-// Gunicorn's defaults: limit_request_line, limit_request_fields, limit_request_field_size.
-const MAX_REQUEST_LINE = 4094;
-const MAX_FIELDS = 100;
-const MAX_FIELD_SIZE = 8190;
 
 interface LlhttpError extends Error {
   code: string;
@@ -81,14 +78,6 @@ function hasBodyFraming(rawHeaders: string[]): boolean {
   return false;
 }
 
-function checkLimits(target: string, rawHeaders: string[]): void {
-  if (target.length > MAX_REQUEST_LINE) throw new RequestError(414, 'request line too long');
-  if (rawHeaders.length > MAX_FIELDS * 2) throw new RequestError(431, 'too many header fields');
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i].length + rawHeaders[i + 1].length + 4 > MAX_FIELD_SIZE) throw new RequestError(431, 'header field too large');
-  }
-}
-
 /** Parses the requests of one connection, in order, from the bytes fed to it. */
 export class RequestParser {
   private readonly parser = new HTTPParser();
@@ -97,8 +86,11 @@ export class RequestParser {
   private pendingTarget = '';
   /** A failure raised inside a callback, reported by execute(). */
   private failure?: Error;
+  /** Body bytes of the current request so far, for --limit-request-body. */
+  private bodyBytes = 0;
 
-  constructor(events: ParserEvents) {
+  /** `limits`: Gunicorn's request limits, applied to every request head and body. */
+  constructor(events: ParserEvents, limits: RequestLimits) {
     const parser = this.parser;
     parser.initialize(HTTPParser.REQUEST, {}, 0, 0);
     parser[HTTPParser.kOnHeaders] = (headers: string[], target: string) => {
@@ -109,15 +101,19 @@ export class RequestParser {
       major: number, minor: number, headers: string[] | undefined, method: number, target: string | undefined,
       _status: unknown, _reason: unknown, upgrade: boolean, keepAlive: boolean,
     ) => {
+      if (this.failure) return -1;
       const rawHeaders = headers ?? this.pendingHeaders;
       const fullTarget = target ?? this.pendingTarget;
       this.pendingHeaders = [];
       this.pendingTarget = '';
       try {
         if (major !== 1 || minor > 1) throw new RequestError(505, `unsupported HTTP version ${major}.${minor}`);
-        checkLimits(fullTarget, rawHeaders);
+        const methodName = methods[method];
+        const violation = rawHeadViolation(limits, methodName, fullTarget, rawHeaders);
+        if (violation) throw new RequestError(violation.status, violation.reason);
+        this.bodyBytes = 0;
         events.onHead({
-          method: methods[method], target: fullTarget, rawHeaders, minorVersion: minor, keepAlive, upgrade,
+          method: methodName, target: fullTarget, rawHeaders, minorVersion: minor, keepAlive, upgrade,
           hasBody: hasBodyFraming(rawHeaders),
         });
       } catch (error) {
@@ -127,8 +123,16 @@ export class RequestParser {
       }
       return 0;
     };
-    parser[HTTPParser.kOnBody] = (chunk: Uint8Array) => events.onBody(chunk);
-    parser[HTTPParser.kOnMessageComplete] = () => events.onMessageComplete();
+    parser[HTTPParser.kOnBody] = (chunk: Uint8Array) => {
+      if (this.failure) return;
+      this.bodyBytes += chunk.byteLength;
+      if (limits.body > 0 && this.bodyBytes > limits.body) this.failure = new BodyTooLargeError(limits.body);
+      else events.onBody(chunk);
+    };
+    // After a failure llhttp may go on through the rest of the bytes: nothing more reaches the connection.
+    parser[HTTPParser.kOnMessageComplete] = () => {
+      if (!this.failure) events.onMessageComplete();
+    };
   }
 
   /**
@@ -140,7 +144,7 @@ export class RequestParser {
     if (this.failure) {
       const failure = this.failure;
       this.failure = undefined;
-      throw failure instanceof RequestError ? failure : new RequestError(500, failure.message);
+      throw failure instanceof RequestError || failure instanceof BodyTooLargeError ? failure : new RequestError(500, failure.message);
     }
     if (typeof result !== 'number') {
       // An upgrade stops llhttp on purpose; the connection closes after that request anyway.

@@ -5,7 +5,8 @@
  */
 import type http from 'node:http';
 import type { AccessEntry, Logger } from '../../glogging.ts';
-import { errorResponse, isResponse, notAResponse } from '../app-response.ts';
+import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
+import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
 import { type SentResponse, sendResponse } from './response.ts';
@@ -55,12 +56,14 @@ class Exchange {
   readonly sent: SentResponse = { bytes: 0 };
   /** performance.now() at the start, with the access log on only. */
   readonly startedAt: number;
+  /** The request was refused (a limit, malformed): its response closes the connection. */
+  refused = false;
 
-  constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks) {
+  constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number) {
     this.incoming = incoming;
     this.res = res;
     this.hooks = hooks;
-    this.request = new NodeRequest(incoming);
+    this.request = new NodeRequest(incoming, bodyLimit);
     this.startedAt = hooks.logger.accessEnabled ? performance.now() : 0;
   }
 
@@ -85,13 +88,18 @@ class Exchange {
     }), incoming);
   }
 
-  /** What the client gets when the handler failed: 400 for a malformed request, else 500 (logged). */
+  /** Refuses the request with `status` (logged as an invalid request); the connection closes after it. */
+  refuse(status: number, reason: string): Response {
+    this.refused = true;
+    this.hooks.logger.warning(`Invalid request from ip=${this.incoming.socket.remoteAddress ?? '-'}: ${reason}`);
+    return errorResponse(status, reasonPhrase(status));
+  }
+
+  /** What the client gets when the handler failed: 400 for a malformed request, 413 past the body limit, else 500. */
   failed(error: unknown): Response {
     const { incoming, hooks } = this;
-    if (error instanceof MalformedRequestError) {
-      hooks.logger.warning(`Invalid request from ip=${incoming.socket.remoteAddress ?? '-'}: ${error.message}`);
-      return errorResponse(400, 'Bad Request');
-    }
+    if (error instanceof MalformedRequestError) return this.refuse(400, error.message);
+    if (error instanceof BodyTooLargeError) return this.refuse(error.status, error.message);
     hooks.logger.exception(`Error handling request ${incoming.method} ${incoming.url}`, error);
     return errorResponse(500, 'Internal Server Error');
   }
@@ -100,7 +108,7 @@ class Exchange {
   send(value: unknown): void {
     const response = isResponse(value) ? value : this.failed(notAResponse(value));
     try {
-      sendResponse(response, this.incoming, this.res, this.hooks.shouldCloseConnection(), this.sent)
+      sendResponse(response, this.incoming, this.res, this.refused || this.hooks.shouldCloseConnection(), this.sent)
         ?.catch((error: unknown) => this.writeFailed(error));
     } catch (error) {
       this.writeFailed(error);
@@ -131,15 +139,22 @@ export interface AdapterOptions {
    * of from inside the parser's callback (cheaper on Deno, see Runtime.nodeHttpAnswersAfterParse).
    */
   answerAfterParse?: boolean;
+  /** Gunicorn's request limits, checked before the handler runs (node:http's parser has none of them). */
+  limits?: RequestLimits;
 }
 
 /** Wraps a Fetch handler as a node:http request listener. */
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): http.RequestListener {
-  const { answerAfterParse = false } = options;
+  const { answerAfterParse = false, limits } = options;
   return (incoming, res) => {
     hooks.onRequestStart(incoming);
-    const exchange = new Exchange(incoming, res, hooks);
+    const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0);
     res.on('close', () => exchange.closed());
+    const violation = limits && rawHeadViolation(limits, incoming.method ?? '', incoming.url ?? '', incoming.rawHeaders);
+    if (violation) {
+      exchange.send(exchange.refuse(violation.status, violation.reason));
+      return;
+    }
     let result: Response | Promise<Response>;
     try {
       result = handler(NodeRequest.forHandler(exchange.request), serveInfoFor(incoming.socket));

@@ -7,6 +7,7 @@
  */
 import type http from 'node:http';
 import { Readable } from 'node:stream';
+import { BodyTooLargeError, limitedBody } from '../limits.ts';
 
 const NativeRequest = globalThis.Request;
 
@@ -55,8 +56,8 @@ function headerPairsOf(rawHeaders: string[]): [string, string][] {
 
 const utf8 = new TextDecoder();
 
-/** The whole body of an IncomingMessage, in one ArrayBuffer of its own. */
-function readAll(incoming: http.IncomingMessage): Promise<ArrayBuffer> {
+/** The whole body of an IncomingMessage, in one ArrayBuffer of its own; past `limit` bytes (0: none) it fails. */
+function readAll(incoming: http.IncomingMessage, limit: number): Promise<ArrayBuffer> {
   return new Promise((resolve, reject) => {
     if (incoming.readableEnded || incoming.destroyed) {
       reject(new TypeError('The request body is gone: the response was sent before it was read'));
@@ -65,8 +66,9 @@ function readAll(incoming: http.IncomingMessage): Promise<ArrayBuffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     incoming.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
       size += chunk.byteLength;
+      if (limit > 0 && size > limit) reject(new BodyTooLargeError(limit));
+      else chunks.push(chunk);
     });
     incoming.once('end', () => {
       const bytes = new Uint8Array(size);
@@ -95,8 +97,12 @@ export class NodeRequest {
   #bodyTaken = false;
   #native?: Request;
 
-  constructor(incoming: http.IncomingMessage) {
+  /** Bytes the body may have (--limit-request-body; 0 = unlimited): reading past them fails with BodyTooLargeError. */
+  readonly #bodyLimit: number;
+
+  constructor(incoming: http.IncomingMessage, bodyLimit = 0) {
     this.#incoming = incoming;
+    this.#bodyLimit = bodyLimit;
   }
 
   get method(): string {
@@ -131,7 +137,7 @@ export class NodeRequest {
     if (this.#native || !hasBody(this.#incoming)) return this.#materialize().arrayBuffer();
     if (this.#bodyTaken) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
     this.#bodyTaken = true;
-    return readAll(this.#incoming);
+    return readAll(this.#incoming, this.#bodyLimit);
   }
 
   async text(): Promise<string> {
@@ -142,10 +148,15 @@ export class NodeRequest {
     return JSON.parse(await this.text());
   }
 
+  #bodyStream(): ReadableStream<Uint8Array> {
+    const stream = Readable.toWeb(this.#incoming) as ReadableStream<Uint8Array>;
+    return this.#bodyLimit > 0 ? limitedBody(stream, this.#bodyLimit) : stream;
+  }
+
   #materialize(): Request {
     if (!this.#native) {
       const incoming = this.#incoming;
-      const body = !hasBody(incoming) ? null : this.#bodyTaken ? new Uint8Array(0) : Readable.toWeb(incoming);
+      const body = !hasBody(incoming) ? null : this.#bodyTaken ? new Uint8Array(0) : this.#bodyStream();
       // URL and headers not read yet are handed over unparsed: the constructor parses and checks them anyway.
       const headers = this.#headers ?? headerPairsOf(incoming.rawHeaders);
       const init = { method: this.method, headers, body, signal: this.signal, duplex: 'half' };
