@@ -49,45 +49,45 @@ const NO_ENTRY = (): AccessEntry => {
 /**
  * The app's handler as a native server calls it: counted, over-limit requests refused before the app sees them
  * (`checkLimits`: off where the engine's own parser applied the limits), failures answered with 500,
- * `Connection: close` when the worker drains or reaches max-requests. A handler that answers at once is answered at once (no promise in
- * between). With the access log on, the request is reported done when `done` settles (Deno: the response is
+ * `Connection: close` when the worker drains or reaches max-requests. A handler that answers at once is answered
+ * at once (no promise in between, no closure per request). With the access log on, the request is reported done when `done` settles (Deno: the response is
  * sent), with its duration; otherwise as soon as the handler has answered.
  */
 export function nativeHandler(context: EngineContext, checkLimits = true) {
   const { handler, hooks, logger } = context;
   const limits = requestLimitsOf(context.settings);
+  const limitBody = checkLimits && limits.body > 0;
+  /** A refused request's answer, logged as an invalid request; its connection closes. */
+  const refuse = (info: ServeInfo, status: number, reason: string) => {
+    logger.warning(`Invalid request from ip=${info.remoteAddr.hostname || '-'}: ${reason}`);
+    return withConnectionClose(errorResponse(status, reasonPhrase(status)));
+  };
+  const failed = (request: Request, info: ServeInfo, error: unknown) => {
+    if (error instanceof BodyTooLargeError) return refuse(info, error.status, error.message);
+    logger.exception(`Error handling request ${request.method} ${request.url}`, error);
+    return errorResponse(500, 'Internal Server Error');
+  };
+  const answer = (request: Request, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, value: unknown): Response => {
+    let response = isResponse(value) ? value : failed(request, info, notAResponse(value));
+    if (hooks.shouldCloseConnection()) response = withConnectionClose(response);
+    if (!logger.accessEnabled) {
+      hooks.onRequestDone(NO_ENTRY);
+      return response;
+    }
+    const entry = accessEntry(request, response, info, startedAt);
+    const finish = () => hooks.onRequestDone(() => ({ ...entry, durationMicros: Math.round((performance.now() - startedAt) * 1000) }));
+    if (done) done.then(finish, finish);
+    else finish();
+    return response;
+  };
   return (request: Request, info: ServeInfo, done?: Promise<unknown>): Response | Promise<Response> => {
     hooks.onRequestStart();
     const startedAt = logger.accessEnabled ? performance.now() : 0;
-    let refused = false;
-    const refuse = (status: number, reason: string) => {
-      refused = true;
-      logger.warning(`Invalid request from ip=${info.remoteAddr.hostname || '-'}: ${reason}`);
-      return errorResponse(status, reasonPhrase(status));
-    };
-    const failed = (error: unknown) => {
-      if (error instanceof BodyTooLargeError) return refuse(error.status, error.message);
-      logger.exception(`Error handling request ${request.method} ${request.url}`, error);
-      return errorResponse(500, 'Internal Server Error');
-    };
-    const answer = (value: unknown): Response => {
-      let response = isResponse(value) ? value : failed(notAResponse(value));
-      if (refused || hooks.shouldCloseConnection()) response = withConnectionClose(response);
-      if (!logger.accessEnabled) {
-        hooks.onRequestDone(NO_ENTRY);
-        return response;
-      }
-      const entry = accessEntry(request, response, info, startedAt);
-      const finish = () => hooks.onRequestDone(() => ({ ...entry, durationMicros: Math.round((performance.now() - startedAt) * 1000) }));
-      if (done) done.then(finish, finish);
-      else finish();
-      return response;
-    };
     let appRequest = request;
     if (checkLimits) {
       const violation = fetchRequestViolation(limits, request);
-      if (violation) return answer(refuse(violation.status, violation.reason));
-      if (limits.body > 0 && request.body && !request.headers.has('content-length')) {
+      if (violation) return answer(request, info, done, startedAt, refuse(info, violation.status, violation.reason));
+      if (limitBody && request.body && !request.headers.has('content-length')) {
         appRequest = new Request(request, { body: limitedBody(request.body, limits.body), duplex: 'half' } as RequestInit);
       }
     }
@@ -95,10 +95,13 @@ export function nativeHandler(context: EngineContext, checkLimits = true) {
     try {
       result = handler(appRequest, info);
     } catch (error) {
-      return answer(failed(error));
+      return answer(request, info, done, startedAt, failed(request, info, error));
     }
     return typeof (result as Promise<Response> | null)?.then === 'function'
-      ? (result as Promise<Response>).then(answer, (error: unknown) => answer(failed(error)))
-      : answer(result);
+      ? (result as Promise<Response>).then(
+        (value) => answer(request, info, done, startedAt, value),
+        (error: unknown) => answer(request, info, done, startedAt, failed(request, info, error)),
+      )
+      : answer(request, info, done, startedAt, result);
   };
 }
