@@ -55,6 +55,7 @@ export interface Settings {
   timeout: number;
   gracefulTimeout: number;
   keepAlive: number;
+  headerTimeout: number;
   limitRequestLine: number;
   limitRequestFields: number;
   limitRequestFieldSize: number;
@@ -116,6 +117,11 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     name: 'keepAlive', flag: 'keep-alive', type: 'number', min: 0, default: 5, meta: 'SECONDS',
     doc: 'How long an idle keep-alive connection is kept open.',
+  },
+  {
+    name: 'headerTimeout', flag: 'header-timeout', type: 'number', min: 0, default: 10, meta: 'SECONDS',
+    doc: 'A connection that has not sent a whole request head this long after it opened (or after its last ' +
+      'response) is closed, however slowly its bytes arrive (0 = no limit).',
   },
   {
     name: 'limitRequestLine', flag: 'limit-request-line', type: 'int', min: 0, default: 4094, meta: 'BYTES',
@@ -213,17 +219,19 @@ export interface Durations {
   timeoutMs: number;
   gracefulMs: number;
   keepAliveMs: number;
+  headerTimeoutMs: number;
   /** How often a worker sends its heartbeat: a quarter of the timeout, at most once a second. */
   heartbeatMs: number;
 }
 
 /** Reads the durations of a configuration in milliseconds. */
-export function durationsOf(settings: Pick<Settings, 'timeout' | 'gracefulTimeout' | 'keepAlive'>): Durations {
+export function durationsOf(settings: Pick<Settings, 'timeout' | 'gracefulTimeout' | 'keepAlive' | 'headerTimeout'>): Durations {
   const timeoutMs = settings.timeout * 1000;
   return {
     timeoutMs,
     gracefulMs: settings.gracefulTimeout * 1000,
     keepAliveMs: settings.keepAlive * 1000,
+    headerTimeoutMs: settings.headerTimeout * 1000,
     heartbeatMs: timeoutMs > 0 ? Math.min(1000, timeoutMs / 4) : 1000,
   };
 }

@@ -1,6 +1,6 @@
 // Gunicorn's request limits on every target: over-limit requests are refused with 414 / 431 / 413 and
 // `Connection: close` before the app sees them (a streamed body: as soon as it passes the limit), and the
-// worker lives on.
+// worker lives on. In inherit mode, a request head trickled byte by byte is cut by --header-timeout.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
@@ -72,6 +72,31 @@ for (const target of TEST_TARGETS) {
         assert.match(atLimits, /^HTTP\/1\.1 200 [^]*got 50 bytes$/, atLimits);
         assert.equal((await fetchText(`${server.url}/count`)).body, `seen=2 pid=${pid}`);
         assert.equal(server.lines.filter((line) => line.includes('Invalid request from ip=127.0.0.1')).length, 5);
+      });
+    });
+
+    // Deno.serve and Bun.serve have no header timeout to set (README, "Runtimes and engines").
+    it('closes a connection that trickles its request head past --header-timeout', { skip: target.mode === 'reuse-port' }, async () => {
+      await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '--header-timeout', '1', '--keep-alive', '30', fixture('counting-app.ts')]), async (server) => {
+        const { hostname, port } = new URL(server.url);
+        const socket = net.connect({ host: hostname, port: Number(port) });
+        socket.on('error', () => {});
+        const closed = new Promise<boolean>((resolve) => {
+          socket.on('close', () => resolve(true));
+          setTimeout(() => resolve(false), 10_000);
+        });
+        const head = `GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ${'a'.repeat(100)}`;
+        let sent = 0;
+        const trickle = setInterval(() => {
+          if (sent < head.length) socket.write(head[sent++]);
+        }, 100);
+        try {
+          assert.equal(await closed, true, `still open after 10 s with ${sent} bytes sent`);
+          assert.ok(sent < head.length);
+        } finally {
+          clearInterval(trickle);
+          socket.destroy();
+        }
       });
     });
   });

@@ -98,14 +98,20 @@ class BunListenEngine implements ServingEngine {
       if (socket.kind !== 'fd') throw new Error('the bun-listen engine serves inherited fds only');
       this.listeners.push(Bun.listen({ fd: socket.fd, allowHalfOpen: true, socket: socketHandlers }));
     }
-    // A fresh connection gets at least a second for its first request, whatever --keep-alive says.
-    const idleLimitMs = Math.max(durationsOf(settings).keepAliveMs, 1000);
+    // A fresh connection gets at least a second for its first request, whatever --keep-alive says; one that has
+    // not sent a whole request head --header-timeout after it began to wait is cut, however slowly bytes arrive.
+    const { keepAliveMs, headerTimeoutMs } = durationsOf(settings);
+    const idleLimitMs = Math.max(keepAliveMs, 1000);
+    const headerLimitMs = headerTimeoutMs > 0 ? headerTimeoutMs : Infinity;
     setInterval(() => {
       const now = performance.now();
       for (const connection of connections) {
-        if (connection.idleSince !== undefined && now - connection.idleSince >= idleLimitMs) connection.closeIfIdle(0);
+        if (connection.idleSince === undefined) continue;
+        const waited = now - connection.idleSince;
+        if (waited >= headerLimitMs) connection.abortIfWaiting();
+        else if (waited >= idleLimitMs) connection.closeIfIdle(0);
       }
-    }, Math.min(idleLimitMs / 2, 1000)).unref();
+    }, Math.min(idleLimitMs / 2, headerLimitMs / 2, 1000)).unref();
   }
 
   stopAccepting(): void {

@@ -35,7 +35,8 @@ class NodeHttpEngine implements ServingEngine {
   constructor(context: EngineContext) {
     const { handler, logger, hooks, settings, runtime } = context;
     this.context = context;
-    this.tracker = new ConnectionTracker(durationsOf(settings).keepAliveMs);
+    const { keepAliveMs, headerTimeoutMs } = durationsOf(settings);
+    this.tracker = new ConnectionTracker(keepAliveMs, headerTimeoutMs);
     this.requestListener = createRequestListener(handler, {
       logger,
       shouldCloseConnection: hooks.shouldCloseConnection,

@@ -192,6 +192,11 @@ export class H1Connection implements BodySource {
     }, graceMs);
   }
 
+  /** Cuts the connection if it still waits for a request (no request head complete since it became idle). */
+  abortIfWaiting(): void {
+    if (!this.closed && this.idleSince !== undefined) this.transport.destroy();
+  }
+
   pauseReading(): void {
     if (this.readPaused || this.closed) return;
     this.readPaused = true;
