@@ -37,11 +37,11 @@ const CORPUS = process.env.TSGUNICORN_CORPUS ?? path.join(ROOT, '..', 'shared', 
  * invalid cases refused. Node's reuse-port targets run under Node 26 (npm run test:newer-node).
  */
 const BASELINE: Record<string, { valid: number; invalid: number }> = {
-  'node inherit': { valid: 20, invalid: 57 },
-  'node reuse-port': { valid: 20, invalid: 57 },
-  'deno inherit': { valid: 21, invalid: 57 },
+  'node inherit': { valid: 20, invalid: 62 },
+  'node reuse-port': { valid: 20, invalid: 62 },
+  'deno inherit': { valid: 21, invalid: 62 },
   'deno reuse-port': { valid: 38, invalid: 56 },
-  'bun inherit': { valid: 39, invalid: 58 },
+  'bun inherit': { valid: 39, invalid: 62 },
   'bun reuse-port': { valid: 15, invalid: 56 },
 };
 

@@ -3,6 +3,7 @@
  * plus the limits and checks llhttp leaves to its caller (header count and size, request-line length, body size,
  * version).
  */
+import { headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 
 /** A request head as parsed off the wire. */
@@ -107,9 +108,9 @@ export class RequestParser {
       this.pendingHeaders = [];
       this.pendingTarget = '';
       try {
-        if (major !== 1 || minor > 1) throw new RequestError(505, `unsupported HTTP version ${major}.${minor}`);
         const methodName = methods[method];
-        const violation = rawHeadViolation(limits, methodName, fullTarget, rawHeaders);
+        const violation = headPolicyViolation(methodName, fullTarget, major, minor, rawHeaders)
+          ?? rawHeadViolation(limits, methodName, fullTarget, rawHeaders);
         if (violation) throw new RequestError(violation.status, violation.reason);
         this.bodyBytes = 0;
         events.onHead({

@@ -6,6 +6,7 @@
 import type http from 'node:http';
 import type { AccessEntry, Logger } from '../../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
+import { headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
@@ -139,7 +140,8 @@ export interface AdapterOptions {
    * of from inside the parser's callback (cheaper on Deno, see Runtime.nodeHttpAnswersAfterParse).
    */
   answerAfterParse?: boolean;
-  /** Gunicorn's request limits, checked before the handler runs (node:http's parser has none of them). */
+  /** Gunicorn's request limits, checked before the handler runs (node:http's parser has none of them); the head
+   * rules of src/http/head-policy.ts are checked whatever the limits. */
   limits?: RequestLimits;
 }
 
@@ -150,7 +152,10 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
     hooks.onRequestStart(incoming);
     const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0);
     res.on('close', () => exchange.closed());
-    const violation = limits && rawHeadViolation(limits, incoming.method ?? '', incoming.url ?? '', incoming.rawHeaders);
+    const method = incoming.method ?? '';
+    const target = incoming.url ?? '';
+    const violation = headPolicyViolation(method, target, incoming.httpVersionMajor, incoming.httpVersionMinor, incoming.rawHeaders)
+      ?? (limits && rawHeadViolation(limits, method, target, incoming.rawHeaders));
     if (violation) {
       exchange.send(exchange.refuse(violation.status, violation.reason));
       return;
