@@ -1,7 +1,7 @@
 /**
- * The request-head rules that llhttp and node:http leave to their caller, as Gunicorn's parser applies them:
- * one Host and one Content-Type at most, no chunked body on HTTP/1.0, `*` as a target only for OPTIONS, and
- * HTTP/1.0 or 1.1 only. Native servers (Deno.serve, Bun.serve) parse with their own rules.
+ * The request-head rules that llhttp leaves to its caller, as Gunicorn's parser applies them: one Host and one
+ * Content-Type at most, no chunked body on HTTP/1.0, `*` as a target only for OPTIONS, HTTP/1.0 or 1.1 only;
+ * and, where Gunicorn is lenient, RFC 9112's Host on every HTTP/1.1 request (node:http requires it too). Native servers (Deno.serve, Bun.serve) parse with their own rules.
  */
 
 /** A head that breaks a rule: the status to answer (400, 505) and the reason to log. */
@@ -27,6 +27,7 @@ export function headPolicyViolation(
     }
   }
   if (hosts > 1) return { status: 400, reason: 'more than one Host header' };
+  if (hosts === 0 && minor === 1) return { status: 400, reason: 'HTTP/1.1 request without Host (RFC 9112 section 3.2)' };
   if (contentTypes > 1) return { status: 400, reason: 'more than one Content-Type header' };
   return undefined;
 }
