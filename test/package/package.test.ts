@@ -20,6 +20,11 @@ function run(command: string, args: string[], cwd = project, timeout = INSTALL_T
   return result.stdout;
 }
 
+/** Writes a source file of the project, one line per entry. */
+function writeSource(name: string, lines: string[]): void {
+  fs.writeFileSync(path.join(project, name), `${lines.join('\n')}\n`);
+}
+
 /** Serves the project's Hono app with 2 workers through `command`, checks a reply, stops it with TERM. */
 async function servesTheApp(command: string[]): Promise<void> {
   const server = await Server.startCommand(command, ['-w', '2', '-b', '127.0.0.1:0', 'app.ts'], { cwd: project, workers: 2, env });
@@ -40,12 +45,12 @@ describe('the npm package', () => {
     fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     // hono from this checkout (no download needed); tsgunicorn's own dependencies come from the registry.
     run('npm', ['install', '--no-audit', '--no-fund', path.join(project, tarball), path.join(ROOT, 'node_modules', 'hono')]);
-    fs.writeFileSync(path.join(project, 'app.ts'), [
+    writeSource('app.ts', [
       "import { Hono } from 'hono';",
       'const app = new Hono();',
       "app.get('/', (c) => c.text(`hono from the package, pid=${process.pid}`));",
       'export default app;',
-    ].join('\n'));
+    ]);
   });
   after(() => fs.rmSync(project, { recursive: true, force: true }));
 
@@ -59,12 +64,12 @@ describe('the npm package', () => {
   });
 
   it("types serve() and defineConfig() through the package's exports", () => {
-    fs.writeFileSync(path.join(project, 'server.ts'), [
+    writeSource('server.ts', [
       "import { defineConfig, serve, type FetchHandler } from 'tsgunicorn';",
       "const handler: FetchHandler = () => new Response('ok');",
       'export const config = defineConfig({ workers: 2 });',
       'export const start = () => serve({ fetch: handler, ...config });',
-    ].join('\n'));
+    ]);
     run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--ignoreConfig', '--noEmit', '--strict',
       '--module', 'nodenext', '--moduleResolution', 'nodenext', '--skipLibCheck', '--types', 'node',
       '--typeRoots', path.join(ROOT, 'node_modules', '@types'), '--lib', 'ES2023,DOM', 'server.ts']);
