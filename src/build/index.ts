@@ -17,7 +17,7 @@ import { BuildError } from './toolchain.ts';
 const PACKAGERS: Record<string, Packager> = { bun: bunPackager, node: nodeSeaPackager, deno: denoPackager };
 
 /** The build command's usage, printed by `tsgunicorn build --help`. */
-export const BUILD_HELP = `Usage: tsgunicorn build APP [-o FILE] [--target bun|node|deno] [--compile-target TARGET]
+const BUILD_HELP = `Usage: tsgunicorn build APP [-o FILE] [--target bun|node|deno] [--compile-target TARGET]
 
 Bundles APP (MODULE[:EXPORT]) and tsgunicorn into one executable: run it as ./FILE [OPTIONS] (no APP).
 

@@ -1,7 +1,8 @@
 /**
  * The request-head rules that llhttp leaves to its caller, as Gunicorn's parser applies them: one Host and one
  * Content-Type at most, no chunked body on HTTP/1.0, `*` as a target only for OPTIONS, HTTP/1.0 or 1.1 only;
- * and, where Gunicorn is lenient, RFC 9112's Host on every HTTP/1.1 request (node:http requires it too). Native servers (Deno.serve, Bun.serve) parse with their own rules.
+ * and, where Gunicorn is lenient, RFC 9112's Host on every HTTP/1.1 request (node:http requires it too).
+ * Native servers (Deno.serve, Bun.serve) parse with their own rules.
  */
 
 /** A head that breaks a rule: the status to answer (400, 505) and the reason to log. */

@@ -5,11 +5,11 @@
 import type { Settings } from '../settings.ts';
 
 /** The most any request-line limit can be (Gunicorn caps it at 8190). */
-export const MAX_REQUEST_LINE = 8190;
+const MAX_REQUEST_LINE = 8190;
 /** The most header fields a request can have (Gunicorn's cap). */
-export const MAX_REQUEST_FIELDS = 32768;
+const MAX_REQUEST_FIELDS = 32768;
 /** The header-line size that 0 stands for. */
-export const DEFAULT_FIELD_SIZE = 8190;
+const DEFAULT_FIELD_SIZE = 8190;
 
 /** Effective limits: every one is a positive number of bytes or fields, except `body` (0 = unlimited). */
 export interface RequestLimits {
@@ -110,7 +110,7 @@ export function fetchRequestViolation(limits: RequestLimits, request: Request): 
       largest = bytes;
       largestName = name;
     }
-    if (name.length === 14 && name === 'content-length') contentLength = value;
+    if (name === 'content-length') contentLength = value;
   });
   if (largest > limits.fieldSize) return fieldViolation(limits, largestName, largest);
   return countViolation(limits, count) ?? bodyViolation(limits, contentLength);
