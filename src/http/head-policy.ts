@@ -1,34 +1,104 @@
 /**
  * The request-head rules that llhttp leaves to its caller, as Gunicorn's parser applies them: one Host and one
- * Content-Type at most, no chunked body on HTTP/1.0, `*` as a target only for OPTIONS, HTTP/1.0 or 1.1 only;
- * and, where Gunicorn is lenient, RFC 9112's Host on every HTTP/1.1 request (node:http requires it too).
- * Native servers (Deno.serve, Bun.serve) parse with their own rules.
+ * Content-Type at most, no chunked body on HTTP/1.0, `chunked` once and last (501 for a transfer coding tsgunicorn
+ * cannot read), no expectation but `100-continue` (417), `*` as a target only for OPTIONS, HTTP/1.0 or 1.1 only;
+ * and, where Gunicorn is lenient, RFC 9112's Host on every HTTP/1.1 request (node:http requires it too). Also the
+ * fields a chunked body's trailer section may not carry. Native servers (Deno.serve, Bun.serve) parse with their
+ * own rules. CONNECT, TRACE and TRACK get 501: a Fetch Request cannot have these methods.
  */
 
-/** A head that breaks a rule: the status to answer (400, 505) and the reason to log. */
+/** A head that breaks a rule: the status to answer (400, 417, 501) and the reason to log. */
 export interface PolicyViolation {
-  status: 400 | 505;
+  status: 400 | 417 | 501;
   reason: string;
+}
+
+/** Methods the Fetch standard forbids a Request to have: such requests cannot reach a Fetch handler. */
+const FETCH_FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
+
+/** Transfer codings a request may name before `chunked` (they are passed on to the app undecoded). */
+const KNOWN_CODINGS = new Set(['gzip', 'x-gzip', 'deflate', 'compress', 'x-compress', 'identity']);
+
+const OWS_AROUND = /^[ \t]+|[ \t]+$/g;
+
+/**
+ * Checks one Transfer-Encoding field value; `chunkedSeen`: an earlier field ended with `chunked`. Returns the
+ * violation, or whether this value ends with `chunked`.
+ */
+function transferCodingViolation(value: string, chunkedSeen: boolean): PolicyViolation | boolean {
+  let chunked = chunkedSeen;
+  for (const part of value.split(',')) {
+    // Optional whitespace is SP and HTAB only: trim() would also take latin-1's NBSP off `chunked\xa0`.
+    const coding = part.replace(OWS_AROUND, '').toLowerCase();
+    if (chunked) return { status: 400, reason: `Transfer-Encoding ${JSON.stringify(value)}: a coding after chunked` };
+    if (coding === 'chunked') chunked = true;
+    else if (!KNOWN_CODINGS.has(coding)) return { status: 501, reason: `unsupported transfer coding ${JSON.stringify(coding)}` };
+  }
+  return chunked;
 }
 
 /** Checks a head parsed off the wire: method, target, HTTP version and fields as a flat [name, value, …] list. */
 export function headPolicyViolation(
   method: string, target: string, major: number, minor: number, rawHeaders: readonly string[],
 ): PolicyViolation | undefined {
-  if (major !== 1 || minor > 1) return { status: 505, reason: `unsupported HTTP version ${major}.${minor}` };
+  if (major !== 1 || minor > 1) return { status: 400, reason: `unsupported HTTP version ${major}.${minor}` };
   if (target === '*' && method !== 'OPTIONS') return { status: 400, reason: `target * with ${method}` };
+  if (FETCH_FORBIDDEN_METHODS.has(method)) return { status: 501, reason: `method ${method}: a Fetch Request cannot have it` };
   let hosts = 0;
   let contentTypes = 0;
+  /** undefined: no Transfer-Encoding; else whether the codings so far end with chunked. */
+  let chunked: boolean | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
-    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
-    else if (name.length === 12 && name.toLowerCase() === 'content-type') contentTypes++;
-    else if (minor === 0 && name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
-      return { status: 400, reason: 'Transfer-Encoding on an HTTP/1.0 request' };
+    // The length first: most fields are none of these, and that costs one comparison.
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') hosts++;
+        break;
+      case 6:
+        if (minor === 1 && name.toLowerCase() === 'expect' && rawHeaders[i + 1].trim().toLowerCase() !== '100-continue') {
+          return { status: 417, reason: `unsupported expectation ${JSON.stringify(rawHeaders[i + 1])}` };
+        }
+        break;
+      case 12:
+        if (name.toLowerCase() === 'content-type') contentTypes++;
+        break;
+      case 17:
+        if (name.toLowerCase() !== 'transfer-encoding') break;
+        if (minor === 0) return { status: 400, reason: 'Transfer-Encoding on an HTTP/1.0 request' };
+        {
+          const result = transferCodingViolation(rawHeaders[i + 1], chunked === true);
+          if (typeof result === 'object') return result;
+          chunked = result;
+        }
+        break;
     }
   }
   if (hosts > 1) return { status: 400, reason: 'more than one Host header' };
   if (hosts === 0 && minor === 1) return { status: 400, reason: 'HTTP/1.1 request without Host (RFC 9112 section 3.2)' };
   if (contentTypes > 1) return { status: 400, reason: 'more than one Content-Type header' };
+  if (chunked === false) return { status: 501, reason: 'Transfer-Encoding without chunked: no way to read the body' };
+  return undefined;
+}
+
+/** Fields a trailer section may not carry (Gunicorn's list): they frame, route or authorize the request. */
+const FORBIDDEN_TRAILERS = new Set(['host', 'content-length', 'transfer-encoding', 'trailer', 'authorization', 'te']);
+
+/**
+ * A body that cannot be read to its end as sent (bad chunked framing, a forbidden trailer field, the client closing
+ * in its middle): the body stream fails, the app never sees it complete, and the client gets 400.
+ */
+export class MalformedBodyError extends Error {
+  /** The status of the answer. */
+  readonly status = 400;
+}
+
+/** Checks the trailer fields of a chunked body ([name, value, …]): the error to fail the body with, if any. */
+export function trailerViolation(rawTrailers: readonly string[]): MalformedBodyError | undefined {
+  for (let i = 0; i < rawTrailers.length; i += 2) {
+    if (FORBIDDEN_TRAILERS.has(rawTrailers[i].toLowerCase())) {
+      return new MalformedBodyError(`${rawTrailers[i]} in the trailer section of a chunked body`);
+    }
+  }
   return undefined;
 }

@@ -4,6 +4,7 @@
  */
 import type { AccessEntry } from '../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../http/app-response.ts';
+import { MalformedBodyError } from '../http/head-policy.ts';
 import { BodyTooLargeError, fetchRequestViolation, limitedBody, requestLimitsOf } from '../http/limits.ts';
 import type { ServeInfo } from '../http/types.ts';
 import type { EngineContext } from './base.ts';
@@ -63,7 +64,7 @@ export function nativeHandler(context: EngineContext, checkLimits = true) {
     return withConnectionClose(errorResponse(status, reasonPhrase(status)));
   };
   const failed = (request: Request, info: ServeInfo, error: unknown) => {
-    if (error instanceof BodyTooLargeError) return refuse(info, error.status, error.message);
+    if (error instanceof BodyTooLargeError || error instanceof MalformedBodyError) return refuse(info, error.status, error.message);
     logger.exception(`Error handling request ${request.method} ${request.url}`, error);
     return errorResponse(500, 'Internal Server Error');
   };
