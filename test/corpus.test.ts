@@ -51,15 +51,16 @@ interface Figures {
  * may do better, never worse. `valid` counts valid cases served exactly as expected (a hostless HTTP/1.1
  * request answered 400 counts as expected; Deno.serve serves those, hence its lower count), `invalid` the
  * invalid cases refused (never served), `status` those refused with the expected status (or a close). Node's
- * reuse-port target runs under Node 26 (npm run test:newer-node).
+ * reuse-port target runs under Node 26 (npm run test:newer-node). Deno.serve's split figure for `status` varies
+ * (51 to 53): a malformed chunked body there ends in a 500 or in a close, as its reads race.
  */
 const BASELINE: Record<string, { whole: Figures; split: Figures }> = {
-  'node inherit': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 66 } },
-  'node reuse-port': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 66 } },
-  'deno inherit': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 66 } },
+  'node inherit': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 67 } },
+  'node reuse-port': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 67 } },
+  'deno inherit': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 67 } },
   'deno reuse-port': { whole: { valid: 26, invalid: 60, status: 58 }, split: { valid: 26, invalid: 60, status: 51 } },
   'bun inherit': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 67 } },
-  'bun reuse-port': { whole: { valid: 34, invalid: 60, status: 47 }, split: { valid: 34, invalid: 60, status: 47 } },
+  'bun reuse-port': { whole: { valid: 34, invalid: 61, status: 48 }, split: { valid: 34, invalid: 61, status: 48 } },
 };
 
 /** Whether this build has a setting with the CLI flag `--flag` (some arrive from other branches). */
@@ -164,11 +165,16 @@ interface Outcome {
   closed: boolean;
 }
 
-/** Writes `raw` in small pieces, each its own segment (no Nagle), with a turn of the event loop between them. */
-async function writeSplit(socket: net.Socket, raw: Buffer): Promise<void> {
+/**
+ * Writes `raw` in small pieces, each its own segment (no Nagle), with a turn of the event loop between them. With
+ * `stopOnAnswer` (an invalid case) the rest is not sent once an answer arrives, as a client does on an early
+ * refusal: bytes sent after the server has closed make its kernel reset the connection, which may discard the
+ * answer before it is read.
+ */
+async function writeSplit(socket: net.Socket, raw: Buffer, stopOnAnswer: boolean): Promise<void> {
   socket.setNoDelay(true);
   const size = Math.max(SPLIT_BYTES, Math.ceil(raw.length / SPLIT_WRITES));
-  for (let offset = 0; offset < raw.length && !socket.destroyed; offset += size) {
+  for (let offset = 0; offset < raw.length && !socket.destroyed && !(stopOnAnswer && socket.bytesRead > 0); offset += size) {
     socket.write(raw.subarray(offset, offset + size));
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
@@ -198,7 +204,7 @@ function exchange(url: string, raw: Buffer, enough: number, sending: Sending, ha
     socket.on('connect', () => {
       // No half-close after the bytes (Deno's node:http treats one as an abort, racing the request it belongs to),
       // except where the case is about the input ending early.
-      const written = sending === 'whole' ? Promise.resolve(socket.write(raw)) : writeSplit(socket, raw);
+      const written = sending === 'whole' ? Promise.resolve(socket.write(raw)) : writeSplit(socket, raw, awaitClose);
       if (halfClose) void written.then(() => socket.end());
       quiet();
     });

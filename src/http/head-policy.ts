@@ -21,6 +21,9 @@ const KNOWN_CODINGS = new Set(['gzip', 'x-gzip', 'deflate', 'compress', 'x-compr
 
 const OWS_AROUND = /^[ \t]+|[ \t]+$/g;
 
+/** Whether an Expect field value asks for something else than `100-continue` (the only expectation there is). */
+const unsupportedExpectation = (value: string) => value.trim().toLowerCase() !== '100-continue';
+
 /**
  * Checks one Transfer-Encoding field value; `chunkedSeen`: an earlier field ended with `chunked`. Returns the
  * violation, or whether this value ends with `chunked`.
@@ -56,7 +59,7 @@ export function headPolicyViolation(
         if (name.toLowerCase() === 'host') hosts++;
         break;
       case 6:
-        if (minor === 1 && name.toLowerCase() === 'expect' && rawHeaders[i + 1].trim().toLowerCase() !== '100-continue') {
+        if (minor === 1 && name.toLowerCase() === 'expect' && unsupportedExpectation(rawHeaders[i + 1])) {
           return { status: 417, reason: `unsupported expectation ${JSON.stringify(rawHeaders[i + 1])}` };
         }
         break;
@@ -78,6 +81,24 @@ export function headPolicyViolation(
   if (hosts === 0 && minor === 1) return { status: 400, reason: 'HTTP/1.1 request without Host (RFC 9112 section 3.2)' };
   if (contentTypes > 1) return { status: 400, reason: 'more than one Content-Type header' };
   if (chunked === false) return { status: 501, reason: 'Transfer-Encoding without chunked: no way to read the body' };
+  return undefined;
+}
+
+/**
+ * The head rules a native server's Request still lets tsgunicorn check, from fields its parser accepted: a method
+ * a Fetch Request should not have (Deno.serve and Bun.serve hand CONNECT to the handler), a repeated Host or
+ * Content-Length (they arrive joined with `, `), an expectation other than `100-continue`. The request's HTTP
+ * version is unknown there, so an Expect on HTTP/1.0 is refused too.
+ */
+export function fetchPolicyViolation(
+  method: string, host: string | undefined, contentLength: string | undefined, expect: string | undefined,
+): PolicyViolation | undefined {
+  if (FETCH_FORBIDDEN_METHODS.has(method)) return { status: 501, reason: `method ${method}: a Fetch Request cannot have it` };
+  if (host?.includes(',')) return { status: 400, reason: 'more than one Host header' };
+  if (contentLength?.includes(',')) return { status: 400, reason: 'more than one Content-Length header' };
+  if (expect !== undefined && unsupportedExpectation(expect)) {
+    return { status: 417, reason: `unsupported expectation ${JSON.stringify(expect)}` };
+  }
   return undefined;
 }
 
