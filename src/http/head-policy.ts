@@ -13,8 +13,12 @@ export interface PolicyViolation {
   reason: string;
 }
 
-/** Methods the Fetch standard forbids a Request to have: such requests cannot reach a Fetch handler. */
-const FETCH_FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
+/**
+ * Whether the Fetch standard forbids a Request this method (CONNECT, TRACE, TRACK): such requests cannot reach a
+ * Fetch handler. Lengths first: cheaper than a Set on every request.
+ */
+const fetchForbidsMethod = (method: string) => method.length === 7 ? method === 'CONNECT'
+  : method.length === 5 && (method === 'TRACE' || method === 'TRACK');
 
 /** Transfer codings a request may name before `chunked` (they are passed on to the app undecoded). */
 const KNOWN_CODINGS = new Set(['gzip', 'x-gzip', 'deflate', 'compress', 'x-compress', 'identity']);
@@ -46,35 +50,30 @@ export function headPolicyViolation(
 ): PolicyViolation | undefined {
   if (major !== 1 || minor > 1) return { status: 400, reason: `unsupported HTTP version ${major}.${minor}` };
   if (target === '*' && method !== 'OPTIONS') return { status: 400, reason: `target * with ${method}` };
-  if (FETCH_FORBIDDEN_METHODS.has(method)) return { status: 501, reason: `method ${method}: a Fetch Request cannot have it` };
+  if (fetchForbidsMethod(method)) return { status: 501, reason: `method ${method}: a Fetch Request cannot have it` };
   let hosts = 0;
   let contentTypes = 0;
   /** undefined: no Transfer-Encoding; else whether the codings so far end with chunked. */
   let chunked: boolean | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
-    // The length first: most fields are none of these, and that costs one comparison.
-    switch (name.length) {
-      case 4:
-        if (name.toLowerCase() === 'host') hosts++;
-        break;
-      case 6:
-        if (minor === 1 && name.toLowerCase() === 'expect' && unsupportedExpectation(rawHeaders[i + 1])) {
-          return { status: 417, reason: `unsupported expectation ${JSON.stringify(rawHeaders[i + 1])}` };
-        }
-        break;
-      case 12:
-        if (name.toLowerCase() === 'content-type') contentTypes++;
-        break;
-      case 17:
-        if (name.toLowerCase() !== 'transfer-encoding') break;
-        if (minor === 0) return { status: 400, reason: 'Transfer-Encoding on an HTTP/1.0 request' };
-        {
-          const result = transferCodingViolation(rawHeaders[i + 1], chunked === true);
-          if (typeof result === 'object') return result;
-          chunked = result;
-        }
-        break;
+    // The length first: most fields are none of these, and that costs a few comparisons.
+    const length = name.length;
+    if (length === 4) {
+      if (name.toLowerCase() === 'host') hosts++;
+    } else if (length === 12) {
+      if (name.toLowerCase() === 'content-type') contentTypes++;
+    } else if (length === 6) {
+      // Accept, Cookie and Origin are 6 long too: the first letter (any case) before a lower-cased copy.
+      if ((name.charCodeAt(0) | 32) === 101 /* e */ && minor === 1 && name.toLowerCase() === 'expect' &&
+        unsupportedExpectation(rawHeaders[i + 1])) {
+        return { status: 417, reason: `unsupported expectation ${JSON.stringify(rawHeaders[i + 1])}` };
+      }
+    } else if (length === 17 && (name.charCodeAt(0) | 32) === 116 /* t */ && name.toLowerCase() === 'transfer-encoding') {
+      if (minor === 0) return { status: 400, reason: 'Transfer-Encoding on an HTTP/1.0 request' };
+      const result = transferCodingViolation(rawHeaders[i + 1], chunked === true);
+      if (typeof result === 'object') return result;
+      chunked = result;
     }
   }
   if (hosts > 1) return { status: 400, reason: 'more than one Host header' };
@@ -93,7 +92,7 @@ export function headPolicyViolation(
 export function fetchPolicyViolation(
   method: string, host: string | undefined, contentLength: string | undefined, expect: string | undefined,
 ): PolicyViolation | undefined {
-  if (FETCH_FORBIDDEN_METHODS.has(method)) return { status: 501, reason: `method ${method}: a Fetch Request cannot have it` };
+  if (fetchForbidsMethod(method)) return { status: 501, reason: `method ${method}: a Fetch Request cannot have it` };
   if (host?.includes(',')) return { status: 400, reason: 'more than one Host header' };
   if (contentLength?.includes(',')) return { status: 400, reason: 'more than one Content-Length header' };
   if (expect !== undefined && unsupportedExpectation(expect)) {
