@@ -154,8 +154,7 @@ export class RequestParser {
 
   /**
    * Parses `data`; throws a RequestError on malformed input (a BodyTooLargeError or MalformedBodyError for a
-   * body that fails). Events for everything before the error have
-   * been delivered by then.
+   * body that fails). Events for everything before the error have been delivered by then.
    */
   execute(data: Uint8Array): void {
     const result = this.parser.execute(data);

@@ -104,9 +104,9 @@ class Exchange {
     const { incoming, hooks } = this;
     if (error instanceof MalformedRequestError) return this.refuse(400, error.message);
     if (error instanceof BodyTooLargeError || error instanceof MalformedBodyError) return this.refuse(error.status, error.message);
-    // The connection is gone (a malformed body, answered and logged by the clientError listener, or the client
-    // left): the handler failing to read the body is no app error.
-    if (incoming.socket.destroyed) {
+    // The connection went before the body ended (a malformed body, answered and logged by the clientError
+    // listener, or the client left): the handler failing to read the body is no app error.
+    if (!incoming.complete && incoming.socket.destroyed) {
       hooks.logger.debug(`Request ${incoming.method} ${incoming.url} abandoned: ${(error as Error)?.message}`);
       return errorResponse(500, 'Internal Server Error');
     }

@@ -49,6 +49,8 @@ export function createClientErrorListener(logger: Logger): (error: Error & { cod
       socket.destroy();
       return;
     }
+    // node:http keeps the response being written on a socket as `_httpMessage`, and marks one after which it
+    // closes the connection `_last`: neither is public, and nothing public tells the same.
     const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
     // No request being answered, or the one being answered has a malformed body (the handler's read of it fails
     // when the connection closes): refused at once, unless its answer has begun.
