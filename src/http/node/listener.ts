@@ -10,6 +10,7 @@ import { MalformedBodyError, headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
+import { refusingOn } from './socket-refusals.ts';
 import { type SentResponse, sendResponse } from './response.ts';
 
 /** What the adapter needs from the worker around it. */
@@ -92,7 +93,9 @@ class Exchange {
   /** Refuses the request with `status` (logged as an invalid request); the connection closes after it. */
   refuse(status: number, reason: string): Response {
     this.refused = true;
-    this.hooks.logger.warning(`Invalid request from ip=${this.incoming.socket.remoteAddress ?? '-'}: ${reason}`);
+    // The socket is gone (null) when the refusal comes after the client left, e.g. in the middle of a body.
+    if (this.incoming.socket) refusingOn(this.incoming.socket);
+    this.hooks.logger.warning(`Invalid request from ip=${this.incoming.socket?.remoteAddress ?? '-'}: ${reason}`);
     return errorResponse(status, reasonPhrase(status));
   }
 

@@ -191,7 +191,6 @@ export class NodeRequest {
   #bodyStream(): ReadableStream<Uint8Array> {
     const incoming = this.#incoming;
     let stream = Readable.toWeb(incoming) as ReadableStream<Uint8Array>;
-    if (this.#bodyLimit > 0) stream = limitedBody(stream, this.#bodyLimit);
     // Only a chunked body has trailers: it errors instead of ending when one is forbidden.
     if (incoming.headers['transfer-encoding'] !== undefined) {
       stream = stream.pipeThrough(new TransformStream({
@@ -201,6 +200,9 @@ export class NodeRequest {
         },
       }));
     }
+    // The limit last, next to the handler: its error reaches the handler before the cancel it causes upstream
+    // destroys the connection (which would leave no socket for the 413).
+    if (this.#bodyLimit > 0) stream = limitedBody(stream, this.#bodyLimit);
     return this.#continueOn ? continuedOnFirstRead(stream, () => this.#sendContinue()) : stream;
   }
 

@@ -9,6 +9,18 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../glogging.ts';
 import { reasonPhrase } from '../app-response.ts';
 
+/** Connections whose request the request listener is refusing (its answer closes them). */
+const refusing = new WeakSet<Socket>();
+
+/**
+ * Notes that the request listener refuses the request on `socket`: a parse error that follows (llhttp goes on
+ * after the head it refused, e.g. through a body it cannot frame) is then left to that refusal, which may still be
+ * on its way (Node 26 writes it after the parser's error).
+ */
+export function refusingOn(socket: Socket): void {
+  refusing.add(socket);
+}
+
 /** The status for one of llhttp's error codes. */
 function statusOf(code: string): number {
   if (code === 'HPE_HEADER_OVERFLOW') return 431;
@@ -42,6 +54,7 @@ export function createConnectListener(logger: Logger): (incoming: http.IncomingM
 export function createClientErrorListener(logger: Logger): (error: Error & { code?: string; reason?: string }, socket: Socket) => void {
   return (error, socket) => {
     const code = error.code ?? '';
+    if (refusing.has(socket)) return;
     // Not a parse error (the client reset the connection, say), or the client closed in the middle of a request
     // (Gunicorn ignores that too): nothing to answer.
     if (!code.startsWith('HPE_') || code === 'HPE_INVALID_EOF_STATE') {
