@@ -3,6 +3,7 @@
  * `--limit-request-body`) as numbers an engine applies before the handler sees a request.
  */
 import type { Settings } from '../settings.ts';
+import { fetchPolicyViolation, type PolicyViolation } from './head-policy.ts';
 
 /** The most any request-line limit can be (Gunicorn caps it at 8190). */
 const MAX_REQUEST_LINE = 8190;
@@ -91,18 +92,23 @@ export function rawHeadViolation(
 
 /**
  * Checks a Fetch Request made by a native server, whose parser has its own limits and none of ours: the target
- * is read from the URL after its origin; repeated fields arrive merged, so they count once.
+ * is read from the URL after its origin; repeated fields arrive merged, so they count once. The head rules that
+ * can still be told from the Request are checked in the same pass (src/http/head-policy.ts).
  */
-export function fetchRequestViolation(limits: RequestLimits, request: Request): LimitViolation | undefined {
+export function fetchRequestViolation(limits: RequestLimits, request: Request): LimitViolation | PolicyViolation | undefined {
   const url = request.url;
+  const method = request.method;
   const pathStart = url.indexOf('/', url.indexOf('//') + 2);
-  const early = lineViolation(limits, requestLineBytes(request.method, pathStart < 0 ? 1 : url.length - pathStart));
+  const early = lineViolation(limits, requestLineBytes(method, pathStart < 0 ? 1 : url.length - pathStart));
   if (early) return early;
   // forEach, not the iterator: on Deno it costs a seventh as much.
   let count = 0;
   let largest = 0;
   let largestName = '';
   let contentLength: string | undefined;
+  // The same pass collects what the head rules still can check on a native server's Request.
+  let host: string | undefined;
+  let expect: string | undefined;
   request.headers.forEach((value, name) => {
     count++;
     const bytes = fieldBytes(name, value);
@@ -111,9 +117,12 @@ export function fetchRequestViolation(limits: RequestLimits, request: Request): 
       largestName = name;
     }
     if (name === 'content-length') contentLength = value;
+    else if (name === 'host') host = value;
+    else if (name === 'expect') expect = value;
   });
   if (largest > limits.fieldSize) return fieldViolation(limits, largestName, largest);
-  return countViolation(limits, count) ?? bodyViolation(limits, contentLength);
+  return countViolation(limits, count) ?? fetchPolicyViolation(method, host, contentLength, expect) ??
+    bodyViolation(limits, contentLength);
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import type { AccessEntry } from '../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../http/app-response.ts';
+import { MalformedBodyError } from '../http/head-policy.ts';
 import { BodyTooLargeError, fetchRequestViolation, limitedBody, requestLimitsOf } from '../http/limits.ts';
 import type { ServeInfo } from '../http/types.ts';
 import type { EngineContext } from './base.ts';
@@ -47,8 +48,9 @@ const NO_ENTRY = (): AccessEntry => {
 };
 
 /**
- * The app's handler as a native server calls it: counted, over-limit requests refused before the app sees them
- * (`checkLimits`: off where the engine's own parser applied the limits), failures answered with 500,
+ * The app's handler as a native server calls it: counted, over-limit requests and those the head rules can still
+ * tell (src/http/head-policy.ts) refused before the app sees them (`checkLimits`: off where the engine's own
+ * parser applied both), failures answered with 500,
  * `Connection: close` when the worker drains or reaches max-requests. A handler that answers at once is answered
  * at once (no promise in between, no closure per request). With the access log on, the request is reported done when `done` settles (Deno: the response is
  * sent), with its duration; otherwise as soon as the handler has answered.
@@ -63,7 +65,7 @@ export function nativeHandler(context: EngineContext, checkLimits = true) {
     return withConnectionClose(errorResponse(status, reasonPhrase(status)));
   };
   const failed = (request: Request, info: ServeInfo, error: unknown) => {
-    if (error instanceof BodyTooLargeError) return refuse(info, error.status, error.message);
+    if (error instanceof BodyTooLargeError || error instanceof MalformedBodyError) return refuse(info, error.status, error.message);
     logger.exception(`Error handling request ${request.method} ${request.url}`, error);
     return errorResponse(500, 'Internal Server Error');
   };

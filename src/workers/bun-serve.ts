@@ -14,6 +14,7 @@ interface BunServer {
   stop(closeActiveConnections?: boolean): Promise<void>;
   requestIP(request: Request): { address: string; port: number } | null;
   timeout(request: Request, seconds: number): void;
+  readonly url: URL;
 }
 
 interface BunServe {
@@ -70,7 +71,10 @@ class BunServeEngine implements ServingEngine {
           // Bun's idleTimeout would also cut a slow handler or a pause in a streamed body: requests are bounded by
           // the worker's --timeout instead. The connection keeps no idle timeout afterwards (README).
           server.timeout(request, 0);
-          return handle(request, new BunServeInfo(server, request));
+          // Bun.serve gives a request without Host (HTTP/1.0 allows that) a bare path as its URL, which `new URL()`
+          // cannot parse and the request-line limit cannot measure: it gets the server's own origin.
+          const appRequest = request.url.charCodeAt(0) === 47 /* / */ ? new Request(server.url.origin + request.url, request) : request;
+          return handle(appRequest, new BunServeInfo(server, request));
         },
       }));
     }

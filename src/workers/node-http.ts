@@ -8,7 +8,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
 import { requestLimitsOf } from '../http/limits.ts';
-import { createRequestListener } from '../http/node-fetch-adapter.ts';
+import { createClientErrorListener, createConnectListener } from '../http/node/socket-refusals.ts';
+import { createRequestListener, type FetchRequestListener } from '../http/node-fetch-adapter.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
 import { durationsOf } from '../settings.ts';
@@ -30,7 +31,10 @@ class NodeHttpEngine implements ServingEngine {
   private readonly context: EngineContext;
   private readonly tracker: ConnectionTracker;
   private readonly listeners: FdListener[] = [];
-  private readonly requestListener: http.RequestListener;
+  private readonly requestListener: FetchRequestListener;
+  private readonly continueListener: http.RequestListener;
+  private readonly clientErrorListener: ReturnType<typeof createClientErrorListener>;
+  private readonly connectListener: ReturnType<typeof createConnectListener>;
 
   constructor(context: EngineContext) {
     const { handler, logger, hooks, settings, runtime } = context;
@@ -49,12 +53,24 @@ class NodeHttpEngine implements ServingEngine {
         hooks.onRequestDone(entry);
       },
     }, { answerAfterParse: runtime.nodeHttpAnswersAfterParse, limits: requestLimitsOf(settings) });
+    this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
+    this.clientErrorListener = createClientErrorListener(logger);
+    this.connectListener = createConnectListener(logger);
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
     const { settings, runtime } = this.context;
     for (const socket of sockets) {
-      const server = http.createServer(this.requestListener);
+      // node:http's own 400 for an HTTP/1.1 request without Host is neither logged nor after the limits: the head
+      // rules answer it.
+      const server = http.createServer({ requireHostHeader: false }, this.requestListener);
+      // Without these listeners node:http answers `Expect: 100-continue` with 100 before the handler runs, and any
+      // other expectation with a 417 it does not log: the adapter sends 100 on the body's first read instead, and
+      // the head rules answer 417 with the invalid-request log line.
+      server.on('checkContinue', this.continueListener);
+      server.on('checkExpectation', this.requestListener);
+      server.on('clientError', this.clientErrorListener);
+      server.on('connect', this.connectListener);
       // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
       server.keepAliveTimeout = 0;
       this.tracker.track(server);

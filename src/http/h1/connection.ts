@@ -5,6 +5,8 @@
  */
 import type { RemoteAddress, ServeInfo } from '../types.ts';
 import { errorResponse, reasonPhrase } from '../app-response.ts';
+import { MalformedBodyError } from '../head-policy.ts';
+import { absoluteTargetUrl } from '../request-target.ts';
 import { BodyTooLargeError, type RequestLimits } from '../limits.ts';
 import { readIfReady } from '../ready-read.ts';
 import { type BodySource, Exchange } from './exchange.ts';
@@ -62,7 +64,7 @@ function toRequest(exchange: Exchange): Request {
     }
   }
   const url = target.charCodeAt(0) === 47 /* / */ ? `http://${host}${target}`
-    : /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${host}/${target}`;
+    : absoluteTargetUrl(target) ?? `http://${host}/${target}`;
   // Every init member costs Bun's constructor time (`method: 'GET'` alone about 0.15 µs), so the init holds only
   // what differs from the defaults; the fields go into the Request's own Headers rather than a Headers it copies.
   const init: RequestInit & { duplex?: 'half' } = { signal: exchange.abort.signal };
@@ -127,10 +129,14 @@ export class H1Connection implements BodySource {
       this.parser.execute(data);
     } catch (error) {
       this.readClosed = true;
-      const failure = error instanceof RequestError ? error : new RequestError(400, String(error));
-      // A body over --limit-request-body errors the body stream the app reads; the app's failure then gets 413.
-      if (this.parsing) this.parsing.fail(error instanceof BodyTooLargeError ? error : failure);
-      else this.pendingError = failure;
+      // A body over --limit-request-body or malformed errors the body stream the app reads; the app's failure
+      // then gets 413 or 400.
+      if (this.parsing) {
+        const bodyFailure = error instanceof BodyTooLargeError || error instanceof MalformedBodyError;
+        this.parsing.fail(bodyFailure ? error : new MalformedBodyError((error as Error).message));
+      } else {
+        this.pendingError = error instanceof RequestError ? error : new RequestError(400, String(error));
+      }
       this.parsing = undefined;
       void this.answer();
     }
@@ -139,7 +145,7 @@ export class H1Connection implements BodySource {
   /** The client half-closed: answer what has been read, then close. */
   onEnd(): void {
     this.readClosed = true;
-    this.parsing?.fail(new Error('the client closed the connection before the request body ended'));
+    this.parsing?.fail(new MalformedBodyError('the client closed the connection before the request body ended'));
     this.parsing = undefined;
     void this.answer();
   }

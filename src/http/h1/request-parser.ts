@@ -3,7 +3,7 @@
  * plus the limits and checks llhttp leaves to its caller (header count and size, request-line length, body size,
  * version).
  */
-import { headPolicyViolation } from '../head-policy.ts';
+import { MalformedBodyError, headPolicyViolation, trailerViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 
 /** A request head as parsed off the wire. */
@@ -79,6 +79,15 @@ function hasBodyFraming(rawHeaders: string[]): boolean {
   return false;
 }
 
+/** node:http's default cap on a request head's bytes (llhttp answers 431 past it). */
+const DEFAULT_MAX_HEAD_BYTES = 16384;
+
+/**
+ * The cap on a request head's bytes llhttp applies before the limits are checked: node:http's default, or more where
+ * the limits allow a request line and one field at their largest (the limits refuse the rest with their status).
+ */
+const maxHeadBytes = (limits: RequestLimits) => Math.max(DEFAULT_MAX_HEAD_BYTES, limits.requestLine + 2 * limits.fieldSize + 8);
+
 /** Parses the requests of one connection, in order, from the bytes fed to it. */
 export class RequestParser {
   private readonly parser = new HTTPParser();
@@ -93,7 +102,7 @@ export class RequestParser {
   /** `limits`: Gunicorn's request limits, applied to every request head and body. */
   constructor(events: ParserEvents, limits: RequestLimits) {
     const parser = this.parser;
-    parser.initialize(HTTPParser.REQUEST, {}, 0, 0);
+    parser.initialize(HTTPParser.REQUEST, {}, maxHeadBytes(limits), 0);
     parser[HTTPParser.kOnHeaders] = (headers: string[], target: string) => {
       this.pendingHeaders.push(...headers);
       this.pendingTarget += target;
@@ -109,8 +118,9 @@ export class RequestParser {
       this.pendingTarget = '';
       try {
         const methodName = methods[method];
-        const violation = headPolicyViolation(methodName, fullTarget, major, minor, rawHeaders)
-          ?? rawHeadViolation(limits, methodName, fullTarget, rawHeaders);
+        // The limits first, as Gunicorn checks them while it reads the head.
+        const violation = rawHeadViolation(limits, methodName, fullTarget, rawHeaders)
+          ?? headPolicyViolation(methodName, fullTarget, major, minor, rawHeaders);
         if (violation) throw new RequestError(violation.status, violation.reason);
         this.bodyBytes = 0;
         events.onHead({
@@ -132,20 +142,27 @@ export class RequestParser {
     };
     // After a failure llhttp may go on through the rest of the bytes: nothing more reaches the connection.
     parser[HTTPParser.kOnMessageComplete] = () => {
+      // llhttp hands a chunked body's trailer fields to kOnHeaders just before this: a forbidden one fails the
+      // body, so the app never sees it complete.
+      if (this.pendingHeaders.length > 0) {
+        this.failure ??= trailerViolation(this.pendingHeaders);
+        this.pendingHeaders = [];
+      }
       if (!this.failure) events.onMessageComplete();
     };
   }
 
   /**
-   * Parses `data`; throws a RequestError on malformed input. Events for everything before the error have
-   * been delivered by then.
+   * Parses `data`; throws a RequestError on malformed input (a BodyTooLargeError or MalformedBodyError for a
+   * body that fails). Events for everything before the error have been delivered by then.
    */
   execute(data: Uint8Array): void {
     const result = this.parser.execute(data);
     if (this.failure) {
       const failure = this.failure;
       this.failure = undefined;
-      throw failure instanceof RequestError || failure instanceof BodyTooLargeError ? failure : new RequestError(500, failure.message);
+      const known = failure instanceof RequestError || failure instanceof BodyTooLargeError || failure instanceof MalformedBodyError;
+      throw known ? failure : new RequestError(500, failure.message);
     }
     if (typeof result !== 'number') {
       // An upgrade stops llhttp on purpose; the connection closes after that request anyway.

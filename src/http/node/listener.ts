@@ -6,10 +6,11 @@
 import type http from 'node:http';
 import type { AccessEntry, Logger } from '../../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
-import { headPolicyViolation } from '../head-policy.ts';
+import { MalformedBodyError, headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
+import { refusingOn } from './socket-refusals.ts';
 import { type SentResponse, sendResponse } from './response.ts';
 
 /** What the adapter needs from the worker around it. */
@@ -60,11 +61,11 @@ class Exchange {
   /** The request was refused (a limit, malformed): its response closes the connection. */
   refused = false;
 
-  constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number) {
+  constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number, awaitsContinue: boolean) {
     this.incoming = incoming;
     this.res = res;
     this.hooks = hooks;
-    this.request = new NodeRequest(incoming, bodyLimit);
+    this.request = new NodeRequest(incoming, bodyLimit, awaitsContinue ? res : undefined);
     this.startedAt = hooks.logger.accessEnabled ? performance.now() : 0;
   }
 
@@ -92,15 +93,26 @@ class Exchange {
   /** Refuses the request with `status` (logged as an invalid request); the connection closes after it. */
   refuse(status: number, reason: string): Response {
     this.refused = true;
-    this.hooks.logger.warning(`Invalid request from ip=${this.incoming.socket.remoteAddress ?? '-'}: ${reason}`);
+    // The socket is gone (null) when the refusal comes after the client left, e.g. in the middle of a body.
+    if (this.incoming.socket) refusingOn(this.incoming.socket);
+    this.hooks.logger.warning(`Invalid request from ip=${this.incoming.socket?.remoteAddress ?? '-'}: ${reason}`);
     return errorResponse(status, reasonPhrase(status));
   }
 
-  /** What the client gets when the handler failed: 400 for a malformed request, 413 past the body limit, else 500. */
+  /**
+   * What the client gets when the handler failed: 400 for a malformed request or forbidden trailers, 413 past the
+   * body limit, else 500.
+   */
   failed(error: unknown): Response {
     const { incoming, hooks } = this;
     if (error instanceof MalformedRequestError) return this.refuse(400, error.message);
-    if (error instanceof BodyTooLargeError) return this.refuse(error.status, error.message);
+    if (error instanceof BodyTooLargeError || error instanceof MalformedBodyError) return this.refuse(error.status, error.message);
+    // The connection went before the body ended (a malformed body, answered and logged by the clientError
+    // listener, or the client left): the handler failing to read the body is no app error.
+    if (!incoming.complete && incoming.socket.destroyed) {
+      hooks.logger.debug(`Request ${incoming.method} ${incoming.url} abandoned: ${(error as Error)?.message}`);
+      return errorResponse(500, 'Internal Server Error');
+    }
     hooks.logger.exception(`Error handling request ${incoming.method} ${incoming.url}`, error);
     return errorResponse(500, 'Internal Server Error');
   }
@@ -145,17 +157,27 @@ export interface AdapterOptions {
   limits?: RequestLimits;
 }
 
-/** Wraps a Fetch handler as a node:http request listener. */
-export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): http.RequestListener {
+/**
+ * A node:http request listener; `awaitsContinue`: the client sent `Expect: 100-continue` and waits for
+ * `100 Continue` before it sends the body (the 'checkContinue' event).
+ */
+export type FetchRequestListener = (incoming: http.IncomingMessage, res: http.ServerResponse, awaitsContinue?: boolean) => void;
+
+/**
+ * Wraps a Fetch handler as a node:http request listener. For 'checkContinue' call it with `awaitsContinue`: the
+ * Request then sends `100 Continue` when the handler first reads the body, so a handler can refuse without it.
+ */
+export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): FetchRequestListener {
   const { answerAfterParse = false, limits } = options;
-  return (incoming, res) => {
+  return (incoming, res, awaitsContinue = false) => {
     hooks.onRequestStart(incoming);
-    const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0);
+    const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0, awaitsContinue);
     res.on('close', () => exchange.closed());
     const method = incoming.method ?? '';
     const target = incoming.url ?? '';
-    const violation = headPolicyViolation(method, target, incoming.httpVersionMajor, incoming.httpVersionMinor, incoming.rawHeaders)
-      ?? (limits && rawHeadViolation(limits, method, target, incoming.rawHeaders));
+    // The limits first, as Gunicorn checks them while it reads the head.
+    const violation = (limits && rawHeadViolation(limits, method, target, incoming.rawHeaders))
+      || headPolicyViolation(method, target, incoming.httpVersionMajor, incoming.httpVersionMinor, incoming.rawHeaders);
     if (violation) {
       exchange.send(exchange.refuse(violation.status, violation.reason));
       return;

@@ -7,6 +7,8 @@
  */
 import type http from 'node:http';
 import { Readable } from 'node:stream';
+import { trailerViolation } from '../head-policy.ts';
+import { absoluteTargetUrl } from '../request-target.ts';
 import { BodyTooLargeError, limitedBody } from '../limits.ts';
 
 const NativeRequest = globalThis.Request;
@@ -24,7 +26,10 @@ function hasBody(incoming: http.IncomingMessage): boolean {
 /** The request's URL as the client sent it (absolute-form, or Host and path), not yet parsed. */
 function unparsedUrlOf(incoming: http.IncomingMessage): string {
   const target = incoming.url ?? '/';
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return target;
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    const absolute = absoluteTargetUrl(target);
+    if (absolute !== undefined) return absolute;
+  }
   const path = target.startsWith('/') ? target : `/${target}`;
   return `http://${incoming.headers.host ?? 'localhost'}${path}`;
 }
@@ -54,6 +59,24 @@ function headerPairsOf(rawHeaders: string[]): [string, string][] {
   return pairs;
 }
 
+/** `body` as a stream that calls `onFirstRead` when its reader first asks for data (and not before). */
+function continuedOnFirstRead(body: ReadableStream<Uint8Array>, onFirstRead: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let first = true;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (first) {
+        first = false;
+        onFirstRead();
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
 const utf8 = new TextDecoder();
 
 /** The whole body of an IncomingMessage, in one ArrayBuffer of its own; past `limit` bytes (0: none) it fails. */
@@ -71,6 +94,12 @@ function readAll(incoming: http.IncomingMessage, limit: number): Promise<ArrayBu
       else chunks.push(chunk);
     });
     incoming.once('end', () => {
+      // A chunked body's trailer fields are known at its end: a forbidden one fails the body (the client gets 400).
+      const forbidden = incoming.rawTrailers.length > 0 ? trailerViolation(incoming.rawTrailers) : undefined;
+      if (forbidden) {
+        reject(forbidden);
+        return;
+      }
       const bytes = new Uint8Array(size);
       let offset = 0;
       for (const chunk of chunks) {
@@ -99,10 +128,14 @@ export class NodeRequest {
 
   /** Bytes the body may have (--limit-request-body; 0 = unlimited): reading past them fails with BodyTooLargeError. */
   readonly #bodyLimit: number;
+  /** The response to send `100 Continue` on when the body is first read (the client awaits it); then undefined. */
+  #continueOn?: http.ServerResponse;
 
-  constructor(incoming: http.IncomingMessage, bodyLimit = 0) {
+  /** `continueOn`: given when the client sent `Expect: 100-continue`, which is answered on the first body read. */
+  constructor(incoming: http.IncomingMessage, bodyLimit = 0, continueOn?: http.ServerResponse) {
     this.#incoming = incoming;
     this.#bodyLimit = bodyLimit;
+    this.#continueOn = continueOn;
   }
 
   get method(): string {
@@ -137,6 +170,7 @@ export class NodeRequest {
     if (this.#native || !hasBody(this.#incoming)) return this.#materialize().arrayBuffer();
     if (this.#bodyTaken) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
     this.#bodyTaken = true;
+    this.#sendContinue();
     return readAll(this.#incoming, this.#bodyLimit);
   }
 
@@ -148,9 +182,28 @@ export class NodeRequest {
     return JSON.parse(await this.text());
   }
 
+  /** Sends `100 Continue` if the client awaits it, once. */
+  #sendContinue(): void {
+    this.#continueOn?.writeContinue();
+    this.#continueOn = undefined;
+  }
+
   #bodyStream(): ReadableStream<Uint8Array> {
-    const stream = Readable.toWeb(this.#incoming) as ReadableStream<Uint8Array>;
-    return this.#bodyLimit > 0 ? limitedBody(stream, this.#bodyLimit) : stream;
+    const incoming = this.#incoming;
+    let stream = Readable.toWeb(incoming) as ReadableStream<Uint8Array>;
+    // Only a chunked body has trailers: it errors instead of ending when one is forbidden.
+    if (incoming.headers['transfer-encoding'] !== undefined) {
+      stream = stream.pipeThrough(new TransformStream({
+        flush(controller) {
+          const forbidden = trailerViolation(incoming.rawTrailers);
+          if (forbidden) controller.error(forbidden);
+        },
+      }));
+    }
+    // The limit last, next to the handler: its error reaches the handler before the cancel it causes upstream
+    // destroys the connection (which would leave no socket for the 413).
+    if (this.#bodyLimit > 0) stream = limitedBody(stream, this.#bodyLimit);
+    return this.#continueOn ? continuedOnFirstRead(stream, () => this.#sendContinue()) : stream;
   }
 
   #materialize(): Request {
