@@ -4,6 +4,7 @@
  */
 import type { AccessEntry } from '../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../http/app-response.ts';
+import { changesUrl, ForwardedHeaderError, forwardedUrl, ForwardingPolicy } from '../http/forwarded.ts';
 import { BodyTooLargeError, fetchRequestViolation, limitedBody, requestLimitsOf } from '../http/limits.ts';
 import type { ServeInfo } from '../http/types.ts';
 import type { EngineContext } from './base.ts';
@@ -18,6 +19,12 @@ function withConnectionClose(response: Response): Response {
     copy.headers.set('connection', 'close');
     return copy;
   }
+}
+
+/** A copy of a request with another URL (its body, not yet read, moves to the copy). */
+function withUrl(request: Request, url: string): Request {
+  const { method, headers, body, signal } = request;
+  return new Request(url, { method, headers, body, signal, duplex: 'half' } as RequestInit);
 }
 
 /**
@@ -63,7 +70,7 @@ export function nativeHandler(context: EngineContext, checkLimits = true) {
     return withConnectionClose(errorResponse(status, reasonPhrase(status)));
   };
   const failed = (request: Request, info: ServeInfo, error: unknown) => {
-    if (error instanceof BodyTooLargeError) return refuse(info, error.status, error.message);
+    if (error instanceof BodyTooLargeError || error instanceof ForwardedHeaderError) return refuse(info, error.status, error.message);
     logger.exception(`Error handling request ${request.method} ${request.url}`, error);
     return errorResponse(500, 'Internal Server Error');
   };
@@ -80,6 +87,7 @@ export function nativeHandler(context: EngineContext, checkLimits = true) {
     else finish();
     return response;
   };
+  const forwarding = new ForwardingPolicy(context.settings);
   return (request: Request, info: ServeInfo, done?: Promise<unknown>): Response | Promise<Response> => {
     hooks.onRequestStart();
     const startedAt = logger.accessEnabled ? performance.now() : 0;
@@ -93,6 +101,12 @@ export function nativeHandler(context: EngineContext, checkLimits = true) {
     }
     let result: Response | Promise<Response>;
     try {
+      if (forwarding.inHeaders(request.headers) && forwarding.trusts(info.remoteAddr)) {
+        const forwarded = forwarding.read((name) => request.headers.get(name));
+        // A new Request only when the URL changes: request.url is the runtime's own.
+        if (changesUrl(forwarded)) appRequest = withUrl(appRequest, forwardedUrl(request.url, forwarded));
+        if (forwarded.client) info = { ...info, remoteAddr: forwarded.client };
+      }
       result = handler(appRequest, info);
     } catch (error) {
       return answer(request, info, done, startedAt, failed(request, info, error));

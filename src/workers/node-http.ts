@@ -7,6 +7,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
+import { ForwardingPolicy } from '../http/forwarded.ts';
 import { requestLimitsOf } from '../http/limits.ts';
 import { createRequestListener } from '../http/node-fetch-adapter.ts';
 import type { WorkerSocket } from '../messages.ts';
@@ -48,7 +49,11 @@ class NodeHttpEngine implements ServingEngine {
         this.tracker.requestDone(incoming.socket);
         hooks.onRequestDone(entry);
       },
-    }, { answerAfterParse: runtime.nodeHttpAnswersAfterParse, limits: requestLimitsOf(settings) });
+    }, {
+      answerAfterParse: runtime.nodeHttpAnswersAfterParse,
+      limits: requestLimitsOf(settings),
+      forwarding: new ForwardingPolicy(settings),
+    });
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {

@@ -6,6 +6,7 @@
 import type http from 'node:http';
 import type { AccessEntry, Logger } from '../../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
+import { ForwardedHeaderError, type ForwardingPolicy } from '../forwarded.ts';
 import { headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
@@ -33,6 +34,14 @@ function headerGetter(read: (name: string) => string | string[] | number | undef
   };
 }
 
+/** The peer's address as a socket reports it (a unix socket has none). */
+function peerOf(socket: http.IncomingMessage['socket']): RemoteAddress {
+  const { remoteAddress, remotePort } = socket;
+  return remoteAddress === undefined
+    ? { transport: 'unix', hostname: '', port: 0 }
+    : { transport: 'tcp', hostname: remoteAddress, port: remotePort ?? 0 };
+}
+
 /**
  * The handler's second argument; the client's address is looked up only if the handler asks. An own property,
  * so that `{ ...info }` keeps it.
@@ -40,10 +49,7 @@ function headerGetter(read: (name: string) => string | string[] | number | undef
 function serveInfoFor(socket: http.IncomingMessage['socket']): ServeInfo {
   return {
     get remoteAddr(): RemoteAddress {
-      const { remoteAddress, remotePort } = socket;
-      return remoteAddress === undefined
-        ? { transport: 'unix', hostname: '', port: 0 }
-        : { transport: 'tcp', hostname: remoteAddress, port: remotePort ?? 0 };
+      return peerOf(socket);
     },
   };
 }
@@ -59,6 +65,8 @@ class Exchange {
   readonly startedAt: number;
   /** The request was refused (a limit, malformed): its response closes the connection. */
   refused = false;
+  /** The client's address from a trusted X-Forwarded-For, for the access log. */
+  forwardedClient?: string;
 
   constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number) {
     this.incoming = incoming;
@@ -75,7 +83,7 @@ class Exchange {
     const finishedAt = startedAt && performance.now();
     // Built only when the access log asks for it: most deployments run with it off.
     this.hooks.onRequestDone(() => ({
-      remoteAddr: incoming.socket.remoteAddress ?? '',
+      remoteAddr: this.forwardedClient ?? incoming.socket.remoteAddress ?? '',
       method: incoming.method ?? '',
       rawUri: incoming.url ?? '',
       protocol: `HTTP/${incoming.httpVersion}`,
@@ -100,7 +108,7 @@ class Exchange {
   failed(error: unknown): Response {
     const { incoming, hooks } = this;
     if (error instanceof MalformedRequestError) return this.refuse(400, error.message);
-    if (error instanceof BodyTooLargeError) return this.refuse(error.status, error.message);
+    if (error instanceof BodyTooLargeError || error instanceof ForwardedHeaderError) return this.refuse(error.status, error.message);
     hooks.logger.exception(`Error handling request ${incoming.method} ${incoming.url}`, error);
     return errorResponse(500, 'Internal Server Error');
   }
@@ -143,11 +151,31 @@ export interface AdapterOptions {
   /** Gunicorn's request limits, checked before the handler runs (node:http's parser has none of them); the head
    * rules of src/http/head-policy.ts are checked whatever the limits. */
   limits?: RequestLimits;
+  /** Forwarding headers to follow from trusted peers (--forwarded-allow-ips); none when absent. */
+  forwarding?: ForwardingPolicy;
+}
+
+/**
+ * The handler's second argument, after following a trusted peer's forwarding headers (which may set the
+ * request's URL); throws a ForwardedHeaderError for headers that cannot be followed.
+ */
+function forwardedInfo(exchange: Exchange, forwarding: ForwardingPolicy): ServeInfo {
+  const { incoming, request } = exchange;
+  const socket = incoming.socket;
+  if (!forwarding.inRawHeaders(incoming.rawHeaders) || !forwarding.trusts(peerOf(socket))) return serveInfoFor(socket);
+  const forwarded = forwarding.read((name) => {
+    const value = incoming.headers[name];
+    return value === undefined ? null : String(value);
+  });
+  NodeRequest.forward(request, forwarded);
+  if (!forwarded.client) return serveInfoFor(socket);
+  exchange.forwardedClient = forwarded.client.hostname;
+  return { remoteAddr: forwarded.client };
 }
 
 /** Wraps a Fetch handler as a node:http request listener. */
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): http.RequestListener {
-  const { answerAfterParse = false, limits } = options;
+  const { answerAfterParse = false, limits, forwarding } = options;
   return (incoming, res) => {
     hooks.onRequestStart(incoming);
     const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0);
@@ -162,7 +190,8 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
     }
     let result: Response | Promise<Response>;
     try {
-      result = handler(NodeRequest.forHandler(exchange.request), serveInfoFor(incoming.socket));
+      const info = forwarding ? forwardedInfo(exchange, forwarding) : serveInfoFor(incoming.socket);
+      result = handler(NodeRequest.forHandler(exchange.request), info);
     } catch (error) {
       exchange.send(exchange.failed(error));
       return;
