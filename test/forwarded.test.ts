@@ -60,7 +60,7 @@ describe('forwarding headers', () => {
     assert.deepEqual(policy.read(getter({ 'x-forwarded-proto': 'HTTPS', 'x-forwarded-ssl': 'on' })), { https: true });
     assert.deepEqual(policy.read(getter({ 'x-forwarded-proto': 'http' })), {});
     assert.deepEqual(policy.read(getter({ 'x-forwarded-protocol': 'ssl' })), { https: true });
-    for (const fields of [{ 'x-forwarded-proto': 'https', 'x-forwarded-ssl': 'off' }, { 'x-forwarded-proto': 'https, http' }]) {
+    for (const fields of [{ 'x-forwarded-proto': 'https', 'x-forwarded-ssl': 'off' }, { 'x-forwarded-proto': 'https, http' }] as Record<string, string>[]) {
       assert.throws(() => policy.read(getter(fields)), ForwardedHeaderError, JSON.stringify(fields));
     }
     const custom = new ForwardingPolicy({ forwardedAllowIps: '*', secureSchemeHeaders: ['X-Scheme=secure'] });

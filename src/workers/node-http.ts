@@ -10,6 +10,7 @@ import { ConnectionTracker } from '../http/connections.ts';
 import { ForwardingPolicy } from '../http/forwarded.ts';
 import { requestLimitsOf } from '../http/limits.ts';
 import { createRequestListener } from '../http/node-fetch-adapter.ts';
+import { readProxyHeadersFirst } from '../http/node/proxy-gate.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
 import { durationsOf } from '../settings.ts';
@@ -57,9 +58,10 @@ class NodeHttpEngine implements ServingEngine {
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
-    const { settings, runtime } = this.context;
+    const { settings, runtime, logger } = this.context;
     for (const socket of sockets) {
       const server = http.createServer(this.requestListener);
+      readProxyHeadersFirst(server, settings, logger);
       // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
       server.keepAliveTimeout = 0;
       this.tracker.track(server);
