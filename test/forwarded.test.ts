@@ -1,9 +1,13 @@
-// Unit tests: trusted-peer lists (--forwarded-allow-ips, --proxy-allow-from) and the forwarding-header rules.
+// Unit tests: trusted-peer lists (--forwarded-allow-ips, --proxy-allow-from), the proxy settings and the
+// forwarding-header rules.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { describe, it } from 'node:test';
+import { resolveSettings } from '../src/config.ts';
+import { ConfigError } from '../src/errors.ts';
 import { ForwardedHeaderError, forwardedUrl, ForwardingPolicy } from '../src/http/forwarded.ts';
 import { parsePeerList } from '../src/http/trusted-peers.ts';
-import { ConfigError } from '../src/errors.ts';
+import { tempDir } from './helpers.ts';
 
 const DEFAULT_SCHEMES = ['X-FORWARDED-PROTOCOL=ssl', 'X-FORWARDED-PROTO=https', 'X-FORWARDED-SSL=on'];
 
@@ -34,6 +38,33 @@ describe('trusted peers', () => {
       ['10.0.0.1/8', '10.0.0.1/8'], ['1.2.3', '1.2.3'], ['::1/129', '::1/129'], ['fe80::1%eth0', 'fe80::1%eth0']]) {
       assert.throws(() => parsePeerList(list, '--forwarded-allow-ips'), (error: Error) => error instanceof ConfigError &&
         error.message.includes('--forwarded-allow-ips') && error.message.includes(`"${entry}"`), list);
+    }
+  });
+});
+
+describe('proxy settings', () => {
+  it('reads FORWARDED_ALLOW_IPS, repeated --secure-scheme-header, and refuses bad values naming them', async () => {
+    const cwd = tempDir();
+    const resolve = (argv: string[], env: Record<string, string> = {}) => resolveSettings({ argv: [...argv, 'app.ts'], env, cwd });
+    try {
+      const defaults = await resolve([]);
+      assert.equal(defaults.forwardedAllowIps, '127.0.0.1,::1');
+      assert.equal(defaults.proxyProtocol, 'off');
+      assert.equal(defaults.proxyAllowIps, '127.0.0.1,::1');
+      assert.equal((await resolve([], { FORWARDED_ALLOW_IPS: '10.0.0.0/8,*' })).forwardedAllowIps, '10.0.0.0/8,*');
+      const custom = await resolve(['--secure-scheme-header', 'X-Scheme=https', '--secure-scheme-header', 'Front-End-Https=on']);
+      assert.deepEqual(custom.secureSchemeHeaders, ['X-Scheme=https', 'Front-End-Https=on']);
+      assert.equal((await resolve(['--proxy-protocol', 'V2'])).proxyProtocol, 'v2');
+      const refusals: [string[], Record<string, string>, RegExp][] = [
+        [['--forwarded-allow-ips', '10.0.0.1/8'], {}, /--forwarded-allow-ips: "10\.0\.0\.1\/8" has host bits set/],
+        [[], { FORWARDED_ALLOW_IPS: 'proxy.local' }, /--forwarded-allow-ips: "proxy\.local" is not an IP address/],
+        [['--proxy-allow-from', '127.0.0.1,::1,300.1.1.1'], {}, /--proxy-allow-from: "300\.1\.1\.1"/],
+        [['--secure-scheme-header', 'X-Forwarded-Proto'], {}, /"X-Forwarded-Proto" for --secure-scheme-header: expected HEADER=VALUE/],
+        [['--proxy-protocol', 'v3'], {}, /"v3" for --proxy-protocol/],
+      ];
+      for (const [argv, env, message] of refusals) await assert.rejects(resolve(argv, env), message, argv.join(' '));
+    } finally {
+      fs.rmSync(cwd, { recursive: true });
     }
   });
 });
