@@ -16,6 +16,9 @@ interface Network {
   prefixBits: number;
 }
 
+/** How many peers' answers a matcher keeps (the list is cleared when full). */
+const KNOWN_PEERS = 1024;
+
 /** `::ffff:0:0/96`, the IPv4-mapped prefix. */
 const MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 
@@ -94,8 +97,16 @@ export function parsePeerList(list: string, flag: string): PeerMatcher {
     if (typeof network === 'string') throw new ConfigError(`invalid value "${list}" for ${flag}: "${entry}" ${network}`);
     return network;
   });
+  // A server sees the same few peers (its proxies) again and again: their answers are kept.
+  const known = new Map<string, boolean>();
   return (address) => {
-    const bytes = addressBytes(address);
-    return bytes !== undefined && networks.some((network) => inNetwork(bytes, network));
+    let trusted = known.get(address);
+    if (trusted === undefined) {
+      const bytes = addressBytes(address);
+      trusted = bytes !== undefined && networks.some((network) => inNetwork(bytes, network));
+      if (known.size >= KNOWN_PEERS) known.clear();
+      known.set(address, trusted);
+    }
+    return trusted;
   };
 }
