@@ -13,8 +13,8 @@
  *   the first other one is the client (all trusted: the leftmost), as uvicorn and Werkzeug read it. An entry that
  *   is not an IP address there leaves the peer's own address.
  *
- * Engines look for the headers first (a length filter on raw fields, or a few `Headers.has`), so a request without
- * any costs next to nothing; the peer is checked only when one is there.
+ * Engines look for the headers first (a length filter on raw fields, in a pass over the fields they make anyway, or
+ * a few `Headers.has`), so a request without any costs next to nothing; the peer is checked only when one is there.
  */
 import type { Settings } from '../settings.ts';
 import { addressBytes, type PeerMatcher, parsePeerList } from './trusted-peers.ts';
@@ -67,6 +67,11 @@ export class ForwardingPolicy {
     this.nameLengths = new Set(this.names.map((name) => name.length));
   }
 
+  /** Whether a field name (lower case) is a forwarding header. */
+  watches(name: string): boolean {
+    return this.nameLengths.has(name.length) && this.names.includes(name);
+  }
+
   /** Whether raw fields ([name, value, name, value, …]) include a forwarding header. */
   inRawHeaders(rawHeaders: readonly string[]): boolean {
     for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -76,7 +81,11 @@ export class ForwardingPolicy {
     return false;
   }
 
-  /** Whether a Headers object includes a forwarding header. */
+  /**
+   * Whether a Headers object includes a forwarding header, with a `has` per name: cheap where Headers live in JS
+   * (Bun), not on a Deno.serve request (about 0.4 µs each), where watches() in a pass the engine makes anyway is
+   * the way.
+   */
   inHeaders(headers: Headers): boolean {
     for (const name of this.names) if (headers.has(name)) return true;
     return false;

@@ -91,9 +91,12 @@ export function rawHeadViolation(
 
 /**
  * Checks a Fetch Request made by a native server, whose parser has its own limits and none of ours: the target
- * is read from the URL after its origin; repeated fields arrive merged, so they count once.
+ * is read from the URL after its origin; repeated fields arrive merged, so they count once. `onField` sees every
+ * field name (lower case) on the way, for a caller that looks for fields of its own without a second pass.
  */
-export function fetchRequestViolation(limits: RequestLimits, request: Request): LimitViolation | undefined {
+export function fetchRequestViolation(
+  limits: RequestLimits, request: Request, onField?: (name: string) => void,
+): LimitViolation | undefined {
   const url = request.url;
   const pathStart = url.indexOf('/', url.indexOf('//') + 2);
   const early = lineViolation(limits, requestLineBytes(request.method, pathStart < 0 ? 1 : url.length - pathStart));
@@ -105,6 +108,7 @@ export function fetchRequestViolation(limits: RequestLimits, request: Request): 
   let contentLength: string | undefined;
   request.headers.forEach((value, name) => {
     count++;
+    onField?.(name);
     const bytes = fieldBytes(name, value);
     if (bytes > largest) {
       largest = bytes;

@@ -88,20 +88,30 @@ export function nativeHandler(context: EngineContext, checkLimits = true) {
     return response;
   };
   const forwarding = new ForwardingPolicy(context.settings);
+  /** Set while the limits check passes over a request's fields and meets a forwarding header. */
+  let forwardingSeen = false;
+  const spotForwarding = (name: string) => {
+    if (forwarding.watches(name)) forwardingSeen = true;
+  };
   return (request: Request, info: ServeInfo, done?: Promise<unknown>): Response | Promise<Response> => {
     hooks.onRequestStart();
     const startedAt = logger.accessEnabled ? performance.now() : 0;
     let appRequest = request;
+    let forwardingHeaders: boolean;
     if (checkLimits) {
-      const violation = fetchRequestViolation(limits, request);
+      forwardingSeen = false;
+      const violation = fetchRequestViolation(limits, request, spotForwarding);
+      forwardingHeaders = forwardingSeen;
       if (violation) return answer(request, info, done, startedAt, refuse(info, violation.status, violation.reason));
       if (limitBody && request.body && !request.headers.has('content-length')) {
         appRequest = new Request(request, { body: limitedBody(request.body, limits.body), duplex: 'half' } as RequestInit);
       }
+    } else {
+      forwardingHeaders = forwarding.inHeaders(request.headers);
     }
     let result: Response | Promise<Response>;
     try {
-      if (forwarding.inHeaders(request.headers) && forwarding.trusts(info.remoteAddr)) {
+      if (forwardingHeaders && forwarding.trusts(info.remoteAddr)) {
         const forwarded = forwarding.read((name) => request.headers.get(name));
         // A new Request only when the URL changes: request.url is the runtime's own.
         if (changesUrl(forwarded)) appRequest = withUrl(appRequest, forwardedUrl(request.url, forwarded));
