@@ -3,9 +3,11 @@
 // The PROXY protocol (v1, v2) sets the client address where the engine reads a connection's bytes itself (every
 // target but Deno's and Bun's native servers in reuse-port mode, where --proxy-protocol is refused at start).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, runCli, Server, TEST_TARGETS, type TestTarget, withRunningServer } from './helpers.ts';
+import { fetchText, fixture, runCli, Server, tempDir, TEST_TARGETS, type TestTarget, withRunningServer } from './helpers.ts';
 
 interface Seen {
   url: string;
@@ -112,8 +114,25 @@ for (const target of TEST_TARGETS) {
       });
     });
 
+    it('trusts forwarding headers from a unix-socket peer whatever the list', { skip: target.mode === 'reuse-port' && 'unix binds are served by the inherit engine, tested there' }, async () => {
+      const dir = tempDir();
+      const socketPath = path.join(dir, 'app.sock');
+      try {
+        const args = ['-b', `unix:${socketPath}`, '--forwarded-allow-ips', '10.0.0.1', fixture('remote-app.ts')];
+        await withRunningServer(Server.start(target, args), async () => {
+          // 127.0.0.1 is not in the list: the rightmost entry that is not a trusted proxy is the client.
+          const seen = JSON.parse((await fetchText('http://localhost/u', { socketPath, headers: FORWARDED })).body) as Seen;
+          assert.equal(seen.url, 'https://example.com/u');
+          assert.equal(seen.remote, '127.0.0.1');
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it('reads PROXY v1 and v2 headers from an allowed peer; a malformed one gets 400', { skip: !readsProxyHeaders(target) && 'Deno.serve and Bun.serve parse the bytes themselves' }, async () => {
-      const args = ['-b', '127.0.0.1:0', '--proxy-protocol', 'auto', fixture('remote-app.ts')];
+      const args = ['-b', '127.0.0.1:0', '--proxy-protocol', 'auto', '--access-logfile', '-', '--access-logformat', 'access %(h)s %(U)s',
+        fixture('remote-app.ts')];
       await withRunningServer(Server.start(target, args), async (server) => {
         // v1, split inside the header, then a second request on the same connection.
         const v1 = await converse(server.url, ['PROXY TCP4 203.0.113.9 10.0', `.0.1 4444 443\r\n${REQUEST}`, REQUEST], 2);
@@ -122,6 +141,7 @@ for (const target of TEST_TARGETS) {
         assert.equal(first.seen!.port, 4444);
         assert.equal(first.seen!.url, 'http://origin.test/where?q=1');
         assert.equal(second?.seen?.remote, '203.0.113.9', v1.text);
+        await server.waitForLine(/access 203\.0\.113\.9 \/where/);
 
         const v2 = responses((await converse(server.url, [Buffer.concat([V2_HEADER, Buffer.from(REQUEST)])], 1)).text);
         assert.equal(v2[0]?.seen?.remote, '198.51.100.4');
