@@ -46,7 +46,10 @@ interface BunListen {
 
 const Bun = (globalThis as unknown as { Bun: BunListen }).Bun;
 
-function transportOf(socket: BunSocket, remoteAddr: RemoteAddress): H1Transport {
+function transportOf(socket: BunSocket): H1Transport {
+  const remoteAddr: RemoteAddress = socket.remoteAddress
+    ? { transport: 'tcp', hostname: socket.remoteAddress, port: socket.remotePort ?? 0 }
+    : { transport: 'unix', hostname: '', port: 0 };
   return {
     remoteAddr,
     write: (data) => socket.write(data),
@@ -80,12 +83,10 @@ class BunListenEngine implements ServingEngine {
     const proxyHeaders = this.proxyHeaderReader();
     const socketHandlers = {
       open: (socket: BunSocket) => {
-        const remoteAddr: RemoteAddress = socket.remoteAddress
-          ? { transport: 'tcp', hostname: socket.remoteAddress, port: socket.remotePort ?? 0 }
-          : { transport: 'unix', hostname: '', port: 0 };
-        socket.data = new H1Connection(transportOf(socket, remoteAddr), handle, onError, limits);
+        const transport = transportOf(socket);
+        socket.data = new H1Connection(transport, handle, onError, limits);
         connections.add(socket.data);
-        proxyHeaders?.open(socket, remoteAddr);
+        proxyHeaders?.open(socket, transport.remoteAddr);
         if (this.draining) socket.data.drain(QUIET_CONNECTION_GRACE_MS);
       },
       data: proxyHeaders
