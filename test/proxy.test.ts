@@ -170,6 +170,15 @@ for (const target of TEST_TARGETS) {
       });
     });
 
+    it('closes a connection that never finishes its PROXY header after --header-timeout', { skip: !readsProxyHeaders(target) && 'Deno.serve and Bun.serve parse the bytes themselves' }, async () => {
+      const args = ['-b', '127.0.0.1:0', '--proxy-protocol', 'auto', '--header-timeout', '1', fixture('remote-app.ts')];
+      await withRunningServer(Server.start(target, args), async (server) => {
+        const partial = await converse(server.url, ['PROXY TCP4 203.0.113.9'], 1);
+        assert.equal(partial.text, '');
+        assert.ok(partial.closed, 'still open after 5 s');
+      });
+    });
+
     it('refuses --proxy-protocol at start where the native server parses the bytes', { skip: readsProxyHeaders(target) && 'this engine reads PROXY headers' }, async () => {
       const result = await runCli(target, ['-b', '127.0.0.1:0', '--proxy-protocol', 'auto', fixture('remote-app.ts')]);
       assert.equal(result.code, 1);
