@@ -11,6 +11,7 @@ import { fetchText, fixture, runCli, Server, tempDir, TEST_TARGETS, type TestTar
 
 interface Seen {
   url: string;
+  cloneUrl: string;
   remote: string;
   port: number;
   forwardedFor: string | null;
@@ -88,6 +89,7 @@ for (const target of TEST_TARGETS) {
         const reply = await fetchText(`${server.url}/where?q=1`, { headers: FORWARDED });
         const seen = JSON.parse(reply.body) as Seen;
         assert.equal(seen.url, 'https://example.com/where?q=1');
+        assert.equal(seen.cloneUrl, seen.url);
         assert.equal(seen.remote, '203.0.113.7');
         assert.equal(seen.forwardedFor, FORWARDED['x-forwarded-for']);
         await server.waitForLine(/access 203\.0\.113\.7 \/where/);

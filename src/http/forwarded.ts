@@ -16,8 +16,9 @@
  * Engines look for the headers first (a length filter on raw fields, in a pass over the fields they make anyway, or
  * a few `Headers.has`), so a request without any costs next to nothing; the peer is checked only when one is there.
  */
+import net from 'node:net';
 import type { Settings } from '../settings.ts';
-import { addressBytes, type PeerMatcher, parsePeerList } from './trusted-peers.ts';
+import { type PeerMatcher, parsePeerList } from './trusted-peers.ts';
 import type { RemoteAddress } from './types.ts';
 
 const FORWARDED_FOR = 'x-forwarded-for';
@@ -45,7 +46,7 @@ function entryAddress(entry: string): string | undefined {
   let address = entry.trim();
   if (address.startsWith('[')) address = address.slice(1, address.indexOf(']'));
   else if (address.indexOf(':') === address.lastIndexOf(':') && address.includes('.')) address = address.split(':')[0];
-  return addressBytes(address) ? address : undefined;
+  return net.isIP(address) === 0 ? undefined : address;
 }
 
 /** The rules of forwarding headers for one configuration. */
@@ -83,8 +84,8 @@ export class ForwardingPolicy {
 
   /**
    * Whether a Headers object includes a forwarding header, with a `has` per name: cheap where Headers live in JS
-   * (Bun), not on a Deno.serve request (about 0.4 µs each), where watches() in a pass the engine makes anyway is
-   * the way.
+   * (Bun), not on a Deno.serve request (about 0.4 µs each), where watches() in a pass the engine makes over the
+   * fields anyway is the way.
    */
   inHeaders(headers: Headers): boolean {
     for (const name of this.names) if (headers.has(name)) return true;

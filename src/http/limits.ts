@@ -92,10 +92,10 @@ export function rawHeadViolation(
 /**
  * Checks a Fetch Request made by a native server, whose parser has its own limits and none of ours: the target
  * is read from the URL after its origin; repeated fields arrive merged, so they count once. `onField` sees every
- * field name (lower case) on the way, for a caller that looks for fields of its own without a second pass.
+ * field (name in lower case) on the way, for a caller that looks for fields of its own without a second pass.
  */
 export function fetchRequestViolation(
-  limits: RequestLimits, request: Request, onField?: (name: string) => void,
+  limits: RequestLimits, request: Request, onField?: (name: string, value: string) => void,
 ): LimitViolation | undefined {
   const url = request.url;
   const pathStart = url.indexOf('/', url.indexOf('//') + 2);
@@ -108,7 +108,7 @@ export function fetchRequestViolation(
   let contentLength: string | undefined;
   request.headers.forEach((value, name) => {
     count++;
-    onField?.(name);
+    onField?.(name, value);
     const bytes = fieldBytes(name, value);
     if (bytes > largest) {
       largest = bytes;
