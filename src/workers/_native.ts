@@ -68,7 +68,8 @@ const NO_ENTRY = (): AccessEntry => {
 
 /**
  * The app's handler as a native server calls it: counted, over-limit requests refused before the app sees them
- * (`checkLimits`: off where the engine's own parser applied the limits), failures answered with 500,
+ * (`checkLimits`: off where the engine's own parser applied the limits), a trusted proxy's forwarding headers
+ * followed (src/http/forwarded.ts: request.url, info.remoteAddr), failures answered with 500,
  * `Connection: close` when the worker drains or reaches max-requests. A handler that answers at once is answered
  * at once (no promise in between, no closure per request). With the access log on, the request is reported done when `done` settles (Deno: the response is
  * sent), with its duration; otherwise as soon as the handler has answered.
