@@ -9,7 +9,7 @@ import { Logger } from './glogging.ts';
 import { EXIT, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
 import { Pidfile } from './pidfile.ts';
 import { processTitle } from './proctitle.ts';
-import type { Runtime } from './runtime/index.ts';
+import type { EngineName, Runtime } from './runtime/index.ts';
 import { durationsOf, type Settings } from './settings.ts';
 import { createListeners, kernelMigratesQueuedConnections, type Listener, RESETS_ON_RESTART_WARNING } from './sock.ts';
 import { VERSION } from './version.ts';
@@ -90,9 +90,23 @@ export class Arbiter {
    */
   private reusePort(settings: Settings): boolean {
     const { engines } = this.runtime;
-    const wanted = settings.reusePort ?? (engines.reusePortByDefault && kernelMigratesQueuedConnections());
+    const wanted = settings.reusePort ??
+      (engines.reusePortByDefault && !this.proxyHeadersUnread(settings) && kernelMigratesQueuedConnections());
     if (wanted && typeof engines.reusePort !== 'string') throw new ConfigError(`--reuse-port: ${engines.reusePort.unsupported}`);
+    if (wanted && this.proxyHeadersUnread(settings)) {
+      throw new ConfigError(`--proxy-protocol ${settings.proxyProtocol}: ${ENGINES[engines.reusePort as EngineName].description} ` +
+        '(reuse-port mode) parses the connection\'s bytes itself and cannot read PROXY headers; use --no-reuse-port');
+    }
     return wanted;
+  }
+
+  /**
+   * Whether --proxy-protocol is on and this runtime's reuse-port engine cannot read PROXY headers (the native
+   * servers parse a connection's bytes themselves): then inherit mode is the default, and reuse-port an error.
+   */
+  private proxyHeadersUnread(settings: Settings): boolean {
+    const { reusePort } = this.runtime.engines;
+    return settings.proxyProtocol !== 'off' && typeof reusePort === 'string' && !ENGINES[reusePort].readsProxyHeaders;
   }
 
   /** Says once at start what reuse-port mode costs or would bring here. */
@@ -355,6 +369,10 @@ export class Arbiter {
     if (next.reusePort !== this.settings.reusePort) {
       this.logger.warning('Reload: reusePort changes only with a restart; keeping the current mode');
       next.reusePort = this.settings.reusePort;
+    }
+    if (this.listeners.some((listener) => listener.reusePort) && this.proxyHeadersUnread(next)) {
+      this.logger.warning('Reload: reuse-port mode cannot read PROXY headers; keeping --proxy-protocol off');
+      next.proxyProtocol = 'off';
     }
     this.applyEnv(this.settings.env, next.env);
     await this.rebind(next);

@@ -4,6 +4,7 @@
  */
 import { parseBind } from './address.ts';
 import { ConfigError } from './errors.ts';
+import { parsePeerList } from './http/trusted-peers.ts';
 
 /** A log severity, named as in Gunicorn's `--log-level`. */
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
@@ -13,6 +14,9 @@ export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warning', 'err
 
 /** Gunicorn's default `--access-logformat` (Apache combined log format). */
 export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
+
+/** Which PROXY protocol headers a connection may start with (`--proxy-protocol`). */
+export type ProxyProtocolMode = 'off' | 'v1' | 'v2' | 'auto';
 
 /** How a setting's value is read from a string (CLI flag, env var) or checked from a config file. */
 export type SettingType = 'int' | 'number' | 'string' | 'strings' | 'boolean' | 'choice';
@@ -71,6 +75,10 @@ export interface Settings {
   errorLog: string;
   accessLog: string | null;
   accessLogFormat: string;
+  forwardedAllowIps: string;
+  secureSchemeHeaders: string[];
+  proxyProtocol: ProxyProtocolMode;
+  proxyAllowIps: string;
   checkConfig: boolean;
   printConfig: boolean;
 }
@@ -78,6 +86,14 @@ export interface Settings {
 function checkEnvEntries(entries: string[]): void {
   const bad = entries.find((entry) => !/^[^=]+=/.test(entry));
   if (bad !== undefined) throw new ConfigError(`invalid value "${bad}" for -e/--env: expected KEY=VALUE`);
+}
+
+function checkSecureSchemeHeaders(entries: string[]): void {
+  const bad = entries.find((entry) => !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+=[^,\s]+$/.test(entry));
+  if (bad !== undefined) {
+    throw new ConfigError(`invalid value "${bad}" for --secure-scheme-header: expected HEADER=VALUE (a field name, ` +
+      'a value without commas or spaces)');
+  }
 }
 
 /** Every setting, in the order `--help`, `--print-config` and the README show them. */
@@ -190,6 +206,37 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: DEFAULT_ACCESS_LOG_FORMAT, meta: 'FORMAT',
     doc: 'Access log line with Gunicorn\'s atoms: h l u t r s b B f a T M D L p m U q H, %({name}i) and ' +
       '%({name}o).',
+  },
+  {
+    name: 'forwardedAllowIps', flag: 'forwarded-allow-ips', type: 'string', env: 'FORWARDED_ALLOW_IPS',
+    default: '127.0.0.1,::1', meta: 'ADDRESSES',
+    validate: (list: string) => void parsePeerList(list, '--forwarded-allow-ips'),
+    doc: 'Peers trusted to say, with X-Forwarded-For, X-Forwarded-Host and the secure scheme headers, who the ' +
+      'client is and which scheme and host it asked for (request.url, info.remoteAddr): IPv4/IPv6 addresses ' +
+      'and CIDR networks separated by commas, or * for every peer. Unix-socket peers are always trusted. ' +
+      'Default $FORWARDED_ALLOW_IPS or 127.0.0.1,::1 (README, "Behind a proxy").',
+  },
+  {
+    name: 'secureSchemeHeaders', flag: 'secure-scheme-header', type: 'strings',
+    default: ['X-FORWARDED-PROTOCOL=ssl', 'X-FORWARDED-PROTO=https', 'X-FORWARDED-SSL=on'], meta: 'HEADER=VALUE',
+    validate: checkSecureSchemeHeaders,
+    doc: 'A header and the value with which a trusted peer says the client used https, repeatable (given ones ' +
+      'replace the defaults; `[]` in a config file turns them off). Any other value of such a header means ' +
+      'http; headers that disagree get 400.',
+  },
+  {
+    name: 'proxyProtocol', flag: 'proxy-protocol', type: 'choice', choices: ['off', 'v1', 'v2', 'auto'],
+    default: 'off', meta: 'MODE',
+    doc: 'Read a PROXY protocol header (HAProxy\'s v1 text, v2 binary, or auto: either) at the start of each ' +
+      'connection from a --proxy-allow-from peer: its client address becomes info.remoteAddr and the access ' +
+      'log\'s %(h)s. A connection without one is served as it is; a malformed one gets 400. Not with the native ' +
+      'servers of Deno and Bun in reuse-port mode, which parse the bytes themselves (README, "Behind a proxy").',
+  },
+  {
+    name: 'proxyAllowIps', flag: 'proxy-allow-from', type: 'string', default: '127.0.0.1,::1', meta: 'ADDRESSES',
+    validate: (list: string) => void parsePeerList(list, '--proxy-allow-from'),
+    doc: 'Peers allowed to send a PROXY protocol header, as --forwarded-allow-ips lists them; a header from ' +
+      'another peer closes the connection. Unix-socket peers are always allowed.',
   },
   {
     name: 'checkConfig', flag: 'check-config', type: 'boolean', default: false,

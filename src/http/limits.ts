@@ -93,9 +93,12 @@ export function rawHeadViolation(
 /**
  * Checks a Fetch Request made by a native server, whose parser has its own limits and none of ours: the target
  * is read from the URL after its origin; repeated fields arrive merged, so they count once. The head rules that
- * can still be told from the Request are checked in the same pass (src/http/head-policy.ts).
+ * can still be told from the Request are checked in the same pass (src/http/head-policy.ts). `onField` sees every
+ * field (name in lower case) on the way, for a caller that looks for fields of its own without a second pass.
  */
-export function fetchRequestViolation(limits: RequestLimits, request: Request): LimitViolation | PolicyViolation | undefined {
+export function fetchRequestViolation(
+  limits: RequestLimits, request: Request, onField?: (name: string, value: string) => void,
+): LimitViolation | PolicyViolation | undefined {
   const url = request.url;
   const method = request.method;
   const pathStart = url.indexOf('/', url.indexOf('//') + 2);
@@ -111,6 +114,7 @@ export function fetchRequestViolation(limits: RequestLimits, request: Request): 
   let expect: string | undefined;
   request.headers.forEach((value, name) => {
     count++;
+    onField?.(name, value);
     const bytes = fieldBytes(name, value);
     if (bytes > largest) {
       largest = bytes;

@@ -6,6 +6,8 @@
 import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
 import { requestLimitsOf } from '../http/limits.ts';
+import { PROXY_HEADER_REFUSAL, ProxyPreamble, type ProxyVerdict } from '../http/proxy-protocol.ts';
+import { parsePeerList } from '../http/trusted-peers.ts';
 import type { RemoteAddress } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
@@ -78,16 +80,22 @@ class BunListenEngine implements ServingEngine {
       else logger.exception(message, error);
     };
     const connections = this.connections;
+    const proxyHeaders = this.proxyHeaderReader();
     const socketHandlers = {
       open: (socket: BunSocket) => {
-        socket.data = new H1Connection(transportOf(socket), handle, onError, limits);
+        const transport = transportOf(socket);
+        socket.data = new H1Connection(transport, handle, onError, limits);
         connections.add(socket.data);
+        proxyHeaders?.open(socket, transport.remoteAddr);
         if (this.draining) socket.data.drain(QUIET_CONNECTION_GRACE_MS);
       },
-      data: (socket: BunSocket, data: Uint8Array) => socket.data.onData(data),
+      data: proxyHeaders
+        ? (socket: BunSocket, data: Uint8Array) => proxyHeaders.data(socket, data)
+        : (socket: BunSocket, data: Uint8Array) => socket.data.onData(data),
       drain: (socket: BunSocket) => socket.data.onDrain(),
       end: (socket: BunSocket) => socket.data.onEnd(),
       close: (socket: BunSocket) => {
+        proxyHeaders?.close(socket);
         socket.data.onClose();
         connections.delete(socket.data);
         if (this.draining && connections.size === 0) this.onIdle?.();
@@ -112,6 +120,56 @@ class BunListenEngine implements ServingEngine {
         else if (waited >= idleLimitMs) connection.closeIfIdle(0);
       }
     }, Math.min(idleLimitMs / 2, headerLimitMs / 2, 1000)).unref();
+  }
+
+  /**
+   * With --proxy-protocol: reads each connection's PROXY header before its HTTP bytes reach the H1Connection, and
+   * writes the client it names into the connection's address (the object the connection reports to the app and
+   * the logs; no request has been parsed before). Undefined when the setting is off.
+   */
+  private proxyHeaderReader() {
+    const { settings, logger } = this.context;
+    if (settings.proxyProtocol === 'off') return undefined;
+    const versions = settings.proxyProtocol;
+    const allowed = parsePeerList(settings.proxyAllowIps, '--proxy-allow-from');
+    const reading = new Map<BunSocket, { preamble: ProxyPreamble; remoteAddr: RemoteAddress }>();
+    const act = (socket: BunSocket, remoteAddr: RemoteAddress, verdict: ProxyVerdict) => {
+      if (verdict.action === 'serve') {
+        if (verdict.client) {
+          remoteAddr.hostname = verdict.client.address;
+          remoteAddr.port = verdict.client.port;
+        }
+        if (verdict.rest.byteLength > 0) socket.data.onData(verdict.rest);
+        return;
+      }
+      logger.warning(`Invalid request from ip=${remoteAddr.hostname || '-'}: ${verdict.reason}`);
+      if (verdict.action === 'refuse') {
+        socket.write(PROXY_HEADER_REFUSAL);
+        socket.end();
+      } else {
+        socket.terminate();
+      }
+    };
+    return {
+      open(socket: BunSocket, remoteAddr: RemoteAddress): void {
+        const peerAllowed = remoteAddr.transport === 'unix' || allowed(remoteAddr.hostname);
+        reading.set(socket, { preamble: new ProxyPreamble(versions, peerAllowed), remoteAddr });
+      },
+      data(socket: BunSocket, data: Uint8Array): void {
+        const state = reading.get(socket);
+        if (!state) {
+          socket.data.onData(data);
+          return;
+        }
+        const verdict = state.preamble.feed(data);
+        if (!verdict) return;
+        reading.delete(socket);
+        act(socket, state.remoteAddr, verdict);
+      },
+      close(socket: BunSocket): void {
+        reading.delete(socket);
+      },
+    };
   }
 
   stopAccepting(): void {

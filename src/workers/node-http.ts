@@ -7,9 +7,11 @@
 import http from 'node:http';
 import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
+import { ForwardingPolicy } from '../http/forwarded.ts';
 import { requestLimitsOf } from '../http/limits.ts';
 import { createClientErrorListener, createConnectListener } from '../http/node/socket-refusals.ts';
 import { createRequestListener, type FetchRequestListener } from '../http/node-fetch-adapter.ts';
+import { readProxyHeadersFirst } from '../http/node/proxy-gate.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
 import { durationsOf } from '../settings.ts';
@@ -52,14 +54,18 @@ class NodeHttpEngine implements ServingEngine {
         this.tracker.requestDone(incoming.socket);
         hooks.onRequestDone(entry);
       },
-    }, { answerAfterParse: runtime.nodeHttpAnswersAfterParse, limits: requestLimitsOf(settings) });
+    }, {
+      answerAfterParse: runtime.nodeHttpAnswersAfterParse,
+      limits: requestLimitsOf(settings),
+      forwarding: new ForwardingPolicy(settings),
+    });
     this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
     this.clientErrorListener = createClientErrorListener(logger);
     this.connectListener = createConnectListener(logger);
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
-    const { settings, runtime } = this.context;
+    const { settings, runtime, logger } = this.context;
     for (const socket of sockets) {
       // node:http's own 400 for an HTTP/1.1 request without Host is neither logged nor after the limits: the head
       // rules answer it.
@@ -71,6 +77,7 @@ class NodeHttpEngine implements ServingEngine {
       server.on('checkExpectation', this.requestListener);
       server.on('clientError', this.clientErrorListener);
       server.on('connect', this.connectListener);
+      readProxyHeadersFirst(server, settings, logger);
       // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
       server.keepAliveTimeout = 0;
       this.tracker.track(server);

@@ -6,6 +6,7 @@
 import type http from 'node:http';
 import type { AccessEntry, Logger } from '../../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
+import { ForwardedHeaderError, type ForwardingPolicy } from '../forwarded.ts';
 import { MalformedBodyError, headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
@@ -34,6 +35,14 @@ function headerGetter(read: (name: string) => string | string[] | number | undef
   };
 }
 
+/** The peer's address as a socket reports it (a unix socket has none). */
+function peerOf(socket: http.IncomingMessage['socket']): RemoteAddress {
+  const { remoteAddress, remotePort } = socket;
+  return remoteAddress === undefined
+    ? { transport: 'unix', hostname: '', port: 0 }
+    : { transport: 'tcp', hostname: remoteAddress, port: remotePort ?? 0 };
+}
+
 /**
  * The handler's second argument; the client's address is looked up only if the handler asks. An own property,
  * so that `{ ...info }` keeps it.
@@ -41,10 +50,7 @@ function headerGetter(read: (name: string) => string | string[] | number | undef
 function serveInfoFor(socket: http.IncomingMessage['socket']): ServeInfo {
   return {
     get remoteAddr(): RemoteAddress {
-      const { remoteAddress, remotePort } = socket;
-      return remoteAddress === undefined
-        ? { transport: 'unix', hostname: '', port: 0 }
-        : { transport: 'tcp', hostname: remoteAddress, port: remotePort ?? 0 };
+      return peerOf(socket);
     },
   };
 }
@@ -60,6 +66,8 @@ class Exchange {
   readonly startedAt: number;
   /** The request was refused (a limit, malformed): its response closes the connection. */
   refused = false;
+  /** The client's address from a trusted X-Forwarded-For, for the access log. */
+  forwardedClient?: string;
 
   constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number, awaitsContinue: boolean) {
     this.incoming = incoming;
@@ -76,7 +84,7 @@ class Exchange {
     const finishedAt = startedAt && performance.now();
     // Built only when the access log asks for it: most deployments run with it off.
     this.hooks.onRequestDone(() => ({
-      remoteAddr: incoming.socket.remoteAddress ?? '',
+      remoteAddr: this.forwardedClient ?? incoming.socket.remoteAddress ?? '',
       method: incoming.method ?? '',
       rawUri: incoming.url ?? '',
       protocol: `HTTP/${incoming.httpVersion}`,
@@ -106,7 +114,8 @@ class Exchange {
   failed(error: unknown): Response {
     const { incoming, hooks } = this;
     if (error instanceof MalformedRequestError) return this.refuse(400, error.message);
-    if (error instanceof BodyTooLargeError || error instanceof MalformedBodyError) return this.refuse(error.status, error.message);
+    if (error instanceof BodyTooLargeError || error instanceof MalformedBodyError ||
+      error instanceof ForwardedHeaderError) return this.refuse(error.status, error.message);
     // The connection went before the body ended (a malformed body, answered and logged by the clientError
     // listener, or the client left): the handler failing to read the body is no app error.
     if (!incoming.complete && incoming.socket.destroyed) {
@@ -155,6 +164,26 @@ export interface AdapterOptions {
   /** Gunicorn's request limits, checked before the handler runs (node:http's parser has none of them); the head
    * rules of src/http/head-policy.ts are checked whatever the limits. */
   limits?: RequestLimits;
+  /** Forwarding headers to follow from trusted peers (--forwarded-allow-ips); none when absent. */
+  forwarding?: ForwardingPolicy;
+}
+
+/**
+ * The handler's second argument, after following a trusted peer's forwarding headers (which may set the
+ * request's URL); throws a ForwardedHeaderError for headers that cannot be followed.
+ */
+function forwardedInfo(exchange: Exchange, forwarding: ForwardingPolicy): ServeInfo {
+  const { incoming, request } = exchange;
+  const socket = incoming.socket;
+  if (!forwarding.inRawHeaders(incoming.rawHeaders) || !forwarding.trusts(peerOf(socket))) return serveInfoFor(socket);
+  const forwarded = forwarding.read((name) => {
+    const value = incoming.headers[name];
+    return value === undefined ? null : String(value);
+  });
+  NodeRequest.forward(request, forwarded);
+  if (!forwarded.client) return serveInfoFor(socket);
+  exchange.forwardedClient = forwarded.client.hostname;
+  return { remoteAddr: forwarded.client };
 }
 
 /**
@@ -168,7 +197,7 @@ export type FetchRequestListener = (incoming: http.IncomingMessage, res: http.Se
  * Request then sends `100 Continue` when the handler first reads the body, so a handler can refuse without it.
  */
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): FetchRequestListener {
-  const { answerAfterParse = false, limits } = options;
+  const { answerAfterParse = false, limits, forwarding } = options;
   return (incoming, res, awaitsContinue = false) => {
     hooks.onRequestStart(incoming);
     const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0, awaitsContinue);
@@ -184,7 +213,8 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
     }
     let result: Response | Promise<Response>;
     try {
-      result = handler(NodeRequest.forHandler(exchange.request), serveInfoFor(incoming.socket));
+      const info = forwarding ? forwardedInfo(exchange, forwarding) : serveInfoFor(incoming.socket);
+      result = handler(NodeRequest.forHandler(exchange.request), info);
     } catch (error) {
       exchange.send(exchange.failed(error));
       return;

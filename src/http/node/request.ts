@@ -9,6 +9,7 @@ import type http from 'node:http';
 import { Readable } from 'node:stream';
 import { trailerViolation } from '../head-policy.ts';
 import { absoluteTargetUrl } from '../request-target.ts';
+import { changesUrl, type Forwarded, forwardedUrl } from '../forwarded.ts';
 import { BodyTooLargeError, limitedBody } from '../limits.ts';
 
 const NativeRequest = globalThis.Request;
@@ -225,6 +226,11 @@ export class NodeRequest {
       if (this.#bodyTaken) this.#native.arrayBuffer().catch(() => {});
     }
     return this.#native;
+  }
+
+  /** Gives the request the scheme and host a trusted proxy forwarded (throws a ForwardedHeaderError if no URL). */
+  static forward(request: NodeRequest, forwarded: Forwarded): void {
+    if (changesUrl(forwarded)) request.#url = forwardedUrl(unparsedUrlOf(request.#incoming), forwarded);
   }
 
   /** Aborts the request's signal, now if the handler took it or else at birth: the client went away. */

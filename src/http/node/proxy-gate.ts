@@ -1,0 +1,58 @@
+/**
+ * The PROXY protocol in front of node:http: a server's connections reach node:http's own connection listener only
+ * once their first bytes show whether a PROXY header is there. The client a header names becomes the socket's
+ * `remoteAddress`/`remotePort` (own properties shadowing net.Socket's getters), which the adapter, the logs and the
+ * access log's %(h)s all read. Other 'connection' listeners (the ConnectionTracker, added after this) see the
+ * connection at once, so the header timeout covers a peer that never sends its first bytes.
+ */
+import type net from 'node:net';
+import type { Logger } from '../../glogging.ts';
+import type { Settings } from '../../settings.ts';
+import { PROXY_HEADER_REFUSAL, ProxyPreamble } from '../proxy-protocol.ts';
+import { parsePeerList } from '../trusted-peers.ts';
+
+type ConnectionListener = (socket: net.Socket) => void;
+
+/** Puts the PROXY header reader between `server` and the connection listeners it has now (node:http's). */
+export function readProxyHeadersFirst(server: net.Server, settings: Settings, logger: Logger): void {
+  if (settings.proxyProtocol === 'off') return;
+  const versions = settings.proxyProtocol;
+  const allowed = parsePeerList(settings.proxyAllowIps, '--proxy-allow-from');
+  const httpListeners = server.listeners('connection') as ConnectionListener[];
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: net.Socket) => {
+    const peer = socket.remoteAddress;
+    const preamble = new ProxyPreamble(versions, peer === undefined || allowed(peer));
+    const stop = () => {
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('end', onError);
+    };
+    // Until node:http has the socket, an error or an early end just closes it.
+    const onError = () => {
+      stop();
+      socket.destroy();
+    };
+    const onData = (data: Buffer) => {
+      const verdict = preamble.feed(data);
+      if (!verdict) return;
+      stop();
+      if (verdict.action !== 'serve') {
+        logger.warning(`Invalid request from ip=${peer ?? '-'}: ${verdict.reason}`);
+        if (verdict.action === 'refuse') socket.end(PROXY_HEADER_REFUSAL);
+        else socket.destroy();
+        return;
+      }
+      if (verdict.client) {
+        Object.defineProperty(socket, 'remoteAddress', { value: verdict.client.address, configurable: true });
+        Object.defineProperty(socket, 'remotePort', { value: verdict.client.port, configurable: true });
+      }
+      for (const listener of httpListeners) listener.call(server, socket);
+      // node:http reads what arrives from now on; the bytes already read reach its parser as a 'data' event.
+      if (verdict.rest.byteLength > 0) socket.emit('data', Buffer.from(verdict.rest.buffer, verdict.rest.byteOffset, verdict.rest.byteLength));
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('end', onError);
+  });
+}
