@@ -7,6 +7,13 @@ import type { ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { nativeHandler } from './_native.ts';
+import type { NativeResponseRules } from './_native-response.ts';
+
+/**
+ * Deno.serve panics (the whole worker dies) on a control character in a header value, which Fetch's Headers
+ * allow, and passes hop-by-hop fields on; HEAD it answers as it should.
+ */
+const DENO_SERVE_RULES: NativeResponseRules = { checkFields: true, fixHead: false };
 
 interface DenoServeInfo extends ServeInfo {
   /** Settles once the response has been sent (or failed). */
@@ -36,7 +43,7 @@ class DenoServeEngine implements ServingEngine {
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
-    const handle = nativeHandler(this.context);
+    const handle = nativeHandler(this.context, true, DENO_SERVE_RULES);
     const { logger } = this.context;
     for (const socket of sockets) {
       if (socket.kind !== 'reuse-port') throw new Error('Deno.serve cannot serve an inherited fd');

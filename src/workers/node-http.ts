@@ -48,7 +48,9 @@ class NodeHttpEngine implements ServingEngine {
         this.tracker.requestDone(incoming.socket);
         hooks.onRequestDone(entry);
       },
-    }, { answerAfterParse: runtime.nodeHttpAnswersAfterParse, limits: requestLimitsOf(settings) });
+    }, {
+      answerAfterParse: runtime.nodeHttpAnswersAfterParse, limits: requestLimitsOf(settings), serverHeader: settings.serverHeader,
+    });
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {

@@ -8,6 +8,7 @@ import type { AccessEntry, Logger } from '../../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
 import { headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
+import { InvalidResponseFieldError } from '../response-policy.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
 import { type SentResponse, sendResponse } from './response.ts';
@@ -57,13 +58,16 @@ class Exchange {
   readonly sent: SentResponse = { bytes: 0 };
   /** performance.now() at the start, with the access log on only. */
   readonly startedAt: number;
+  /** `--server-header`. */
+  readonly serverHeader: string | null;
   /** The request was refused (a limit, malformed): its response closes the connection. */
   refused = false;
 
-  constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number) {
+  constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number, serverHeader: string | null) {
     this.incoming = incoming;
     this.res = res;
     this.hooks = hooks;
+    this.serverHeader = serverHeader;
     this.request = new NodeRequest(incoming, bodyLimit);
     this.startedAt = hooks.logger.accessEnabled ? performance.now() : 0;
   }
@@ -109,10 +113,14 @@ class Exchange {
   send(value: unknown): void {
     const response = isResponse(value) ? value : this.failed(notAResponse(value));
     try {
-      sendResponse(response, this.incoming, this.res, this.refused || this.hooks.shouldCloseConnection(), this.sent)
+      sendResponse(response, this.incoming, this.res, this.refused || this.hooks.shouldCloseConnection(), this.serverHeader, this.sent)
         ?.catch((error: unknown) => this.writeFailed(error));
     } catch (error) {
-      this.writeFailed(error);
+      if (!(error instanceof InvalidResponseFieldError)) return this.writeFailed(error);
+      // Nothing has been written: the client gets a 500, never the field.
+      this.hooks.logger.error(`Error handling request ${this.incoming.method} ${this.incoming.url}: ${error.message}`);
+      response.body?.cancel().catch(() => {});
+      this.send(errorResponse(500, 'Internal Server Error'));
     }
   }
 
@@ -143,14 +151,16 @@ export interface AdapterOptions {
   /** Gunicorn's request limits, checked before the handler runs (node:http's parser has none of them); the head
    * rules of src/http/head-policy.ts are checked whatever the limits. */
   limits?: RequestLimits;
+  /** `--server-header`: sent as `Server` unless the app set one (none by default). */
+  serverHeader?: string | null;
 }
 
 /** Wraps a Fetch handler as a node:http request listener. */
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): http.RequestListener {
-  const { answerAfterParse = false, limits } = options;
+  const { answerAfterParse = false, limits, serverHeader = null } = options;
   return (incoming, res) => {
     hooks.onRequestStart(incoming);
-    const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0);
+    const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0, serverHeader);
     res.on('close', () => exchange.closed());
     const method = incoming.method ?? '';
     const target = incoming.url ?? '';
