@@ -45,7 +45,10 @@ function outgoingHeaders(headers: Headers, closeConnection: boolean, serverHeade
     else if (name === 'connection' && hasCloseOption(value)) close = true;
   }
   if (hasCookies) outgoing['set-cookie'] = headers.getSetCookie();
-  if (serverHeader !== null && outgoing.server === undefined) outgoing.server = serverHeader;
+  if (serverHeader !== null && outgoing.server === undefined) {
+    outgoing.server = serverHeader;
+    if (!isPlainValue(serverHeader)) latin1Values = true;
+  }
   if (close) outgoing.connection = 'close';
   return outgoing;
 }
