@@ -116,11 +116,14 @@ class Exchange {
       sendResponse(response, this.incoming, this.res, this.refused || this.hooks.shouldCloseConnection(), this.serverHeader, this.sent)
         ?.catch((error: unknown) => this.writeFailed(error));
     } catch (error) {
-      if (!(error instanceof InvalidResponseFieldError)) return this.writeFailed(error);
-      // Nothing has been written: the client gets a 500, never the field.
-      this.hooks.logger.error(`Error handling request ${this.incoming.method} ${this.incoming.url}: ${error.message}`);
-      response.body?.cancel().catch(() => {});
-      this.send(errorResponse(500, 'Internal Server Error'));
+      if (error instanceof InvalidResponseFieldError) {
+        // Nothing has been written: the client gets a 500, never the field.
+        this.hooks.logger.error(`Error handling request ${this.incoming.method} ${this.incoming.url}: ${error.message}`);
+        response.body?.cancel().catch(() => {});
+        this.send(errorResponse(500, 'Internal Server Error'));
+      } else {
+        this.writeFailed(error);
+      }
     }
   }
 
