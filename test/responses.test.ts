@@ -137,10 +137,12 @@ for (const target of TEST_TARGETS) {
         for (const response of responses) assert.ok(field(response, 'date'), `Date on ${JSON.stringify(response)}`);
 
         // Bun.serve sends the charset lowercase (README).
-        const text = await one(server.url, 'GET /text');
-        assert.equal(field(text, 'content-type')?.toLowerCase(), 'text/plain;charset=utf-8');
-        if (!native || target.runtime !== 'bun') assert.equal(field(text, 'content-type'), 'text/plain;charset=UTF-8');
-        assert.equal(field(text, 'server'), undefined, 'no Server header by default');
+        for (const path of ['/text', '/cloned-text']) {
+          const text = await one(server.url, `GET ${path}`);
+          assert.equal(field(text, 'content-type')?.toLowerCase(), 'text/plain;charset=utf-8', path);
+          if (!native || target.runtime !== 'bun') assert.equal(field(text, 'content-type'), 'text/plain;charset=UTF-8', path);
+          assert.equal(field(text, 'server'), undefined, 'no Server header by default');
+        }
 
         const latin1 = await one(server.url, 'GET /latin1');
         assert.equal(Buffer.from(field(latin1, 'x-latin1')!, 'latin1').toString('hex'), Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xff]).toString('hex'));
