@@ -168,11 +168,13 @@ for (const target of TEST_TARGETS) {
 
         for (const path of ['/control-char', '/bad-headers']) {
           const { responses, rest } = await pipelined(server.url, [`GET ${path}`], [false]);
-          assert.equal(responses[0].status, 500, path);
+          // A native server sends the fields of its own Headers, never those of a Headers-like stand-in.
+          if (path === '/control-char' || !native) assert.equal(responses[0].status, 500, path);
           assert.doesNotMatch(JSON.stringify(responses[0].fields) + rest, /x-injected|x-control|x-split/, path);
         }
-        await server.waitForLine(/\[ERROR\] Error handling request GET \S*\/bad-headers: invalid response header "x-split"/);
-        assert.equal(server.matches(/\[ERROR\] Error handling request GET \S*\/control-char: invalid response header "x-control" from the app: control character 0x01/).length, 1);
+        await server.waitForLine(/\[ERROR\] Error handling request GET \S*\/control-char: invalid response header "x-control" from the app: control character 0x01/);
+        if (!native) await server.waitForLine(/\[ERROR\] Error handling request GET \S*\/bad-headers: invalid response header "x-split"/);
+        assert.equal(server.matches(/\/control-char: invalid response header/).length, 1);
         assert.equal(workerOf(await one(server.url, 'GET /')), pid, 'the same worker serves on');
       });
     });

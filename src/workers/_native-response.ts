@@ -16,6 +16,11 @@ export interface NativeResponseRules {
    * control character in a value; Deno.serve panics on one and the whole worker dies).
    */
   checkFields: boolean;
+  /**
+   * Visits the fields the server will send, as `(value, name)`, names in any case; by default
+   * `response.headers.forEach`.
+   */
+  forEachField?: (response: Response, visit: (value: string, name: string) => void) => void;
   /** HEAD gets a Date and keeps the app's Content-Length (Bun.serve sends no Date, and chunked for a stream). */
   fixHead: boolean;
 }
@@ -38,7 +43,7 @@ let hasHopByHop = false;
 
 /** One field of the response, as Headers.forEach gives it (forEach, not the iterator: cheaper on Deno). */
 function inspectField(value: string, name: string): void {
-  if (isHopByHop(name)) hasHopByHop = true;
+  if (isHopByHop(name.toLowerCase())) hasHopByHop = true;
   if (invalidField === undefined && !isPlainValue(value)) {
     try {
       checkUnusualValue(name, value);
@@ -65,6 +70,11 @@ function fixedHead(response: Response): Response {
   return headers.has('date') ? response : withEditedHeaders(response, (editable) => editable.set('date', httpDate()));
 }
 
+/** Visits a response's fields through its Headers. */
+function forEachHeader(response: Response, visit: (value: string, name: string) => void): void {
+  response.headers.forEach(visit);
+}
+
 function withDate(headers: Headers): Headers {
   const copy = new Headers(headers);
   if (!copy.has('date')) copy.set('date', httpDate());
@@ -80,11 +90,12 @@ export function responseCorrection(
 ): ((request: Request, response: Response) => Response) | undefined {
   if (!rules.checkFields && !rules.fixHead && serverHeader === null) return undefined;
   const setServer = (headers: Headers) => headers.set('server', serverHeader!);
+  const forEachField = rules.forEachField ?? forEachHeader;
   return (request, response) => {
     if (rules.checkFields) {
       invalidField = undefined;
       hasHopByHop = false;
-      response.headers.forEach(inspectField);
+      forEachField(response, inspectField);
       const invalid = invalidField as InvalidResponseFieldError | undefined;
       if (invalid) {
         logger.error(`Error handling request ${request.method} ${request.url}: ${invalid.message}`);
