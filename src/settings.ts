@@ -5,6 +5,7 @@
 import { parseBind } from './address.ts';
 import { ConfigError } from './errors.ts';
 import { parsePeerList } from './http/trusted-peers.ts';
+import { isValidFieldValue } from './http/response-policy.ts';
 
 /** A log severity, named as in Gunicorn's `--log-level`. */
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
@@ -67,6 +68,7 @@ export interface Settings {
   reusePort: boolean | null;
   maxRequests: number;
   maxRequestsJitter: number;
+  serverHeader: string | null;
   pidfile: string | null;
   chdir: string | null;
   env: string[];
@@ -93,6 +95,12 @@ function checkSecureSchemeHeaders(entries: string[]): void {
   if (bad !== undefined) {
     throw new ConfigError(`invalid value "${bad}" for --secure-scheme-header: expected HEADER=VALUE (a field name, ` +
       'a value without commas or spaces)');
+  }
+}
+
+function checkServerHeader(value: string): void {
+  if (value.trim() === '' || !isValidFieldValue(value)) {
+    throw new ConfigError(`invalid value ${JSON.stringify(value)} for --server-header: expected printable latin-1 text`);
   }
 }
 
@@ -172,6 +180,11 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     name: 'maxRequestsJitter', flag: 'max-requests-jitter', type: 'int', min: 0, default: 0, meta: 'INT',
     doc: 'Adds random(0..N) to each worker\'s max-requests so that workers do not all restart at once.',
+  },
+  {
+    name: 'serverHeader', flag: 'server-header', type: 'string', nullable: true, default: null, meta: 'TEXT',
+    validate: checkServerHeader,
+    doc: 'Send this `Server` header with every response whose app set none (default: no `Server` header).',
   },
   {
     name: 'pidfile', flag: 'pid', short: 'p', type: 'string', nullable: true, default: null, meta: 'FILE',

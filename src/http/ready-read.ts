@@ -22,3 +22,25 @@ export function readIfReady<T>(read: Promise<T>): Promise<T | undefined> {
     );
   });
 }
+
+/**
+ * The length a body would have on the wire, for a HEAD response: the body is read while its chunks are ready
+ * (as a GET's body would be, to give it a Content-Length) up to `limit` bytes, and cancelled. Undefined when the
+ * body is still being produced or longer than `limit`: the length is not known then.
+ */
+export async function readyBodyLength(body: ReadableStream<Uint8Array>, limit: number): Promise<number | undefined> {
+  const reader = body.getReader();
+  let length = 0;
+  try {
+    for (;;) {
+      const chunk = await readIfReady(reader.read());
+      if (chunk === undefined || length > limit) return undefined;
+      if (chunk.done) return length;
+      length += chunk.value.byteLength;
+    }
+  } catch {
+    return undefined;
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}

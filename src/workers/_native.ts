@@ -9,6 +9,7 @@ import { MalformedBodyError } from '../http/head-policy.ts';
 import { BodyTooLargeError, fetchRequestViolation, limitedBody, requestLimitsOf } from '../http/limits.ts';
 import type { ServeInfo } from '../http/types.ts';
 import type { EngineContext } from './base.ts';
+import { type NativeResponseRules, responseCorrection } from './_native-response.ts';
 
 /** Marks a response as the last one on its connection; a response with immutable headers is copied first. */
 function withConnectionClose(response: Response): Response {
@@ -71,13 +72,16 @@ const NO_ENTRY = (): AccessEntry => {
  * The app's handler as a native server calls it: counted, over-limit requests and those the head rules can still
  * tell (src/http/head-policy.ts) refused before the app sees them (`checkLimits`: off where the engine's own
  * parser applied both), a trusted proxy's forwarding headers followed (src/http/forwarded.ts: request.url,
- * info.remoteAddr), failures answered with 500,
+ * info.remoteAddr), responses put right where the server gets a rule wrong (`rules`,
+ * src/workers/_native-response.ts; none where tsgunicorn writes the response itself, as bun-listen does),
+ * failures answered with 500,
  * `Connection: close` when the worker drains or reaches max-requests. A handler that answers at once is answered
  * at once (no promise in between, no closure per request). With the access log on, the request is reported done when `done` settles (Deno: the response is
  * sent), with its duration; otherwise as soon as the handler has answered.
  */
-export function nativeHandler(context: EngineContext, checkLimits = true) {
+export function nativeHandler(context: EngineContext, checkLimits = true, rules?: NativeResponseRules) {
   const { handler, hooks, logger } = context;
+  const correct = rules && responseCorrection(rules, context.settings.serverHeader, logger);
   const limits = requestLimitsOf(context.settings);
   const limitBody = checkLimits && limits.body > 0;
   /** A refused request's answer, logged as an invalid request; its connection closes. */
@@ -94,6 +98,7 @@ export function nativeHandler(context: EngineContext, checkLimits = true) {
   };
   const answer = (request: Request, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, value: unknown): Response => {
     let response = isResponse(value) ? value : failed(request, info, notAResponse(value));
+    if (correct) response = correct(request, response);
     if (hooks.shouldCloseConnection()) response = withConnectionClose(response);
     if (!logger.accessEnabled) {
       hooks.onRequestDone(NO_ENTRY);

@@ -8,6 +8,7 @@ import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
 import { requestLimitsOf } from '../http/limits.ts';
 import { PROXY_HEADER_REFUSAL, ProxyPreamble, type ProxyVerdict } from '../http/proxy-protocol.ts';
 import { parsePeerList } from '../http/trusted-peers.ts';
+import { InvalidResponseFieldError } from '../http/response-policy.ts';
 import type { RemoteAddress } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
@@ -77,14 +78,16 @@ class BunListenEngine implements ServingEngine {
     const limits = requestLimitsOf(settings);
     const onError = (message: string, error: unknown) => {
       if (error === undefined) logger.warning(message);
+      else if (error instanceof InvalidResponseFieldError) logger.error(`${message}: ${error.message}`);
       else logger.exception(message, error);
     };
+    const headOptions = { serverHeader: settings.serverHeader };
     const connections = this.connections;
     const proxyHeaders = this.proxyHeaderReader();
     const socketHandlers = {
       open: (socket: BunSocket) => {
         const transport = transportOf(socket);
-        socket.data = new H1Connection(transport, handle, onError, limits);
+        socket.data = new H1Connection(transport, handle, onError, limits, headOptions);
         connections.add(socket.data);
         proxyHeaders?.open(socket, transport.remoteAddr);
         if (this.draining) socket.data.drain(QUIET_CONNECTION_GRACE_MS);

@@ -58,6 +58,7 @@ class NodeHttpEngine implements ServingEngine {
       answerAfterParse: runtime.nodeHttpAnswersAfterParse,
       limits: requestLimitsOf(settings),
       forwarding: new ForwardingPolicy(settings),
+      serverHeader: settings.serverHeader,
     });
     this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
     this.clientErrorListener = createClientErrorListener(logger);

@@ -8,10 +8,11 @@ import { errorResponse, reasonPhrase } from '../app-response.ts';
 import { MalformedBodyError } from '../head-policy.ts';
 import { absoluteTargetUrl } from '../request-target.ts';
 import { BodyTooLargeError, type RequestLimits } from '../limits.ts';
-import { readIfReady } from '../ready-read.ts';
+import { readIfReady, readyBodyLength } from '../ready-read.ts';
+import { InvalidResponseFieldError } from '../response-policy.ts';
 import { type BodySource, Exchange } from './exchange.ts';
 import { RequestError, type RequestHead, RequestParser } from './request-parser.ts';
-import { type AppFields, appFields, type Framing, isBodyless, responseHead } from './response-head.ts';
+import { type AppFields, appFields, type Framing, type HeadOptions, isBodyless, responseHead } from './response-head.ts';
 
 /** The socket under a connection, as the engine provides it. */
 export interface H1Transport {
@@ -34,6 +35,8 @@ const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
 const NO_BODY: Framing = { kind: 'none' };
 const EMPTY: Framing = { kind: 'length', length: 0 };
+/** The most of a HEAD response's body read to learn its length (a GET's whole body is sent with one this size). */
+const HEAD_LENGTH_LIMIT = 1024 * 1024;
 /** Pipelined requests parsed ahead of the one being answered, beyond which reading pauses. */
 const MAX_QUEUED = 16;
 
@@ -84,6 +87,7 @@ export class H1Connection implements BodySource {
   private readonly transport: H1Transport;
   private readonly serve: ServeFunction;
   private readonly onError: (message: string, error: unknown) => void;
+  private readonly headOptions: HeadOptions;
   private readonly parser: RequestParser;
   /** What the app is told about the client, the same for every request on the connection. */
   private readonly info: ServeInfo;
@@ -110,8 +114,10 @@ export class H1Connection implements BodySource {
 
   constructor(
     transport: H1Transport, serve: ServeFunction, onError: (message: string, error: unknown) => void, limits: RequestLimits,
+    headOptions: HeadOptions,
   ) {
     this.transport = transport;
+    this.headOptions = headOptions;
     this.serve = serve;
     this.onError = onError;
     this.info = { remoteAddr: transport.remoteAddr };
@@ -283,8 +289,18 @@ export class H1Connection implements BodySource {
     const done = new Promise<void>((resolve) => (written = resolve));
     try {
       const response = await this.serve(request, this.info, done);
-      const fields = appFields(response.headers);
       const { head } = exchange;
+      let fields: AppFields;
+      try {
+        fields = appFields(response.headers);
+      } catch (error) {
+        if (!(error instanceof InvalidResponseFieldError)) throw error;
+        // Nothing has been written: the client gets a 500, never the field (a split response).
+        this.onError(`Error handling request ${head.method} ${head.target}`, error);
+        response.body?.cancel().catch(() => {});
+        await this.writeError(500, 'Internal Server Error');
+        return true;
+      }
       const close = !head.keepAlive || head.upgrade || !exchange.complete || fields.close;
       const http10KeepAlive = head.minorVersion === 0 && !close;
       const closeDelimited = await this.writeResponse(response, fields, head.method, head.minorVersion, close, http10KeepAlive);
@@ -305,10 +321,17 @@ export class H1Connection implements BodySource {
    */
   private async writeResponse(response: Response, fields: AppFields, method: string, minorVersion: number, close: boolean, http10KeepAlive: boolean): Promise<boolean> {
     const body = response.body;
-    const head = (framing: Framing) => responseHead(response, fields, framing, close, http10KeepAlive);
+    const head = (framing: Framing) => responseHead(response, fields, this.headOptions, framing, close, http10KeepAlive);
     if (!body || isBodyless(method, response.status)) {
-      if (body) await body.cancel().catch(() => {});
-      this.send(withHead(head(isBodyless(method, response.status) ? NO_BODY : EMPTY)));
+      if (!isBodyless(method, response.status)) this.send(withHead(head(EMPTY)));
+      else if (body && method === 'HEAD' && fields.contentLength === null && response.status >= 200) {
+        // HEAD gets the Content-Length its GET would have when the body is at hand (a string, bytes, a Blob).
+        const length = await readyBodyLength(body, HEAD_LENGTH_LIMIT);
+        this.send(withHead(head(length === undefined ? NO_BODY : { kind: 'length', length })));
+      } else {
+        if (body) await body.cancel().catch(() => {});
+        this.send(withHead(head(NO_BODY)));
+      }
       return false;
     }
     const reader = body.getReader();
@@ -333,7 +356,7 @@ export class H1Connection implements BodySource {
       }
       const chunked = minorVersion === 1;
       const framing: Framing = chunked ? { kind: 'chunked' } : { kind: 'close-delimited' };
-      this.send(withHead(responseHead(response, fields, framing, close || !chunked, false), chunked ? chunk(first.value) : first.value));
+      this.send(withHead(responseHead(response, fields, this.headOptions, framing, close || !chunked, false), chunked ? chunk(first.value) : first.value));
       await this.copyBody(reader, chunked ? chunk : (data) => data, next);
       if (chunked) this.send(LAST_CHUNK);
       return !chunked;

@@ -1,14 +1,19 @@
 /**
- * The head of an HTTP/1.1 response: status line, the app's headers, and the framing and connection headers the
- * server owns (Content-Length or chunked, Date, Connection).
+ * The head of an HTTP/1.1 response: status line, the app's headers (under the rules of
+ * src/http/response-policy.ts), and the headers the server owns (Content-Length or chunked, Date, Connection,
+ * Server).
  */
 import { STATUS_CODES } from 'node:http';
+import {
+  checkFieldName, checkUnusualValue, fieldsNeedNameCheck, hasCloseOption, httpDate, InvalidResponseFieldError,
+  isHopByHop, isPlainValue, isValidFieldValue,
+} from '../response-policy.ts';
 
 /** How the body of a response is framed on the wire. */
 export type Framing =
   /** No body at all (HEAD, 1xx, 204, 304): the app's Content-Length, if any, is kept as it is. */
   | { kind: 'none' }
-  /** Exactly this many bytes. */
+  /** Exactly this many bytes (for HEAD: the length the body would have). */
   | { kind: 'length'; length: number }
   /** Chunked transfer coding (HTTP/1.1 clients). */
   | { kind: 'chunked' }
@@ -25,26 +30,25 @@ export interface AppFields {
   date: string | null;
   /** The app's Connection header asks to close the connection. */
   close: boolean;
+  /** The app set a Server. */
+  server: boolean;
 }
 
-let cachedDate = '';
-let cachedSecond = 0;
-
-/** The Date header's value, formatted once per second. */
-function httpDate(): string {
-  const second = Math.floor(Date.now() / 1000);
-  if (second !== cachedSecond) {
-    cachedSecond = second;
-    cachedDate = new Date(second * 1000).toUTCString();
-  }
-  return cachedDate;
+/** What the server adds to every head beside the app's fields. */
+export interface HeadOptions {
+  /** `--server-header`: sent as `Server` unless the app set one. */
+  serverHeader: string | null;
 }
 
 /** Status lines of responses without a statusText of their own, by status. */
 const statusLines = new Map<number, string>();
 
 function statusLine(status: number, statusText: string): string {
-  if (statusText) return `HTTP/1.1 ${status} ${statusText}\r\n`;
+  if (statusText) {
+    // A Response checks its statusText; a Response-like object from elsewhere may not have.
+    if (!isValidFieldValue(statusText)) throw new InvalidResponseFieldError('statusText', 'a control or non-latin-1 character');
+    return `HTTP/1.1 ${status} ${statusText}\r\n`;
+  }
   let line = statusLines.get(status);
   if (line === undefined) {
     line = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
@@ -58,43 +62,64 @@ export function isBodyless(method: string, status: number): boolean {
   return method === 'HEAD' || status < 200 || status === 204 || status === 304;
 }
 
-/** Reads the app's fields; the ones the server writes itself (framing, Date, Connection) are set apart. */
+/** A value of the app's, checked for the head. */
+function checked(name: string, value: string): string {
+  if (!isPlainValue(value)) checkUnusualValue(name, value);
+  return value;
+}
+
+/** A field line of the head, its value checked first. */
+function fieldLine(name: string, value: string): string {
+  return `${name}: ${checked(name, value)}\r\n`;
+}
+
+/**
+ * Reads the app's fields: hop-by-hop ones are dropped, the ones the server writes itself (framing, Date,
+ * Connection) are set apart. Throws InvalidResponseFieldError for a field HTTP/1.1 cannot carry.
+ */
 export function appFields(headers: Headers): AppFields {
+  const checkNames = fieldsNeedNameCheck(headers);
   let lines = '';
   let contentLength: string | null = null;
   let date: string | null = null;
   let close = false;
   let cookies = false;
+  let server = false;
   for (const [name, value] of headers) {
+    if (checkNames) checkFieldName(name);
     switch (name) {
       case 'connection':
-        close = value.toLowerCase().includes('close');
+        close = hasCloseOption(value);
         break;
       case 'content-length':
-        contentLength = value;
+        contentLength = checked(name, value);
         break;
       case 'date':
-        date = value;
+        date = checked(name, value);
         break;
       case 'set-cookie':
         cookies = true;
         break;
-      case 'keep-alive':
-      case 'transfer-encoding':
+      case 'server':
+        server = true;
+        lines += fieldLine(name, value);
         break;
       default:
-        lines += `${name}: ${value}\r\n`;
+        if (!isHopByHop(name)) lines += fieldLine(name, value);
     }
   }
   // Set-Cookie cannot be joined with commas (Expires dates hold one): getSetCookie() gives each cookie apart.
-  if (cookies) for (const cookie of headers.getSetCookie()) lines += `set-cookie: ${cookie}\r\n`;
-  return { lines, contentLength, date, close };
+  if (cookies) for (const cookie of headers.getSetCookie()) lines += fieldLine('set-cookie', cookie);
+  return { lines, contentLength, date, close, server };
 }
 
 /** The response head as latin-1 text, CRLF-terminated. */
-export function responseHead(response: Response, fields: AppFields, framing: Framing, close: boolean, http10KeepAlive: boolean): string {
+export function responseHead(
+  response: Response, fields: AppFields, options: HeadOptions, framing: Framing, close: boolean, http10KeepAlive: boolean,
+): string {
   const { status } = response;
   let head = `${statusLine(status, response.statusText)}${fields.lines}date: ${fields.date ?? httpDate()}\r\n`;
+  if (options.serverHeader !== null && !fields.server) head += `server: ${options.serverHeader}\r\n`;
   if (framing.kind === 'length') head += `content-length: ${framing.length}\r\n`;
   else if (framing.kind === 'chunked') head += 'transfer-encoding: chunked\r\n';
   else if (framing.kind === 'none' && fields.contentLength !== null && status !== 204 && status >= 200) {

@@ -9,6 +9,7 @@ import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-re
 import { ForwardedHeaderError, type ForwardingPolicy } from '../forwarded.ts';
 import { MalformedBodyError, headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
+import { InvalidResponseFieldError } from '../response-policy.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
 import { refusingOn } from './socket-refusals.ts';
@@ -64,15 +65,21 @@ class Exchange {
   readonly sent: SentResponse = { bytes: 0 };
   /** performance.now() at the start, with the access log on only. */
   readonly startedAt: number;
+  /** `--server-header`. */
+  readonly serverHeader: string | null;
   /** The request was refused (a limit, malformed): its response closes the connection. */
   refused = false;
   /** The client's address from a trusted X-Forwarded-For, for the access log. */
   forwardedClient?: string;
 
-  constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number, awaitsContinue: boolean) {
+  constructor(
+    incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number, awaitsContinue: boolean,
+    serverHeader: string | null,
+  ) {
     this.incoming = incoming;
     this.res = res;
     this.hooks = hooks;
+    this.serverHeader = serverHeader;
     this.request = new NodeRequest(incoming, bodyLimit, awaitsContinue ? res : undefined);
     this.startedAt = hooks.logger.accessEnabled ? performance.now() : 0;
   }
@@ -130,10 +137,17 @@ class Exchange {
   send(value: unknown): void {
     const response = isResponse(value) ? value : this.failed(notAResponse(value));
     try {
-      sendResponse(response, this.incoming, this.res, this.refused || this.hooks.shouldCloseConnection(), this.sent)
+      sendResponse(response, this.incoming, this.res, this.refused || this.hooks.shouldCloseConnection(), this.serverHeader, this.sent)
         ?.catch((error: unknown) => this.writeFailed(error));
     } catch (error) {
-      this.writeFailed(error);
+      if (error instanceof InvalidResponseFieldError) {
+        // Nothing has been written: the client gets a 500, never the field.
+        this.hooks.logger.error(`Error handling request ${this.incoming.method} ${this.incoming.url}: ${error.message}`);
+        response.body?.cancel().catch(() => {});
+        this.send(errorResponse(500, 'Internal Server Error'));
+      } else {
+        this.writeFailed(error);
+      }
     }
   }
 
@@ -166,6 +180,8 @@ export interface AdapterOptions {
   limits?: RequestLimits;
   /** Forwarding headers to follow from trusted peers (--forwarded-allow-ips); none when absent. */
   forwarding?: ForwardingPolicy;
+  /** `--server-header`: sent as `Server` unless the app set one (none by default). */
+  serverHeader?: string | null;
 }
 
 /**
@@ -197,10 +213,10 @@ export type FetchRequestListener = (incoming: http.IncomingMessage, res: http.Se
  * Request then sends `100 Continue` when the handler first reads the body, so a handler can refuse without it.
  */
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): FetchRequestListener {
-  const { answerAfterParse = false, limits, forwarding } = options;
+  const { answerAfterParse = false, limits, forwarding, serverHeader = null } = options;
   return (incoming, res, awaitsContinue = false) => {
     hooks.onRequestStart(incoming);
-    const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0, awaitsContinue);
+    const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0, awaitsContinue, serverHeader);
     res.on('close', () => exchange.closed());
     const method = incoming.method ?? '';
     const target = incoming.url ?? '';

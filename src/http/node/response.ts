@@ -6,7 +6,11 @@
  * looks on Deno and Bun).
  */
 import type http from 'node:http';
-import { readIfReady } from '../ready-read.ts';
+import { Buffer } from 'node:buffer';
+import { readIfReady, readyBodyLength } from '../ready-read.ts';
+import {
+  checkFieldName, checkUnusualValue, fieldsNeedNameCheck, hasCloseOption, isHopByHop, isPlainValue,
+} from '../response-policy.ts';
 import { knownBodyOf } from './known-body.ts';
 
 /** What was written for one response, for the access log. */
@@ -19,15 +23,33 @@ export interface SentResponse {
 
 const BODYLESS_STATUSES = new Set([101, 204, 205, 304]);
 
-function outgoingHeaders(headers: Headers, closeConnection: boolean): http.OutgoingHttpHeaders {
+/** Whether the last outgoingHeaders() met a value with latin-1 characters beyond ASCII. */
+let latin1Values = false;
+
+/**
+ * The app's fields for node:http under the rules of src/http/response-policy.ts: hop-by-hop fields dropped (an
+ * app's `Connection: close` still closes), every value checked, `Server` from --server-header. Throws
+ * InvalidResponseFieldError for a field HTTP/1.1 cannot carry, before anything is written.
+ */
+function outgoingHeaders(headers: Headers, closeConnection: boolean, serverHeader: string | null): http.OutgoingHttpHeaders {
   const outgoing: http.OutgoingHttpHeaders = {};
+  const checkNames = fieldsNeedNameCheck(headers);
   let hasCookies = false;
+  let close = closeConnection;
+  latin1Values = false;
   for (const [name, value] of headers) {
+    if (checkNames) checkFieldName(name);
+    if (!isPlainValue(value) && checkUnusualValue(name, value)) latin1Values = true;
     if (name === 'set-cookie') hasCookies = true;
-    else outgoing[name] = value;
+    else if (!isHopByHop(name)) outgoing[name] = value;
+    else if (name === 'connection' && hasCloseOption(value)) close = true;
   }
   if (hasCookies) outgoing['set-cookie'] = headers.getSetCookie();
-  if (closeConnection) outgoing.connection = 'close';
+  if (serverHeader !== null && outgoing.server === undefined) {
+    outgoing.server = serverHeader;
+    if (!isPlainValue(serverHeader)) latin1Values = true;
+  }
+  if (close) outgoing.connection = 'close';
   return outgoing;
 }
 
@@ -40,10 +62,11 @@ export function sendResponse(
   incoming: http.IncomingMessage,
   res: http.ServerResponse,
   closeConnection: boolean,
+  serverHeader: string | null,
   sent: SentResponse,
 ): Promise<void> | undefined {
   const status = response.status;
-  const headers = outgoingHeaders(response.headers, closeConnection);
+  const headers = outgoingHeaders(response.headers, closeConnection, serverHeader);
   const statusHasBody = !BODYLESS_STATUSES.has(status);
   const sendsBody = statusHasBody && incoming.method !== 'HEAD';
   const known = knownBodyOf(response);
@@ -53,13 +76,22 @@ export function sendResponse(
     res.writeHead(status, response.statusText || undefined, headers);
     sent.headers = headers;
     sent.bytes = known.length ?? 0;
-    res.end(known.bytes);
+    // node:http sends the head in the encoding of a string body that goes with it (UTF-8): latin-1 values need
+    // the body as bytes, so that the head goes out on its own, in latin-1.
+    res.end(latin1Values && typeof known.bytes === 'string' ? Buffer.from(known.bytes) : known.bytes);
     return undefined;
   }
   res.statusCode = status;
   if (response.statusText) res.statusMessage = response.statusText;
   for (const name in headers) res.setHeader(name, headers[name]!);
   if (!sendsBody) {
+    if (statusHasBody && headers['content-length'] === undefined && response.body) {
+      // HEAD gets the Content-Length its GET would have when the body is at hand.
+      return readyBodyLength(response.body, WHOLE_BODY_LIMIT).then((length) => {
+        if (length !== undefined && !res.headersSent) res.setHeader('content-length', length);
+        res.end();
+      });
+    }
     if (!known) response.body?.cancel().catch(() => {});
     res.end();
     return undefined;
