@@ -6,6 +6,7 @@
 import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
 import { requestLimitsOf } from '../http/limits.ts';
+import { logOverCapacity, OVER_CAPACITY_RESPONSE } from '../http/over-capacity.ts';
 import type { RemoteAddress } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
@@ -13,7 +14,8 @@ import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { nativeHandler } from './_native.ts';
 
 interface BunSocket {
-  data: H1Connection;
+  /** Undefined on a connection refused past --worker-connections. */
+  data: H1Connection | undefined;
   readonly remoteAddress?: string;
   readonly remotePort?: number;
   write(data: Uint8Array): number;
@@ -78,16 +80,25 @@ class BunListenEngine implements ServingEngine {
       else logger.exception(message, error);
     };
     const connections = this.connections;
+    const maxConnections = settings.workerConnections;
     const socketHandlers = {
       open: (socket: BunSocket) => {
-        socket.data = new H1Connection(transportOf(socket), handle, onError, limits);
-        connections.add(socket.data);
-        if (this.draining) socket.data.drain(QUIET_CONNECTION_GRACE_MS);
+        if (connections.size >= maxConnections) {
+          logOverCapacity(logger, socket.remoteAddress, maxConnections);
+          socket.write(OVER_CAPACITY_RESPONSE);
+          socket.end();
+          return;
+        }
+        const connection = new H1Connection(transportOf(socket), handle, onError, limits);
+        socket.data = connection;
+        connections.add(connection);
+        if (this.draining) connection.drain(QUIET_CONNECTION_GRACE_MS);
       },
-      data: (socket: BunSocket, data: Uint8Array) => socket.data.onData(data),
-      drain: (socket: BunSocket) => socket.data.onDrain(),
-      end: (socket: BunSocket) => socket.data.onEnd(),
+      data: (socket: BunSocket, data: Uint8Array) => socket.data?.onData(data),
+      drain: (socket: BunSocket) => socket.data?.onDrain(),
+      end: (socket: BunSocket) => socket.data?.onEnd(),
       close: (socket: BunSocket) => {
+        if (!socket.data) return;
         socket.data.onClose();
         connections.delete(socket.data);
         if (this.draining && connections.size === 0) this.onIdle?.();
@@ -99,19 +110,24 @@ class BunListenEngine implements ServingEngine {
       this.listeners.push(Bun.listen({ fd: socket.fd, allowHalfOpen: true, socket: socketHandlers }));
     }
     // A fresh connection gets at least a second for its first request, whatever --keep-alive says; one that has
-    // not sent a whole request head --header-timeout after it began to wait is cut, however slowly bytes arrive.
-    const { keepAliveMs, headerTimeoutMs } = durationsOf(settings);
+    // not sent a whole request head --header-timeout after it began to wait is cut, however slowly bytes arrive;
+    // one whose client has taken nothing of a response for --write-timeout is cut.
+    const { keepAliveMs, headerTimeoutMs, writeTimeoutMs } = durationsOf(settings);
     const idleLimitMs = Math.max(keepAliveMs, 1000);
     const headerLimitMs = headerTimeoutMs > 0 ? headerTimeoutMs : Infinity;
+    const writeLimitMs = writeTimeoutMs > 0 ? writeTimeoutMs : Infinity;
     setInterval(() => {
       const now = performance.now();
       for (const connection of connections) {
-        if (connection.idleSince === undefined) continue;
+        if (connection.idleSince === undefined) {
+          connection.abortIfStuck(now, writeLimitMs);
+          continue;
+        }
         const waited = now - connection.idleSince;
         if (waited >= headerLimitMs) connection.abortIfWaiting();
         else if (waited >= idleLimitMs) connection.closeIfIdle(0);
       }
-    }, Math.min(idleLimitMs / 2, headerLimitMs / 2, 1000)).unref();
+    }, Math.min(idleLimitMs / 2, headerLimitMs / 2, writeLimitMs / 4, 1000)).unref();
   }
 
   stopAccepting(): void {

@@ -8,6 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
 import { requestLimitsOf } from '../http/limits.ts';
+import { requestDeadlinesOf } from '../http/request-deadlines.ts';
 import { createRequestListener } from '../http/node-fetch-adapter.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
@@ -35,8 +36,8 @@ class NodeHttpEngine implements ServingEngine {
   constructor(context: EngineContext) {
     const { handler, logger, hooks, settings, runtime } = context;
     this.context = context;
-    const { keepAliveMs, headerTimeoutMs } = durationsOf(settings);
-    this.tracker = new ConnectionTracker(keepAliveMs, headerTimeoutMs);
+    const { keepAliveMs, headerTimeoutMs, requestTimeoutMs, writeTimeoutMs } = durationsOf(settings);
+    this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger);
     this.requestListener = createRequestListener(handler, {
       logger,
       shouldCloseConnection: hooks.shouldCloseConnection,
@@ -48,7 +49,11 @@ class NodeHttpEngine implements ServingEngine {
         this.tracker.requestDone(incoming.socket);
         hooks.onRequestDone(entry);
       },
-    }, { answerAfterParse: runtime.nodeHttpAnswersAfterParse, limits: requestLimitsOf(settings) });
+    }, {
+      answerAfterParse: runtime.nodeHttpAnswersAfterParse,
+      limits: requestLimitsOf(settings),
+      deadlines: requestDeadlinesOf(requestTimeoutMs, logger),
+    });
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {

@@ -8,6 +8,7 @@ import type { AccessEntry, Logger } from '../../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
 import { headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
+import type { RequestDeadlines } from '../request-deadlines.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
 import { type SentResponse, sendResponse } from './response.ts';
@@ -57,7 +58,7 @@ class Exchange {
   readonly sent: SentResponse = { bytes: 0 };
   /** performance.now() at the start, with the access log on only. */
   readonly startedAt: number;
-  /** The request was refused (a limit, malformed): its response closes the connection. */
+  /** The request was refused (a limit, malformed) or timed out: its response closes the connection. */
   refused = false;
 
   constructor(incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number) {
@@ -71,7 +72,7 @@ class Exchange {
   /** The response has closed: sent in full, or cut (then the request's signal aborts). */
   closed(): void {
     const { incoming, res, sent, startedAt } = this;
-    if (!res.writableFinished) NodeRequest.clientGone(this.request);
+    if (!res.writableFinished) NodeRequest.abort(this.request);
     const finishedAt = startedAt && performance.now();
     // Built only when the access log asks for it: most deployments run with it off.
     this.hooks.onRequestDone(() => ({
@@ -143,11 +144,13 @@ export interface AdapterOptions {
   /** Gunicorn's request limits, checked before the handler runs (node:http's parser has none of them); the head
    * rules of src/http/head-policy.ts are checked whatever the limits. */
   limits?: RequestLimits;
+  /** --request-timeout, when on. */
+  deadlines?: RequestDeadlines;
 }
 
 /** Wraps a Fetch handler as a node:http request listener. */
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): http.RequestListener {
-  const { answerAfterParse = false, limits } = options;
+  const { answerAfterParse = false, limits, deadlines } = options;
   return (incoming, res) => {
     hooks.onRequestStart(incoming);
     const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0);
@@ -168,6 +171,12 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
       return;
     }
     if (typeof (result as Promise<Response> | null)?.then === 'function') {
+      if (deadlines) {
+        result = deadlines.within(result as Promise<Response>, method, target, (reason) => {
+          exchange.refused = true;
+          NodeRequest.abort(exchange.request, reason);
+        });
+      }
       (result as Promise<Response>).then(
         (value) => exchange.send(value),
         (error: unknown) => exchange.send(exchange.failed(error)),
