@@ -31,6 +31,22 @@ const rssMiB = (pid) => {
   }
 };
 const sockets = [];
+const killAll = () => {
+  for (const socket of sockets) socket.destroy();
+  for (const pid of new Set([master.pid, ...workerPids()])) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+};
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
 
 try {
   for (let i = 0; i < 200 && !/is ready/.test(log); i++) await sleep(100);
@@ -56,17 +72,12 @@ try {
     peak = Math.max(peak, rss);
   }
   const alive = fs.existsSync(`/proc/${worker}`);
-  const seen = alive ? await (await fetch(`http://127.0.0.1:${port}/count`)).text() : '-';
+  const seen = alive
+    ? await fetch(`http://127.0.0.1:${port}/count`, { signal: AbortSignal.timeout(10000) }).then((r) => r.text(), (e) => e.message)
+    : '-';
   console.log(`${runtime} ${mode}, ${connections} × ${count} GET ${target}: worker RSS ${before.toFixed(0)} MiB -> ` +
     `peak ${peak.toFixed(0)} MiB (+${(peak - before).toFixed(0)}), worker alive ${alive}, ` +
     `workers booted ${workerPids().length}, handler ${seen}`);
 } finally {
-  for (const socket of sockets) socket.destroy();
-  for (const pid of new Set([master.pid, ...workerPids()])) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killAll();
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, pidOf, Server, sleep, TEST_TARGETS, waitFor, withRunningServer } from './helpers.ts';
+import { fetchText, fixture, pidOf, Server, sleep, TEST_TARGETS, type TestTarget, waitFor, withRunningServer } from './helpers.ts';
 
 const APP = fixture('timeouts-app.ts');
 
@@ -62,8 +62,9 @@ async function poll<T>(what: string, check: () => Promise<T | undefined>, timeou
   }
 }
 
-const inheritOnly = (target: { mode: string }, what: string) =>
-  target.mode === 'reuse-port' ? `the native server has no ${what} to set (README, "Runtimes and engines")` : false;
+/** Skips Deno.serve and Bun.serve (reuse-port on Deno and Bun), which have no such setting. */
+const nativeSkips = (target: TestTarget, what: string) => target.mode === 'reuse-port' && target.runtime !== 'node'
+  ? `the native server has no ${what} to set (README, "Runtimes and engines")` : false;
 
 for (const target of TEST_TARGETS) {
   describe(`${target.name}: timeouts and backpressure`, () => {
@@ -83,7 +84,7 @@ for (const target of TEST_TARGETS) {
       });
     });
 
-    it('cuts a client that reads nothing of a streamed response past --write-timeout', { skip: inheritOnly(target, 'write timeout') }, async () => {
+    it('cuts a client that reads nothing of a streamed response past --write-timeout', { skip: nativeSkips(target, 'write timeout') }, async () => {
       await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '--write-timeout', '1', APP]), async (server) => {
         const client = new RawClient(server.url, { read: false });
         client.get('/stream');
@@ -116,7 +117,7 @@ for (const target of TEST_TARGETS) {
       });
     });
 
-    it('refuses a connection past --worker-connections with 503 until one closes', { skip: inheritOnly(target, 'connection cap') }, async () => {
+    it('refuses a connection past --worker-connections with 503 until one closes', { skip: nativeSkips(target, 'connection cap') }, async () => {
       await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '--worker-connections', '2', APP]), async (server) => {
         const first = new RawClient(server.url);
         const second = new RawClient(server.url);

@@ -8,10 +8,10 @@
  *   or after its last response is closed, however slowly its bytes keep arriving;
  * - the write timeout: a busy connection whose client has taken none of the bytes written to it for
  *   `--write-timeout` is cut;
- * - backpressure on pipelining: a connection with more than a few requests in flight (its client sends requests
- *   and does not read the answers) is not read from until they are answered (node:http's own pause on pipelining
- *   is lifted after every request it parses and whenever its writes drain: on Deno one client had 50,000
- *   requests answered without reading any);
+ * - backpressure on pipelining: past a few requests in flight on one connection (its client sends requests and
+ *   does not read the answers), the handler is not called for the next ones and the connection is not read from
+ *   until they are answered (node:http parses a whole chunk it has read, up to 64 KiB of requests, and lifts its
+ *   own pause after every request it parses: on Deno one client had 50,000 requests answered without reading);
  * - the connection cap: past `--worker-connections`, a new connection gets a 503 and is closed;
  * - draining: no request in flight is cut, and a connection that is quiet when the drain starts (idle keep-alive,
  *   or accepted but no request yet) gets a short grace to send one more request, which is answered with
@@ -37,7 +37,9 @@ interface ConnectionState {
   taken: number;
   /** The sweep clock when its written bytes were first seen stuck; undefined while they flow. */
   stuckSince?: number;
-  /** Reading is held back: too many requests in flight (see MAX_IN_FLIGHT). */
+  /** Requests parsed while MAX_IN_FLIGHT were in flight, waiting for the handler: request, response, … */
+  parked: [http.IncomingMessage, http.ServerResponse][];
+  /** Reading is held back while requests are parked. */
   held: boolean;
   /** The socket's resume() obeys the hold (from its first hold on). */
   guarded: boolean;
@@ -62,9 +64,9 @@ export interface TrackerLimits {
 export const QUIET_CONNECTION_GRACE_MS = 500;
 
 /**
- * Requests in flight on one connection past which it is not read from until half of them are answered.
- * node:http parses a whole chunk it has read before it can pause (up to 64 KiB of requests), so this bounds the
- * chunks read ahead, not the requests of the chunk being parsed.
+ * Requests of one connection the handler works on at once (answers waiting to go out in order included); the
+ * next ones wait, parsed, and the connection is not read from until they are all admitted and half of these
+ * answered.
  */
 const MAX_IN_FLIGHT = 16;
 
@@ -86,6 +88,8 @@ export class ConnectionTracker {
   private clock = performance.now();
   private draining = false;
   private onIdle?: () => void;
+  /** The request listener that admitting() wraps. */
+  private listener?: http.RequestListener;
 
   constructor(limits: TrackerLimits, logger: Logger) {
     this.keepAliveMs = limits.keepAliveMs;
@@ -109,7 +113,8 @@ export class ConnectionTracker {
         return;
       }
       this.connections.set(socket, {
-        busy: 0, bytesRead: 0, waitingSince: this.clock, quietSince: this.clock, taken: 0, held: false, guarded: false,
+        busy: 0, bytesRead: 0, waitingSince: this.clock, quietSince: this.clock, taken: 0, parked: [], held: false,
+        guarded: false,
       });
       if (this.draining) this.closeWhenQuiet(socket);
       socket.once('close', () => {
@@ -120,18 +125,38 @@ export class ConnectionTracker {
     });
   }
 
+  /**
+   * The request listener that calls `listener` for a request at once, or, past MAX_IN_FLIGHT requests in flight
+   * on its connection, once earlier ones are answered (and holds reading meanwhile).
+   */
+  admitting(listener: http.RequestListener): http.RequestListener {
+    this.listener = listener;
+    return (incoming, res) => {
+      const state = this.connections.get(incoming.socket as Socket);
+      if (!state || (state.busy < MAX_IN_FLIGHT && state.parked.length === 0)) {
+        listener(incoming, res);
+        return;
+      }
+      state.parked.push([incoming, res]);
+      if (!state.held) this.holdReading(incoming.socket as Socket, state);
+    };
+  }
+
   /** Marks a request's connection busy, until requestDone(). */
   requestStarted(socket: Socket): void {
     const state = this.connections.get(socket);
-    if (!state) return;
-    if (++state.busy > MAX_IN_FLIGHT && !state.held) this.holdReading(socket, state);
+    if (state) state.busy++;
   }
 
   /** A request's response has closed (sent, or its client went away). */
   requestDone(socket: Socket): void {
     const state = this.connections.get(socket);
     if (!state) return;
-    if (--state.busy <= MAX_IN_FLIGHT / 2 && state.held) {
+    state.busy--;
+    const next = state.parked.shift();
+    if (next) {
+      this.listener!(...next);
+    } else if (state.held && state.busy <= MAX_IN_FLIGHT / 2) {
       state.held = false;
       // node:http's own pause (socket._paused: its writes have not drained) is left for node:http to lift.
       if (!(socket as Socket & { _paused?: boolean })._paused) socket.resume();
@@ -196,7 +221,7 @@ export class ConnectionTracker {
   }
 
   /**
-   * Stops reading from a connection until its requests in flight are answered. node:http resumes the socket
+   * Stops reading from a connection until its parked requests are admitted. node:http resumes the socket
    * after every request it parses (and once its own writes drain), and Deno's streams deliver data already read
    * as soon as flowing is set again, before a `resume` event could re-pause: so the socket's own resume() is made
    * to wait while it is held (an own property, set on the first hold only).

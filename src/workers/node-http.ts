@@ -2,7 +2,8 @@
  * The node:http engine: one http.Server per socket, serving the Fetch handler through the node:http adapter.
  * An inherited fd is served the way the runtime allows (src/runtime/); a reuse-port address (Node >= 22.12)
  * with `listen({ reusePort })`. The connection tracker times out quiet keep-alive connections (instead of
- * node:http's timer per request) and drains: in-flight requests finish, quiet connections are closed.
+ * node:http's timer per request) and stuck writes, caps the connections, admits a connection's pipelined requests
+ * a few at a time, and drains: in-flight requests finish, quiet connections are closed.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -38,7 +39,7 @@ class NodeHttpEngine implements ServingEngine {
     this.context = context;
     const { keepAliveMs, headerTimeoutMs, requestTimeoutMs, writeTimeoutMs } = durationsOf(settings);
     this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger);
-    this.requestListener = createRequestListener(handler, {
+    this.requestListener = this.tracker.admitting(createRequestListener(handler, {
       logger,
       shouldCloseConnection: hooks.shouldCloseConnection,
       onRequestStart: (incoming) => {
@@ -53,7 +54,7 @@ class NodeHttpEngine implements ServingEngine {
       answerAfterParse: runtime.nodeHttpAnswersAfterParse,
       limits: requestLimitsOf(settings),
       deadlines: requestDeadlinesOf(requestTimeoutMs, logger),
-    });
+    }));
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
