@@ -19,13 +19,18 @@ interface PendingAnswer {
 }
 
 /** The reason a timed-out request's signal aborts with. */
-export function requestTimeoutError(timeoutMs: number): DOMException {
+function requestTimeoutError(timeoutMs: number): DOMException {
   return new DOMException(`The request was not answered within --request-timeout (${timeoutMs / 1000} s)`, 'TimeoutError');
+}
+
+/** What the client of a timed-out request gets (the engine adds `Connection: close`). */
+export function timeoutResponse(): Response {
+  return errorResponse(503, 'Service Unavailable');
 }
 
 /** The worker's pending answers under --request-timeout. */
 export class RequestDeadlines {
-  readonly timeoutMs: number;
+  private readonly timeoutMs: number;
   private readonly logger: Logger;
   /** Pending answers in the order their requests started (a Set keeps insertion order). */
   private readonly pending = new Set<PendingAnswer>();
@@ -37,19 +42,17 @@ export class RequestDeadlines {
   }
 
   /**
-   * Settles with the handler's answer, or, when it is not there in time, calls `abort` (the request's signal)
-   * and settles with a 503 whose `Connection: close` the engine honours. A late answer's body is cancelled.
+   * Settles with the handler's answer or, when it is not there in time, logs one error line and settles with
+   * what `timedOut` makes of the abort reason: it aborts the request's signal and returns the 503 to send
+   * (timeoutResponse(), closing its connection as the engine does). A late answer's body is cancelled.
    */
-  within(answer: Promise<Response>, method: string, url: string, abort: (reason: DOMException) => void): Promise<Response> {
+  within(answer: Promise<Response>, method: string, url: string, timedOut: (reason: DOMException) => Response): Promise<Response> {
     return new Promise((resolve, reject) => {
       const entry: PendingAnswer = {
         startedAt: performance.now(),
         timedOut: () => {
-          abort(requestTimeoutError(this.timeoutMs));
           this.logger.error(`Request timeout: ${method} ${url} not answered within ${this.timeoutMs / 1000} s`);
-          const response = errorResponse(503, 'Service Unavailable');
-          response.headers.set('connection', 'close');
-          resolve(response);
+          resolve(timedOut(requestTimeoutError(this.timeoutMs)));
         },
       };
       this.add(entry);

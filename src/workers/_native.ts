@@ -5,7 +5,7 @@
 import type { AccessEntry } from '../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../http/app-response.ts';
 import { BodyTooLargeError, fetchRequestViolation, limitedBody, requestLimitsOf } from '../http/limits.ts';
-import { requestDeadlinesOf } from '../http/request-deadlines.ts';
+import { requestDeadlinesOf, timeoutResponse } from '../http/request-deadlines.ts';
 import type { ServeInfo } from '../http/types.ts';
 import { durationsOf } from '../settings.ts';
 import type { EngineContext } from './base.ts';
@@ -109,7 +109,12 @@ export function nativeHandler(context: EngineContext, checkLimits = true) {
       return answer(request, info, done, startedAt, failed(request, info, error));
     }
     if (typeof (result as Promise<Response> | null)?.then !== 'function') return answer(request, info, done, startedAt, result);
-    if (deadlines) result = deadlines.within(result as Promise<Response>, request.method, request.url, (reason) => timeout!.abort(reason));
+    if (deadlines) {
+      result = deadlines.within(result as Promise<Response>, request.method, request.url, (reason) => {
+        timeout!.abort(reason);
+        return withConnectionClose(timeoutResponse());
+      });
+    }
     return (result as Promise<Response>).then(
       (value) => answer(request, info, done, startedAt, value),
       (error: unknown) => answer(request, info, done, startedAt, failed(request, info, error)),

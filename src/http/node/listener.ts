@@ -8,7 +8,7 @@ import type { AccessEntry, Logger } from '../../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
 import { headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
-import type { RequestDeadlines } from '../request-deadlines.ts';
+import { type RequestDeadlines, timeoutResponse } from '../request-deadlines.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
 import { type SentResponse, sendResponse } from './response.ts';
@@ -175,6 +175,7 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
         result = deadlines.within(result as Promise<Response>, method, target, (reason) => {
           exchange.refused = true;
           NodeRequest.abort(exchange.request, reason);
+          return timeoutResponse();
         });
       }
       (result as Promise<Response>).then(
