@@ -61,6 +61,9 @@ export interface Settings {
   gracefulTimeout: number;
   keepAlive: number;
   headerTimeout: number;
+  requestTimeout: number;
+  writeTimeout: number;
+  workerConnections: number;
   limitRequestLine: number;
   limitRequestFields: number;
   limitRequestFieldSize: number;
@@ -146,6 +149,21 @@ export const SETTINGS: readonly SettingSpec[] = [
     name: 'headerTimeout', flag: 'header-timeout', type: 'number', min: 0, default: 10, meta: 'SECONDS',
     doc: 'A connection that has not sent a whole request head this long after it opened (or after its last ' +
       'response) is closed, however slowly its bytes arrive (0 = no limit).',
+  },
+  {
+    name: 'requestTimeout', flag: 'request-timeout', type: 'number', min: 0, default: 0, meta: 'SECONDS',
+    doc: 'A handler that has not produced its response this long after the request arrived has its ' +
+      '`request.signal` aborted, and the client gets 503 with `Connection: close` (0 = off). Unlike --timeout, ' +
+      'the worker serves on.',
+  },
+  {
+    name: 'writeTimeout', flag: 'write-timeout', type: 'number', min: 0, default: 30, meta: 'SECONDS',
+    doc: 'A client that takes none of a response being written to it for this long is cut (0 = never).',
+  },
+  {
+    name: 'workerConnections', flag: 'worker-connections', type: 'int', min: 1, default: 1000, meta: 'INT',
+    doc: 'Most connections a worker serves at once; past it a new connection gets 503 with `Connection: close` ' +
+      '(README, "Runtimes and engines": not on the native servers).',
   },
   {
     name: 'limitRequestLine', flag: 'limit-request-line', type: 'int', min: 0, default: 4094, meta: 'BYTES',
@@ -280,18 +298,26 @@ export interface Durations {
   gracefulMs: number;
   keepAliveMs: number;
   headerTimeoutMs: number;
+  /** --request-timeout (0 = off). */
+  requestTimeoutMs: number;
+  /** --write-timeout (0 = never). */
+  writeTimeoutMs: number;
   /** How often a worker sends its heartbeat: a quarter of the timeout, at most once a second. */
   heartbeatMs: number;
 }
 
 /** Reads the durations of a configuration in milliseconds. */
-export function durationsOf(settings: Pick<Settings, 'timeout' | 'gracefulTimeout' | 'keepAlive' | 'headerTimeout'>): Durations {
+export function durationsOf(
+  settings: Pick<Settings, 'timeout' | 'gracefulTimeout' | 'keepAlive' | 'headerTimeout' | 'requestTimeout' | 'writeTimeout'>,
+): Durations {
   const timeoutMs = settings.timeout * 1000;
   return {
     timeoutMs,
     gracefulMs: settings.gracefulTimeout * 1000,
     keepAliveMs: settings.keepAlive * 1000,
     headerTimeoutMs: settings.headerTimeout * 1000,
+    requestTimeoutMs: settings.requestTimeout * 1000,
+    writeTimeoutMs: settings.writeTimeout * 1000,
     heartbeatMs: timeoutMs > 0 ? Math.min(1000, timeoutMs / 4) : 1000,
   };
 }

@@ -6,12 +6,22 @@
  *   socket timer on every response, which costs about a quarter of a hello-world request's CPU time on Deno);
  * - the header timeout: a connection that has not completed a request's head `--header-timeout` after it opened
  *   or after its last response is closed, however slowly its bytes keep arriving;
+ * - the write timeout: a busy connection whose client has taken none of the bytes written to it for
+ *   `--write-timeout` is cut;
+ * - backpressure on pipelining: past a few requests in flight on one connection (its client sends requests and
+ *   does not read the answers), the handler is not called for the next ones and the connection is not read from
+ *   until they are answered (node:http parses a whole chunk it has read, up to 64 KiB of requests, and lifts its
+ *   own pause after every request it parses: on Deno one client had 50,000 requests answered without reading);
+ * - the connection cap: past `--worker-connections`, a new connection gets a 503 and is closed;
  * - draining: no request in flight is cut, and a connection that is quiet when the drain starts (idle keep-alive,
  *   or accepted but no request yet) gets a short grace to send one more request, which is answered with
  *   `Connection: close`, before it is closed.
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
+import type { FetchRequestListener } from './node/listener.ts';
+import type { Logger } from '../glogging.ts';
+import { logOverCapacity, OVER_CAPACITY_RESPONSE } from './over-capacity.ts';
 
 interface ConnectionState {
   /** Requests started on it and not yet finished (more than one only with pipelining). */
@@ -24,6 +34,28 @@ interface ConnectionState {
   bytesRead: number;
   /** Set while the connection waits out its grace before being closed. */
   closeTimer?: ReturnType<typeof setTimeout>;
+  /** Bytes its client had taken (written minus still buffered) at the sweep that first saw them stuck. */
+  taken: number;
+  /** The sweep clock when its written bytes were first seen stuck; undefined while they flow. */
+  stuckSince?: number;
+  /** Requests parsed while MAX_IN_FLIGHT were in flight, waiting for the handler: request, response, … */
+  parked: Parameters<FetchRequestListener>[];
+  /** Reading is held back while requests are parked. */
+  held: boolean;
+  /** The socket's resume() obeys the hold (from its first hold on). */
+  guarded: boolean;
+}
+
+/** The timeouts and limits a tracker applies, in milliseconds (0: off). */
+export interface TrackerLimits {
+  /** How long a connection may stay quiet before it is closed (0: keep-alive off, the header timeout alone applies). */
+  keepAliveMs: number;
+  /** How long it may take to send a request's head (0: no limit). */
+  headerTimeoutMs: number;
+  /** How long a response's bytes may wait for a client that takes none of them (0: no limit). */
+  writeTimeoutMs: number;
+  /** Most connections at once; past it new ones get a 503. */
+  maxConnections: number;
 }
 
 /**
@@ -31,6 +63,13 @@ interface ConnectionState {
  * request a keep-alive client may be sending at that very moment.
  */
 export const QUIET_CONNECTION_GRACE_MS = 500;
+
+/**
+ * Requests of one connection the handler works on at once (answers waiting to go out in order included); the
+ * next ones wait, parsed, and the connection is not read from until they are all admitted and half of these
+ * answered.
+ */
+const MAX_IN_FLIGHT = 16;
 
 /** Sweeps per timeout: a quiet connection is closed after 1 to 1.5 timeouts. */
 const SWEEPS_PER_TIMEOUT = 4;
@@ -41,32 +80,43 @@ export class ConnectionTracker {
   private readonly connections = new Map<Socket, ConnectionState>();
   private readonly keepAliveMs: number;
   private readonly headerTimeoutMs: number;
+  private readonly writeTimeoutMs: number;
+  private readonly maxConnections: number;
+  private readonly logger: Logger;
   private readonly sweepMs: number;
   private sweeper?: ReturnType<typeof setInterval>;
   /** performance.now() at the last sweep: a response's end reads it instead of the clock. */
   private clock = performance.now();
   private draining = false;
   private onIdle?: () => void;
+  /** The request listener that admitting() wraps. */
+  private listener?: FetchRequestListener;
 
-  /**
-   * `keepAliveMs`: how long a connection may stay quiet before it is closed (0: keep-alive off, the header timeout
-   * alone applies); `headerTimeoutMs`: how long it may take to send a request's head (0: no limit).
-   */
-  constructor(keepAliveMs: number, headerTimeoutMs: number) {
-    this.keepAliveMs = keepAliveMs;
-    this.headerTimeoutMs = headerTimeoutMs;
-    const shortest = Math.min(...[keepAliveMs, headerTimeoutMs].filter((ms) => ms > 0));
+  constructor(limits: TrackerLimits, logger: Logger) {
+    this.keepAliveMs = limits.keepAliveMs;
+    this.headerTimeoutMs = limits.headerTimeoutMs;
+    this.writeTimeoutMs = limits.writeTimeoutMs;
+    this.maxConnections = limits.maxConnections;
+    this.logger = logger;
+    const shortest = Math.min(...[this.keepAliveMs, this.headerTimeoutMs, this.writeTimeoutMs].filter((ms) => ms > 0));
     this.sweepMs = Math.max(Math.ceil(shortest / SWEEPS_PER_TIMEOUT), MIN_SWEEP_MS);
   }
 
   /** Starts tracking a server's connections. */
   track(server: http.Server): void {
-    if ((this.keepAliveMs > 0 || this.headerTimeoutMs > 0) && !this.sweeper) {
+    if ((this.keepAliveMs > 0 || this.headerTimeoutMs > 0 || this.writeTimeoutMs > 0) && !this.sweeper) {
       this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
       this.sweeper.unref();
     }
     server.on('connection', (socket: Socket) => {
-      this.connections.set(socket, { busy: 0, bytesRead: 0, waitingSince: this.clock, quietSince: this.clock });
+      if (this.connections.size >= this.maxConnections) {
+        this.refuse(socket);
+        return;
+      }
+      this.connections.set(socket, {
+        busy: 0, bytesRead: 0, waitingSince: this.clock, quietSince: this.clock, taken: 0, parked: [], held: false,
+        guarded: false,
+      });
       if (this.draining) this.closeWhenQuiet(socket);
       socket.once('close', () => {
         clearTimeout(this.connections.get(socket)?.closeTimer);
@@ -74,6 +124,23 @@ export class ConnectionTracker {
         this.checkIdle();
       });
     });
+  }
+
+  /**
+   * The request listener that calls `listener` for a request at once, or, past MAX_IN_FLIGHT requests in flight
+   * on its connection, once earlier ones are answered (and holds reading meanwhile).
+   */
+  admitting(listener: FetchRequestListener): FetchRequestListener {
+    this.listener = listener;
+    return (incoming, res, awaitsContinue) => {
+      const state = this.connections.get(incoming.socket as Socket);
+      if (!state || (state.busy < MAX_IN_FLIGHT && state.parked.length === 0)) {
+        listener(incoming, res, awaitsContinue);
+        return;
+      }
+      state.parked.push([incoming, res, awaitsContinue]);
+      if (!state.held) this.holdReading(incoming.socket as Socket, state);
+    };
   }
 
   /** Marks a request's connection busy, until requestDone(). */
@@ -87,6 +154,14 @@ export class ConnectionTracker {
     const state = this.connections.get(socket);
     if (!state) return;
     state.busy--;
+    const next = state.parked.shift();
+    if (next) {
+      this.listener!(...next);
+    } else if (state.held && state.busy <= MAX_IN_FLIGHT / 2) {
+      state.held = false;
+      // node:http's own pause (socket._paused: its writes have not drained) is left for node:http to lift.
+      if (!(socket as Socket & { _paused?: boolean })._paused) socket.resume();
+    }
     state.quietSince = state.waitingSince = this.clock;
     if (this.draining) this.closeWhenQuiet(socket);
   }
@@ -110,7 +185,10 @@ export class ConnectionTracker {
     const previous = this.clock;
     this.clock = performance.now();
     for (const [socket, state] of this.connections) {
-      if (state.busy > 0) continue;
+      if (state.busy > 0) {
+        if (this.writeTimeoutMs > 0) this.checkWriting(socket, state);
+        continue;
+      }
       const { bytesRead } = socket;
       if (this.headerTimeoutMs > 0 && this.clock - state.waitingSince > this.headerTimeoutMs + this.sweepMs) {
         socket.destroy();
@@ -123,6 +201,49 @@ export class ConnectionTracker {
         socket.destroy();
       }
     }
+  }
+
+  /** Cuts a busy connection whose client has taken none of the bytes written to it for a whole write timeout. */
+  private checkWriting(socket: Socket, state: ConnectionState): void {
+    const buffered = socket.writableLength;
+    if (buffered === 0) {
+      state.stuckSince = undefined;
+      return;
+    }
+    const taken = socket.bytesWritten - buffered;
+    if (state.stuckSince === undefined || taken !== state.taken) {
+      state.taken = taken;
+      state.stuckSince = this.clock;
+    } else if (this.clock - state.stuckSince > this.writeTimeoutMs) {
+      this.logger.warning(`Write timeout: ip=${socket.remoteAddress ?? '-'} took none of the response for ` +
+        `${this.writeTimeoutMs / 1000} s; connection closed`);
+      socket.destroy();
+    }
+  }
+
+  /**
+   * Stops reading from a connection until its parked requests are admitted. node:http resumes the socket
+   * after every request it parses (and once its own writes drain), and Deno's streams deliver data already read
+   * as soon as flowing is set again, before a `resume` event could re-pause: so the socket's own resume() is made
+   * to wait while it is held (an own property, set on the first hold only).
+   */
+  private holdReading(socket: Socket, state: ConnectionState): void {
+    state.held = true;
+    socket.pause();
+    if (state.guarded) return;
+    state.guarded = true;
+    const resume = socket.resume;
+    socket.resume = function (this: Socket) {
+      return state.held ? this : resume.call(this);
+    };
+  }
+
+  /** Answers a connection past --worker-connections with a 503 and closes it, before it has sent anything. */
+  private refuse(socket: Socket): void {
+    logOverCapacity(this.logger, socket.remoteAddress, this.maxConnections);
+    socket.on('error', () => {});
+    socket.end(OVER_CAPACITY_RESPONSE);
+    socket.destroySoon?.();
   }
 
   private closeWhenQuiet(socket: Socket): void {

@@ -7,7 +7,9 @@ import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../http/a
 import { changesUrl, ForwardedHeaderError, forwardedUrl, ForwardingPolicy } from '../http/forwarded.ts';
 import { MalformedBodyError } from '../http/head-policy.ts';
 import { BodyTooLargeError, fetchRequestViolation, limitedBody, requestLimitsOf } from '../http/limits.ts';
+import { requestDeadlinesOf, timeoutResponse } from '../http/request-deadlines.ts';
 import type { ServeInfo } from '../http/types.ts';
+import { durationsOf } from '../settings.ts';
 import type { EngineContext } from './base.ts';
 import { type NativeResponseRules, responseCorrection } from './_native-response.ts';
 
@@ -77,13 +79,16 @@ const NO_ENTRY = (): AccessEntry => {
  * failures answered with 500,
  * `Connection: close` when the worker drains or reaches max-requests. A handler that answers at once is answered
  * at once (no promise in between, no closure per request). With the access log on, the request is reported done when `done` settles (Deno: the response is
- * sent), with its duration; otherwise as soon as the handler has answered.
+ * sent), with its duration; otherwise as soon as the handler has answered. With --request-timeout on, the app gets
+ * a copy of the Request whose signal also aborts when its time is up (the runtime's own signal cannot be aborted
+ * by anyone else): the copy is made only then.
  */
 export function nativeHandler(context: EngineContext, checkLimits = true, rules?: NativeResponseRules) {
   const { handler, hooks, logger } = context;
   const correct = rules && responseCorrection(rules, context.settings.serverHeader, logger);
   const limits = requestLimitsOf(context.settings);
   const limitBody = checkLimits && limits.body > 0;
+  const deadlines = requestDeadlinesOf(durationsOf(context.settings).requestTimeoutMs, logger);
   /** A refused request's answer, logged as an invalid request; its connection closes. */
   const refuse = (info: ServeInfo, status: number, reason: string) => {
     logger.warning(`Invalid request from ip=${info.remoteAddr.hostname || '-'}: ${reason}`);
@@ -120,19 +125,25 @@ export function nativeHandler(context: EngineContext, checkLimits = true, rules?
   return (request: Request, info: ServeInfo, done?: Promise<unknown>): Response | Promise<Response> => {
     hooks.onRequestStart();
     const startedAt = logger.accessEnabled ? performance.now() : 0;
-    let appRequest = request;
     let forwardingHeaders: { get(name: string): string | null | undefined } | undefined;
+    let init: RequestInit & { duplex?: 'half' } | undefined;
     if (checkLimits) {
       forwardingFields = undefined;
       const violation = fetchRequestViolation(limits, request, spotForwarding);
       forwardingHeaders = forwardingFields;
       if (violation) return answer(request, info, done, startedAt, refuse(info, violation.status, violation.reason));
       if (limitBody && request.body && !request.headers.has('content-length')) {
-        appRequest = new Request(request, { body: limitedBody(request.body, limits.body), duplex: 'half' } as RequestInit);
+        init = { body: limitedBody(request.body, limits.body), duplex: 'half' };
       }
     } else if (forwarding.inHeaders(request.headers)) {
       forwardingHeaders = request.headers;
     }
+    let timeout: AbortController | undefined;
+    if (deadlines) {
+      timeout = new AbortController();
+      (init ??= {}).signal = AbortSignal.any([request.signal, timeout.signal]);
+    }
+    const appRequest = init ? new Request(request, init) : request;
     let result: Response | Promise<Response>;
     try {
       if (forwardingHeaders && forwarding.trusts(info.remoteAddr)) {
@@ -145,11 +156,16 @@ export function nativeHandler(context: EngineContext, checkLimits = true, rules?
     } catch (error) {
       return answer(request, info, done, startedAt, failed(request, info, error));
     }
-    return typeof (result as Promise<Response> | null)?.then === 'function'
-      ? (result as Promise<Response>).then(
-        (value) => answer(request, info, done, startedAt, value),
-        (error: unknown) => answer(request, info, done, startedAt, failed(request, info, error)),
-      )
-      : answer(request, info, done, startedAt, result);
+    if (typeof (result as Promise<Response> | null)?.then !== 'function') return answer(request, info, done, startedAt, result);
+    if (deadlines) {
+      result = deadlines.within(result as Promise<Response>, request.method, request.url, (reason) => {
+        timeout!.abort(reason);
+        return withConnectionClose(timeoutResponse());
+      });
+    }
+    return (result as Promise<Response>).then(
+      (value) => answer(request, info, done, startedAt, value),
+      (error: unknown) => answer(request, info, done, startedAt, failed(request, info, error)),
+    );
   };
 }

@@ -9,6 +9,7 @@ import { requestLimitsOf } from '../http/limits.ts';
 import { PROXY_HEADER_REFUSAL, ProxyPreamble, type ProxyVerdict } from '../http/proxy-protocol.ts';
 import { parsePeerList } from '../http/trusted-peers.ts';
 import { InvalidResponseFieldError } from '../http/response-policy.ts';
+import { logOverCapacity, OVER_CAPACITY_RESPONSE } from '../http/over-capacity.ts';
 import type { RemoteAddress } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
@@ -16,7 +17,8 @@ import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { nativeHandler } from './_native.ts';
 
 interface BunSocket {
-  data: H1Connection;
+  /** Undefined on a connection refused past --worker-connections. */
+  data: H1Connection | undefined;
   readonly remoteAddress?: string;
   readonly remotePort?: number;
   write(data: Uint8Array): number;
@@ -84,21 +86,30 @@ class BunListenEngine implements ServingEngine {
     const headOptions = { serverHeader: settings.serverHeader };
     const connections = this.connections;
     const proxyHeaders = this.proxyHeaderReader();
+    const maxConnections = settings.workerConnections;
     const socketHandlers = {
       open: (socket: BunSocket) => {
+        if (connections.size >= maxConnections) {
+          logOverCapacity(logger, socket.remoteAddress, maxConnections);
+          socket.write(OVER_CAPACITY_RESPONSE);
+          socket.end();
+          return;
+        }
         const transport = transportOf(socket);
-        socket.data = new H1Connection(transport, handle, onError, limits, headOptions);
-        connections.add(socket.data);
+        const connection = new H1Connection(transport, handle, onError, limits, headOptions);
+        socket.data = connection;
+        connections.add(connection);
         proxyHeaders?.open(socket, transport.remoteAddr);
-        if (this.draining) socket.data.drain(QUIET_CONNECTION_GRACE_MS);
+        if (this.draining) connection.drain(QUIET_CONNECTION_GRACE_MS);
       },
       data: proxyHeaders
         ? (socket: BunSocket, data: Uint8Array) => proxyHeaders.data(socket, data)
-        : (socket: BunSocket, data: Uint8Array) => socket.data.onData(data),
-      drain: (socket: BunSocket) => socket.data.onDrain(),
-      end: (socket: BunSocket) => socket.data.onEnd(),
+        : (socket: BunSocket, data: Uint8Array) => socket.data?.onData(data),
+      drain: (socket: BunSocket) => socket.data?.onDrain(),
+      end: (socket: BunSocket) => socket.data?.onEnd(),
       close: (socket: BunSocket) => {
         proxyHeaders?.close(socket);
+        if (!socket.data) return;
         socket.data.onClose();
         connections.delete(socket.data);
         if (this.draining && connections.size === 0) this.onIdle?.();
@@ -110,19 +121,24 @@ class BunListenEngine implements ServingEngine {
       this.listeners.push(Bun.listen({ fd: socket.fd, allowHalfOpen: true, socket: socketHandlers }));
     }
     // A fresh connection gets at least a second for its first request, whatever --keep-alive says; one that has
-    // not sent a whole request head --header-timeout after it began to wait is cut, however slowly bytes arrive.
-    const { keepAliveMs, headerTimeoutMs } = durationsOf(settings);
+    // not sent a whole request head --header-timeout after it began to wait is cut, however slowly bytes arrive;
+    // one whose client has taken nothing of a response for --write-timeout is cut.
+    const { keepAliveMs, headerTimeoutMs, writeTimeoutMs } = durationsOf(settings);
     const idleLimitMs = Math.max(keepAliveMs, 1000);
     const headerLimitMs = headerTimeoutMs > 0 ? headerTimeoutMs : Infinity;
+    const writeLimitMs = writeTimeoutMs > 0 ? writeTimeoutMs : Infinity;
     setInterval(() => {
       const now = performance.now();
       for (const connection of connections) {
-        if (connection.idleSince === undefined) continue;
+        if (connection.idleSince === undefined) {
+          connection.abortIfStuck(now, writeLimitMs);
+          continue;
+        }
         const waited = now - connection.idleSince;
         if (waited >= headerLimitMs) connection.abortIfWaiting();
         else if (waited >= idleLimitMs) connection.closeIfIdle(0);
       }
-    }, Math.min(idleLimitMs / 2, headerLimitMs / 2, 1000)).unref();
+    }, Math.min(idleLimitMs / 2, headerLimitMs / 2, writeLimitMs / 4, 1000)).unref();
   }
 
   /**
@@ -142,7 +158,7 @@ class BunListenEngine implements ServingEngine {
           remoteAddr.hostname = verdict.client.address;
           remoteAddr.port = verdict.client.port;
         }
-        if (verdict.rest.byteLength > 0) socket.data.onData(verdict.rest);
+        if (verdict.rest.byteLength > 0) socket.data?.onData(verdict.rest);
         return;
       }
       logger.warning(`Invalid request from ip=${remoteAddr.hostname || '-'}: ${verdict.reason}`);
@@ -161,7 +177,8 @@ class BunListenEngine implements ServingEngine {
       data(socket: BunSocket, data: Uint8Array): void {
         const state = reading.get(socket);
         if (!state) {
-          socket.data.onData(data);
+          // Also a connection refused over --worker-connections, which has no H1Connection.
+          socket.data?.onData(data);
           return;
         }
         const verdict = state.preamble.feed(data);

@@ -2,7 +2,8 @@
  * The node:http engine: one http.Server per socket, serving the Fetch handler through the node:http adapter.
  * An inherited fd is served the way the runtime allows (src/runtime/); a reuse-port address (Node >= 22.12)
  * with `listen({ reusePort })`. The connection tracker times out quiet keep-alive connections (instead of
- * node:http's timer per request) and drains: in-flight requests finish, quiet connections are closed.
+ * node:http's timer per request) and stuck writes, caps the connections, admits a connection's pipelined requests
+ * a few at a time, and drains: in-flight requests finish, quiet connections are closed.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -12,6 +13,7 @@ import { requestLimitsOf } from '../http/limits.ts';
 import { createClientErrorListener, createConnectListener } from '../http/node/socket-refusals.ts';
 import { createRequestListener, type FetchRequestListener } from '../http/node-fetch-adapter.ts';
 import { readProxyHeadersFirst } from '../http/node/proxy-gate.ts';
+import { requestDeadlinesOf } from '../http/request-deadlines.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
 import { durationsOf } from '../settings.ts';
@@ -41,9 +43,9 @@ class NodeHttpEngine implements ServingEngine {
   constructor(context: EngineContext) {
     const { handler, logger, hooks, settings, runtime } = context;
     this.context = context;
-    const { keepAliveMs, headerTimeoutMs } = durationsOf(settings);
-    this.tracker = new ConnectionTracker(keepAliveMs, headerTimeoutMs);
-    this.requestListener = createRequestListener(handler, {
+    const { keepAliveMs, headerTimeoutMs, requestTimeoutMs, writeTimeoutMs } = durationsOf(settings);
+    this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger);
+    this.requestListener = this.tracker.admitting(createRequestListener(handler, {
       logger,
       shouldCloseConnection: hooks.shouldCloseConnection,
       onRequestStart: (incoming) => {
@@ -59,7 +61,8 @@ class NodeHttpEngine implements ServingEngine {
       limits: requestLimitsOf(settings),
       forwarding: new ForwardingPolicy(settings),
       serverHeader: settings.serverHeader,
-    });
+      deadlines: requestDeadlinesOf(requestTimeoutMs, logger),
+    }));
     this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
     this.clientErrorListener = createClientErrorListener(logger);
     this.connectListener = createConnectListener(logger);

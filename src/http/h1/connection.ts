@@ -107,6 +107,8 @@ export class H1Connection implements BodySource {
   private unsent: Uint8Array[] = [];
   private flushWaiters: (() => void)[] = [];
   private graceTimer?: ReturnType<typeof setTimeout>;
+  /** When bytes were first left unsent with none taken since (performance.now()); undefined while they flow. */
+  stuckSince: number | undefined;
   /** When the connection last became idle (no request being answered); undefined while busy. */
   idleSince: number | undefined = performance.now();
   /** Set once the worker drains: the grace a quiet connection gets before it is closed. */
@@ -158,15 +160,19 @@ export class H1Connection implements BodySource {
 
   /** The transport can take more bytes. */
   onDrain(): void {
+    let taken = 0;
     while (this.unsent.length > 0) {
       const data = this.unsent[0];
       const written = Math.max(this.transport.write(data), 0);
+      taken += written;
       if (written < data.byteLength) {
         this.unsent[0] = data.subarray(written);
+        if (taken > 0) this.stuckSince = performance.now();
         return;
       }
       this.unsent.shift();
     }
+    this.stuckSince = undefined;
     this.releaseFlushWaiters();
   }
 
@@ -202,6 +208,14 @@ export class H1Connection implements BodySource {
       this.graceTimer = undefined;
       if (this.idleSince !== undefined) this.transport.end();
     }, graceMs);
+  }
+
+  /** Cuts the connection (logged) if its client has taken none of the bytes written to it for `writeLimitMs`. */
+  abortIfStuck(now: number, writeLimitMs: number): void {
+    if (this.closed || this.stuckSince === undefined || now - this.stuckSince < writeLimitMs) return;
+    this.onError(`Write timeout: ip=${this.transport.remoteAddr.hostname || '-'} took none of the response for ` +
+      `${writeLimitMs / 1000} s; connection closed`, undefined);
+    this.transport.destroy();
   }
 
   /** Cuts the connection if it still waits for a request (no request head complete since it became idle). */
@@ -252,6 +266,9 @@ export class H1Connection implements BodySource {
     while (this.queue.length > 0 && !this.closed && !close) {
       close = await this.answerOne(this.queue[0]);
       this.queue.shift();
+      // Backpressure: the next pipelined request is answered once the client has taken this answer, so a client
+      // that does not read holds at most MAX_QUEUED parsed requests and one answer (reading pauses past them).
+      if (this.unsent.length > 0) await this.flushed();
       this.resumeReading();
     }
     this.answering = false;
@@ -394,7 +411,10 @@ export class H1Connection implements BodySource {
       return;
     }
     const written = Math.max(this.transport.write(data), 0);
-    if (written < data.byteLength) this.unsent.push(data.subarray(written));
+    if (written < data.byteLength) {
+      this.unsent.push(data.subarray(written));
+      this.stuckSince = performance.now();
+    }
   }
 
   /** Resolves once the transport has taken every byte written so far (or is closed). */

@@ -10,6 +10,7 @@ import { ForwardedHeaderError, type ForwardingPolicy } from '../forwarded.ts';
 import { MalformedBodyError, headPolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 import { InvalidResponseFieldError } from '../response-policy.ts';
+import { type RequestDeadlines, timeoutResponse } from '../request-deadlines.ts';
 import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
 import { refusingOn } from './socket-refusals.ts';
@@ -67,7 +68,7 @@ class Exchange {
   readonly startedAt: number;
   /** `--server-header`. */
   readonly serverHeader: string | null;
-  /** The request was refused (a limit, malformed): its response closes the connection. */
+  /** The request was refused (a limit, malformed) or timed out: its response closes the connection. */
   refused = false;
   /** The client's address from a trusted X-Forwarded-For, for the access log. */
   forwardedClient?: string;
@@ -87,7 +88,7 @@ class Exchange {
   /** The response has closed: sent in full, or cut (then the request's signal aborts). */
   closed(): void {
     const { incoming, res, sent, startedAt } = this;
-    if (!res.writableFinished) NodeRequest.clientGone(this.request);
+    if (!res.writableFinished) NodeRequest.abort(this.request);
     const finishedAt = startedAt && performance.now();
     // Built only when the access log asks for it: most deployments run with it off.
     this.hooks.onRequestDone(() => ({
@@ -182,6 +183,8 @@ export interface AdapterOptions {
   forwarding?: ForwardingPolicy;
   /** `--server-header`: sent as `Server` unless the app set one (none by default). */
   serverHeader?: string | null;
+  /** --request-timeout, when on. */
+  deadlines?: RequestDeadlines;
 }
 
 /**
@@ -213,7 +216,7 @@ export type FetchRequestListener = (incoming: http.IncomingMessage, res: http.Se
  * Request then sends `100 Continue` when the handler first reads the body, so a handler can refuse without it.
  */
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): FetchRequestListener {
-  const { answerAfterParse = false, limits, forwarding, serverHeader = null } = options;
+  const { answerAfterParse = false, limits, forwarding, serverHeader = null, deadlines } = options;
   return (incoming, res, awaitsContinue = false) => {
     hooks.onRequestStart(incoming);
     const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0, awaitsContinue, serverHeader);
@@ -236,6 +239,13 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
       return;
     }
     if (typeof (result as Promise<Response> | null)?.then === 'function') {
+      if (deadlines) {
+        result = deadlines.within(result as Promise<Response>, method, target, (reason) => {
+          exchange.refused = true;
+          NodeRequest.abort(exchange.request, reason);
+          return timeoutResponse();
+        });
+      }
       (result as Promise<Response>).then(
         (value) => exchange.send(value),
         (error: unknown) => exchange.send(exchange.failed(error)),

@@ -122,7 +122,9 @@ export class NodeRequest {
   #url?: string;
   #headers?: Headers;
   #abortController?: AbortController;
-  #clientGone = false;
+  /** Why the request was aborted (the client went away, or --request-timeout) before its signal was built. */
+  #abortReason?: unknown;
+  #aborted = false;
   /** Set once text(), json() or arrayBuffer() has taken the body straight from the IncomingMessage. */
   #bodyTaken = false;
   #native?: Request;
@@ -154,7 +156,7 @@ export class NodeRequest {
   get signal(): AbortSignal {
     if (!this.#abortController) {
       this.#abortController = new AbortController();
-      if (this.#clientGone) this.#abortController.abort();
+      if (this.#aborted) this.#abortController.abort(this.#abortReason);
     }
     return this.#abortController.signal;
   }
@@ -233,10 +235,15 @@ export class NodeRequest {
     if (changesUrl(forwarded)) request.#url = forwardedUrl(unparsedUrlOf(request.#incoming), forwarded);
   }
 
-  /** Aborts the request's signal, now if the handler took it or else at birth: the client went away. */
-  static clientGone(request: NodeRequest): void {
-    request.#clientGone = true;
-    request.#abortController?.abort();
+  /**
+   * Aborts the request's signal, now if the handler took it or else at birth: the client went away (no reason:
+   * the default AbortError) or the request timed out.
+   */
+  static abort(request: NodeRequest, reason?: unknown): void {
+    if (request.#aborted) return;
+    request.#aborted = true;
+    request.#abortReason = reason;
+    request.#abortController?.abort(reason);
   }
 
   /**
