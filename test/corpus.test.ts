@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { SETTINGS } from '../src/settings.ts';
-import { fixture, ROOT, Server, TEST_TARGETS, withRunningServer } from './helpers.ts';
+import { fixture, ROOT, Server, servesNatively, TEST_TARGETS, type TestTarget, withRunningServer } from './helpers.ts';
 
 interface ExpectedRequest {
   method: string;
@@ -55,12 +55,12 @@ interface Figures {
  * (51 to 53): a malformed chunked body there ends in a 500 or in a close, as its reads race.
  */
 const BASELINE: Record<string, { whole: Figures; split: Figures }> = {
-  'node inherit': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 67 } },
-  'node reuse-port': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 67 } },
-  'deno inherit': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 67 } },
-  'deno reuse-port': { whole: { valid: 27, invalid: 60, status: 58 }, split: { valid: 27, invalid: 60, status: 51 } },
-  'bun inherit': { whole: { valid: 44, invalid: 67, status: 67 }, split: { valid: 44, invalid: 67, status: 67 } },
-  'bun reuse-port': { whole: { valid: 39, invalid: 61, status: 49 }, split: { valid: 39, invalid: 61, status: 49 } },
+  'node inherit': { whole: { valid: 48, invalid: 71, status: 71 }, split: { valid: 48, invalid: 71, status: 71 } },
+  'node reuse-port': { whole: { valid: 48, invalid: 71, status: 71 }, split: { valid: 48, invalid: 71, status: 71 } },
+  'deno inherit': { whole: { valid: 48, invalid: 71, status: 71 }, split: { valid: 48, invalid: 71, status: 71 } },
+  'deno reuse-port': { whole: { valid: 27, invalid: 61, status: 58 }, split: { valid: 27, invalid: 61, status: 51 } },
+  'bun inherit': { whole: { valid: 48, invalid: 71, status: 71 }, split: { valid: 48, invalid: 71, status: 71 } },
+  'bun reuse-port': { whole: { valid: 39, invalid: 62, status: 49 }, split: { valid: 39, invalid: 62, status: 49 } },
 };
 
 /** Whether this build has a setting with the CLI flag `--flag` (some arrive from other branches). */
@@ -69,11 +69,12 @@ const hasFlag = (flag: string) => SETTINGS.some((spec) => spec.flag === flag || 
 /**
  * Gunicorn's settings as tsgunicorn flags: the flags for a value, or why a case that sets it is skipped.
  */
-const SETTING_FLAGS: Record<string, (value: unknown) => string[] | { skip: string }> = {
+const SETTING_FLAGS: Record<string, (value: unknown, target: TestTarget) => string[] | { skip: string }> = {
   limit_request_line: (value) => ['--limit-request-line', String(value)],
   limit_request_fields: (value) => ['--limit-request-fields', String(value)],
   limit_request_field_size: (value) => ['--limit-request-field_size', String(value)],
-  proxy_protocol: (value) => !hasFlag('proxy-protocol') ? { skip: '--proxy-protocol is not in this build' }
+  proxy_protocol: (value, target) => !hasFlag('proxy-protocol') ? { skip: '--proxy-protocol is not in this build' }
+    : servesNatively(target) ? { skip: 'PROXY protocol: Deno.serve and Bun.serve parse the connection\'s bytes themselves' }
     : ['--proxy-protocol', value === true ? 'auto' : String(value)],
   forwarded_allow_ips: (value) => !hasFlag('forwarded-allow-ips') ? { skip: '--forwarded-allow-ips is not in this build' }
     : ['--forwarded-allow-ips', String(value)],
@@ -85,10 +86,10 @@ const SETTING_FLAGS: Record<string, (value: unknown) => string[] | { skip: strin
 };
 
 /** The CLI flags for a case's settings, or why it cannot run. */
-function flagsFor(config: Record<string, unknown>): string[] | { skip: string } {
+function flagsFor(config: Record<string, unknown>, target: TestTarget): string[] | { skip: string } {
   const flags: string[] = [];
   for (const [name, value] of Object.entries(config)) {
-    const mapped = SETTING_FLAGS[name]?.(value) ?? { skip: `${name}: unknown setting` };
+    const mapped = SETTING_FLAGS[name]?.(value, target) ?? { skip: `${name}: unknown setting` };
     if (!Array.isArray(mapped)) return mapped;
     flags.push(...mapped);
   }
@@ -301,21 +302,24 @@ function refusal(c: CorpusCase, { responses, closed }: Outcome): { refused: bool
 
 const allCases = JSON.parse(fs.readFileSync(CORPUS, 'utf8')).cases as CorpusCase[];
 
-/** Cases grouped by the flags their settings map to (one server per group), and the cases skipped, with why. */
-const groups = new Map<string, { flags: string[]; cases: CorpusCase[] }>();
-const skipped: { name: string; reason: string }[] = [];
-for (const c of allCases) {
-  const flags = flagsFor(c.config);
-  if (!Array.isArray(flags)) {
-    skipped.push({ name: c.name, reason: flags.skip });
-    continue;
+/** A target's cases grouped by the flags their settings map to (one server per group), and those it skips, with why. */
+function planFor(target: TestTarget) {
+  const groups = new Map<string, { flags: string[]; cases: CorpusCase[] }>();
+  const skipped: { name: string; reason: string }[] = [];
+  for (const c of allCases) {
+    const flags = flagsFor(c.config, target);
+    if (!Array.isArray(flags)) {
+      skipped.push({ name: c.name, reason: flags.skip });
+      continue;
+    }
+    const key = flags.join(' ');
+    if (!groups.has(key)) groups.set(key, { flags, cases: [] });
+    groups.get(key)!.cases.push(c);
   }
-  const key = flags.join(' ');
-  if (!groups.has(key)) groups.set(key, { flags, cases: [] });
-  groups.get(key)!.cases.push(c);
+  const runnable = [...groups.values()].flatMap((group) => group.cases);
+  const total = (kind: 'valid' | 'invalid') => runnable.filter((c) => c.kind === kind).length;
+  return { groups, skipped, total };
 }
-const runnable = [...groups.values()].flatMap((group) => group.cases);
-const total = (kind: 'valid' | 'invalid') => runnable.filter((c) => c.kind === kind).length;
 
 /** Errors Gunicorn raises because the input ends in the middle of a request: those cases half-close after their bytes. */
 const ENDS_EARLY = new Set(['NoMoreData', 'ChunkMissingTerminator']);
@@ -324,6 +328,7 @@ const ENDS_EARLY = new Set(['NoMoreData', 'ChunkMissingTerminator']);
 const CONCURRENCY = 24;
 
 for (const target of TEST_TARGETS) {
+  const { groups, skipped, total } = planFor(target);
   describe(`${target.name}: Gunicorn's request corpus`, () => {
     it('serves the valid cases and refuses the invalid ones, whole and split, no worse than the baseline', async () => {
       const started = await Promise.allSettled([...groups.values()].map(({ flags }) =>

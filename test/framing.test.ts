@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fixture, Server, TEST_TARGETS, type TestTarget, waitFor, withRunningServer } from './helpers.ts';
+import { fixture, Server, servesNatively, TEST_TARGETS, waitFor, withRunningServer } from './helpers.ts';
 
 /** How long a step may wait for the server (a bound, not an assertion on speed). */
 const WAIT_MS = 5000;
@@ -65,7 +65,6 @@ class RawClient {
 }
 
 /** Whether the target serves with a native server, whose parser is the runtime's own. */
-const isNative = (target: TestTarget) => target.mode === 'reuse-port' && target.runtime !== 'node';
 
 /**
  * What a native server does with a case where it differs from the engines tsgunicorn parses for: the statuses it
@@ -131,19 +130,19 @@ for (const target of TEST_TARGETS) {
         const results = await Promise.all(CASES.map(async (c) => ({ c, ...(await send(server.url, c.raw)) })));
         const wrong: string[] = [];
         for (const { c, statuses, closed } of results) {
-          const native = isNative(target) ? c[target.runtime as 'deno' | 'bun'] : undefined;
+          const native = servesNatively(target) ? c[target.runtime as 'deno' | 'bun'] : undefined;
           if (native && !Array.isArray(native)) {
             console.log(`# ${target.name}: ${c.name}: served (${native.served})`);
             continue;
           }
           const allowed = native ?? [c.status];
           // Deno.serve sends a refusal's `Connection: close` but leaves the connection open after it.
-          const ok = (closed || (isNative(target) && target.runtime === 'deno')) && (allowed.length === 0 ? statuses.length <= 1 && (statuses[0] ?? 400) === 400
+          const ok = (closed || (servesNatively(target) && target.runtime === 'deno')) && (allowed.length === 0 ? statuses.length <= 1 && (statuses[0] ?? 400) === 400
             : statuses.length === 1 && allowed.includes(statuses[0]));
           if (!ok) wrong.push(`${c.name}: ${statuses.join(',') || 'no answer'}${closed ? '' : ', left open'} (expected ${allowed.join('/') || 'a close'})`);
         }
         assert.deepEqual(wrong, []);
-        if (!isNative(target)) {
+        if (!servesNatively(target)) {
           // Every refusal by the engines tsgunicorn parses for is logged once.
           await waitFor('a log line per refusal', () =>
             server.matches(/Invalid request from ip=127\.0\.0\.1: /).length >= CASES.length || undefined);
@@ -166,7 +165,7 @@ for (const target of TEST_TARGETS) {
           refuser.write(head('/refuse'));
           assert.ok(await refuser.until(() => refuser.statuses.includes(413)), JSON.stringify(refuser.data));
           // Deno.serve and Bun.serve answer 100 before the handler runs, as Gunicorn does (not configurable).
-          assert.deepEqual(refuser.statuses, isNative(target) ? [100, 413] : [413]);
+          assert.deepEqual(refuser.statuses, servesNatively(target) ? [100, 413] : [413]);
         } finally {
           reader.destroy();
           refuser.destroy();

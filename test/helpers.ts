@@ -53,6 +53,12 @@ export const TEST_TARGETS: TestTarget[] = TEST_RUNTIMES.flatMap((runtime) => {
     .map((mode) => ({ runtime, mode, name: `${runtime} ${mode}` }));
 });
 
+/**
+ * Whether a target serves with the runtime's own HTTP server (Deno.serve, Bun.serve in reuse-port mode), whose
+ * parser reads the connection's bytes and cannot be configured.
+ */
+export const servesNatively = (target: TestTarget) => target.mode === 'reuse-port' && target.runtime !== 'node';
+
 /** What tests pass where a runtime is expected: a runtime name (its default mode) or a target. */
 export type Runnable = string | TestTarget;
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fixture, pidOf, runCli, Server, TEST_TARGETS, withRunningServer } from './helpers.ts';
+import { fixture, pidOf, runCli, Server, servesNatively, TEST_TARGETS, withRunningServer } from './helpers.ts';
 
 /** One response off the wire. */
 interface RawResponse {
@@ -114,7 +114,7 @@ async function one(url: string, request: string, bodyless = false): Promise<RawR
 }
 
 for (const target of TEST_TARGETS) {
-  const native = target.mode === 'reuse-port' && target.runtime !== 'node';
+  const native = servesNatively(target);
   describe(`${target.name}: responses`, () => {
     it('frames bodyless responses, keeps HEAD\'s Content-Length, sends Fetch\'s Content-Type and latin-1 bytes', async () => {
       await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', fixture('responses-app.ts')]), async (server) => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, pidOf, Server, sleep, TEST_TARGETS, type TestTarget, waitFor, withRunningServer } from './helpers.ts';
+import { fetchText, fixture, pidOf, Server, servesNatively, sleep, TEST_TARGETS, type TestTarget, waitFor, withRunningServer } from './helpers.ts';
 
 const APP = fixture('timeouts-app.ts');
 
@@ -63,7 +63,7 @@ async function poll<T>(what: string, check: () => Promise<T | undefined>, timeou
 }
 
 /** Skips Deno.serve and Bun.serve (reuse-port on Deno and Bun), which have no such setting. */
-const nativeSkips = (target: TestTarget, what: string) => target.mode === 'reuse-port' && target.runtime !== 'node'
+const nativeSkips = (target: TestTarget, what: string) => servesNatively(target)
   ? `the native server has no ${what} to set (README, "Runtimes and engines")` : false;
 
 for (const target of TEST_TARGETS) {
