@@ -12,12 +12,22 @@ export function isResponse(value: unknown): value is Response {
 const REASONS: Record<number, string> = {
   400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long',
   417: 'Expectation Failed', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error',
-  501: 'Not Implemented', 505: 'HTTP Version Not Supported',
+  501: 'Not Implemented', 503: 'Service Unavailable',
 };
 
 /** The reason phrase of a status tsgunicorn answers by itself (400 for an unknown one). */
 export function reasonPhrase(status: number): string {
   return REASONS[status] ?? REASONS[400];
+}
+
+/**
+ * A whole plain-text error answer with `Connection: close`, as latin-1 text for a socket: for refusals written
+ * before (or instead of) any HTTP parsing.
+ */
+export function rawErrorAnswer(status: number): string {
+  const body = `${reasonPhrase(status)}\n`;
+  return `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+    `Content-Length: ${body.length}\r\n\r\n${body}`;
 }
 
 /** A plain-text error response. */

@@ -134,7 +134,10 @@ export class ConnectionTracker {
     this.listener = listener;
     return (incoming, res, awaitsContinue) => {
       const state = this.connections.get(incoming.socket as Socket);
-      if (!state || (state.busy < MAX_IN_FLIGHT && state.parked.length === 0)) {
+      // Only a connection refused over --worker-connections is untracked: a request it sent before its 503 went out
+      // is never served (the socket closes once the 503 is written).
+      if (!state) return;
+      if (state.busy < MAX_IN_FLIGHT && state.parked.length === 0) {
         listener(incoming, res, awaitsContinue);
         return;
       }
@@ -243,7 +246,7 @@ export class ConnectionTracker {
     logOverCapacity(this.logger, socket.remoteAddress, this.maxConnections);
     socket.on('error', () => {});
     socket.end(OVER_CAPACITY_RESPONSE);
-    socket.destroySoon?.();
+    socket.destroySoon();
   }
 
   private closeWhenQuiet(socket: Socket): void {

@@ -5,10 +5,10 @@
  * node:net nor Bun.listen can pause accepting on an inherited fd: closing the listener closes the fd.)
  */
 import type { Logger } from '../glogging.ts';
+import { rawErrorAnswer } from './app-response.ts';
 
 /** The whole response, as bytes to write. */
-export const OVER_CAPACITY_RESPONSE = Buffer.from('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n' +
-  'Content-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\n\r\nService Unavailable\n', 'latin1');
+export const OVER_CAPACITY_RESPONSE = Buffer.from(rawErrorAnswer(503), 'latin1');
 
 /** Logs a refused connection. */
 export function logOverCapacity(logger: Logger, hostname: string | undefined, maxConnections: number): void {

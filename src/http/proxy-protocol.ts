@@ -5,9 +5,11 @@
  * its verdict.
  */
 import net from 'node:net';
+import type { ProxyProtocolMode } from '../settings.ts';
+import { rawErrorAnswer } from './app-response.ts';
 
 /** Which headers a connection may start with (`--proxy-protocol` other than off). */
-export type ProxyHeaderVersions = 'v1' | 'v2' | 'auto';
+export type ProxyHeaderVersions = Exclude<ProxyProtocolMode, 'off'>;
 
 /** The client a PROXY header names. */
 export interface ProxyClient {
@@ -122,8 +124,7 @@ export type ProxyVerdict =
   | { action: 'close'; reason: string };
 
 /** The answer to a malformed PROXY header, written before the connection closes. */
-export const PROXY_HEADER_REFUSAL = Buffer.from('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n' +
-  'Content-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n\r\nBad Request\n', 'latin1');
+export const PROXY_HEADER_REFUSAL = Buffer.from(rawErrorAnswer(400), 'latin1');
 
 /**
  * A connection's first bytes until they show whether a PROXY header is there. A peer not allowed to send one may

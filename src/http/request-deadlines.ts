@@ -6,7 +6,7 @@
  * setting is off.
  */
 import type { Logger } from '../glogging.ts';
-import { errorResponse } from './app-response.ts';
+import { errorResponse, isResponse } from './app-response.ts';
 
 /** Sweeps per timeout: a request is timed out after 1 to 1.25 timeouts. */
 const SWEEPS_PER_TIMEOUT = 4;
@@ -57,7 +57,7 @@ export class RequestDeadlines {
       };
       this.add(entry);
       answer.then((response) => {
-        if (!this.pending.delete(entry)) response?.body?.cancel().catch(() => {});
+        if (!this.pending.delete(entry) && isResponse(response)) response.body?.cancel().catch(() => {});
         resolve(response);
       }, (error: unknown) => {
         this.pending.delete(entry);

@@ -23,7 +23,7 @@ const KNOWN_PEERS = 1024;
 const MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 
 /** The 16 bytes of an IPv4 or IPv6 address (IPv4 mapped into IPv6), or undefined if `text` is not one. */
-export function addressBytes(text: string): Uint8Array | undefined {
+function addressBytes(text: string): Uint8Array | undefined {
   const zone = text.indexOf('%');
   const address = zone < 0 ? text : text.slice(0, zone);
   const family = net.isIP(address);
@@ -81,8 +81,7 @@ function parseEntry(entry: string): Network | string {
   if (bytes.some((byte, i) => (byte & ~byteMask(prefixBits, i) & 0xff) !== 0)) {
     return 'has host bits set (write the network address)';
   }
-  const network = { bytes, prefixBits };
-  return network;
+  return { bytes, prefixBits };
 }
 
 /**

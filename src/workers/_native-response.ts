@@ -9,13 +9,12 @@ import {
   checkUnusualValue, hasCloseOption, HOP_BY_HOP_FIELDS, httpDate, InvalidResponseFieldError, isHopByHop, isPlainValue,
 } from '../http/response-policy.ts';
 
-/** The corrections a native server needs. */
+/**
+ * The corrections a native server needs beyond the ones every native server gets: every value checked and the
+ * hop-by-hop fields dropped (the servers pass both on as they are: Bun.serve sends a control character in a
+ * value; Deno.serve panics on one and the whole worker dies).
+ */
 export interface NativeResponseRules {
-  /**
-   * Check every value and drop hop-by-hop fields: the server passes both on as they are (Bun.serve sends a
-   * control character in a value; Deno.serve panics on one and the whole worker dies).
-   */
-  checkFields: boolean;
   /**
    * Visits the fields the server will send, as `(value, name)`, names in any case; by default
    * `response.headers.forEach`.
@@ -26,7 +25,7 @@ export interface NativeResponseRules {
 }
 
 /** Edits a response's headers; a response with immutable headers (Response.redirect, fetch) is copied first. */
-function withEditedHeaders(response: Response, edit: (headers: Headers) => void): Response {
+export function withEditedHeaders(response: Response, edit: (headers: Headers) => void): Response {
   try {
     edit(response.headers);
     return response;
@@ -81,29 +80,23 @@ function withDate(headers: Headers): Headers {
   return copy;
 }
 
-/**
- * The correction of every response for a native server with these rules and `--server-header`, or undefined
- * when there is nothing to correct.
- */
+/** The correction of every response for a native server with these rules and `--server-header`. */
 export function responseCorrection(
   rules: NativeResponseRules, serverHeader: string | null, logger: Logger,
-): ((request: Request, response: Response) => Response) | undefined {
-  if (!rules.checkFields && !rules.fixHead && serverHeader === null) return undefined;
+): (request: Request, response: Response) => Response {
   const setServer = (headers: Headers) => headers.set('server', serverHeader!);
   const forEachField = rules.forEachField ?? forEachHeader;
   return (request, response) => {
-    if (rules.checkFields) {
-      invalidField = undefined;
-      hasHopByHop = false;
-      forEachField(response, inspectField);
-      const invalid = invalidField as InvalidResponseFieldError | undefined;
-      if (invalid) {
-        logger.error(`Error handling request ${request.method} ${request.url}: ${invalid.message}`);
-        response.body?.cancel().catch(() => {});
-        response = errorResponse(500, 'Internal Server Error');
-      } else if (hasHopByHop) {
-        response = withEditedHeaders(response, dropHopByHop);
-      }
+    invalidField = undefined;
+    hasHopByHop = false;
+    forEachField(response, inspectField);
+    const invalid = invalidField as InvalidResponseFieldError | undefined;
+    if (invalid) {
+      logger.error(`Error handling request ${request.method} ${request.url}: ${invalid.message}`);
+      response.body?.cancel().catch(() => {});
+      response = errorResponse(500, 'Internal Server Error');
+    } else if (hasHopByHop) {
+      response = withEditedHeaders(response, dropHopByHop);
     }
     if (serverHeader !== null && !response.headers.has('server')) response = withEditedHeaders(response, setServer);
     if (rules.fixHead && request.method === 'HEAD') response = fixedHead(response);

@@ -11,19 +11,10 @@ import { requestDeadlinesOf, timeoutResponse } from '../http/request-deadlines.t
 import type { ServeInfo } from '../http/types.ts';
 import { durationsOf } from '../settings.ts';
 import type { EngineContext } from './base.ts';
-import { type NativeResponseRules, responseCorrection } from './_native-response.ts';
+import { type NativeResponseRules, responseCorrection, withEditedHeaders } from './_native-response.ts';
 
 /** Marks a response as the last one on its connection; a response with immutable headers is copied first. */
-function withConnectionClose(response: Response): Response {
-  try {
-    response.headers.set('connection', 'close');
-    return response;
-  } catch {
-    const copy = new Response(response.body, response);
-    copy.headers.set('connection', 'close');
-    return copy;
-  }
-}
+const withConnectionClose = (response: Response) => withEditedHeaders(response, (headers) => headers.set('connection', 'close'));
 
 const nativeClone = Request.prototype.clone;
 

@@ -155,6 +155,8 @@ class BunListenEngine implements ServingEngine {
     const act = (socket: BunSocket, remoteAddr: RemoteAddress, verdict: ProxyVerdict) => {
       if (verdict.action === 'serve') {
         if (verdict.client) {
+          // Also behind a unix socket: the client the header names is a TCP peer (as node-http reports it).
+          remoteAddr.transport = 'tcp';
           remoteAddr.hostname = verdict.client.address;
           remoteAddr.port = verdict.client.port;
         }

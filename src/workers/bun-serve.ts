@@ -15,7 +15,7 @@ import type { NativeResponseRules } from './_native-response.ts';
  * Bun.serve sends a control character in a header value as it is and passes hop-by-hop fields on; its HEAD
  * responses have no Date, and a stream body's declared Content-Length becomes `Transfer-Encoding: chunked`.
  */
-const BUN_SERVE_RULES: NativeResponseRules = { checkFields: true, fixHead: true };
+const BUN_SERVE_RULES: NativeResponseRules = { fixHead: true };
 
 interface BunServer {
   stop(closeActiveConnections?: boolean): Promise<void>;

@@ -27,7 +27,7 @@ function forEachDenoField(response: Response, visit: (value: string, name: strin
  * Deno.serve panics (the whole worker dies) on a control character in a header value, which Fetch's Headers
  * allow, and passes hop-by-hop fields on; HEAD it answers as it should.
  */
-const DENO_SERVE_RULES: NativeResponseRules = { checkFields: true, forEachField: forEachDenoField, fixHead: false };
+const DENO_SERVE_RULES: NativeResponseRules = { forEachField: forEachDenoField, fixHead: false };
 
 interface DenoServeInfo extends ServeInfo {
   /** Settles once the response has been sent (or failed). */

@@ -12,7 +12,7 @@ import { readIfReady, readyBodyLength } from '../ready-read.ts';
 import { InvalidResponseFieldError } from '../response-policy.ts';
 import { type BodySource, Exchange } from './exchange.ts';
 import { RequestError, type RequestHead, RequestParser } from './request-parser.ts';
-import { type AppFields, appFields, type Framing, type HeadOptions, isBodyless, responseHead } from './response-head.ts';
+import { type AppFields, appFields, checkStatusText, type Framing, type HeadOptions, isBodyless, responseHead } from './response-head.ts';
 
 /** The socket under a connection, as the engine provides it. */
 export interface H1Transport {
@@ -108,7 +108,7 @@ export class H1Connection implements BodySource {
   private flushWaiters: (() => void)[] = [];
   private graceTimer?: ReturnType<typeof setTimeout>;
   /** When bytes were first left unsent with none taken since (performance.now()); undefined while they flow. */
-  stuckSince: number | undefined;
+  private stuckSince: number | undefined;
   /** When the connection last became idle (no request being answered); undefined while busy. */
   idleSince: number | undefined = performance.now();
   /** Set once the worker drains: the grace a quiet connection gets before it is closed. */
@@ -310,6 +310,7 @@ export class H1Connection implements BodySource {
       let fields: AppFields;
       try {
         fields = appFields(response.headers);
+        checkStatusText(response.statusText);
       } catch (error) {
         if (!(error instanceof InvalidResponseFieldError)) throw error;
         // Nothing has been written: the client gets a 500, never the field (a split response).

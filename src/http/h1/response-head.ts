@@ -43,12 +43,14 @@ export interface HeadOptions {
 /** Status lines of responses without a statusText of their own, by status. */
 const statusLines = new Map<number, string>();
 
+/** Throws an InvalidResponseFieldError for a reason phrase HTTP/1.1 cannot carry. */
+export function checkStatusText(statusText: string): void {
+  // A Response checks its statusText; a Response-like object from elsewhere may not have.
+  if (statusText && !isValidFieldValue(statusText)) throw new InvalidResponseFieldError('statusText', 'a control or non-latin-1 character');
+}
+
 function statusLine(status: number, statusText: string): string {
-  if (statusText) {
-    // A Response checks its statusText; a Response-like object from elsewhere may not have.
-    if (!isValidFieldValue(statusText)) throw new InvalidResponseFieldError('statusText', 'a control or non-latin-1 character');
-    return `HTTP/1.1 ${status} ${statusText}\r\n`;
-  }
+  if (statusText) return `HTTP/1.1 ${status} ${statusText}\r\n`;
   let line = statusLines.get(status);
   if (line === undefined) {
     line = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;

@@ -126,7 +126,7 @@ class Exchange {
       error instanceof ForwardedHeaderError) return this.refuse(error.status, error.message);
     // The connection went before the body ended (a malformed body, answered and logged by the clientError
     // listener, or the client left): the handler failing to read the body is no app error.
-    if (!incoming.complete && incoming.socket.destroyed) {
+    if (!incoming.complete && (incoming.socket?.destroyed ?? true)) {
       hooks.logger.debug(`Request ${incoming.method} ${incoming.url} abandoned: ${(error as Error)?.message}`);
       return errorResponse(500, 'Internal Server Error');
     }

@@ -7,7 +7,7 @@
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../glogging.ts';
-import { reasonPhrase } from '../app-response.ts';
+import { rawErrorAnswer } from '../app-response.ts';
 
 /** Connections whose request the request listener is refusing (its answer closes them). */
 const refusing = new WeakSet<Socket>();
@@ -28,17 +28,12 @@ function statusOf(code: string): number {
   return 400;
 }
 
-/** The whole answer to a request node:http could not parse, as bytes for the socket. */
-function refusal(status: number): string {
-  const body = `${reasonPhrase(status)}\n`;
-  return `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-    `Content-Length: ${body.length}\r\n\r\n${body}`;
-}
-
 /** Answers a request with `status` on its socket, logs it, and closes once that has gone out. */
 function refuse(logger: Logger, socket: Socket, status: number, reason: string): void {
   logger.warning(`Invalid request from ip=${socket.remoteAddress ?? '-'}: ${reason}`);
-  socket.write(refusal(status));
+  // node:http has taken its own error listener off a socket it hands to 'connect': a reset must not go unhandled.
+  socket.on('error', () => socket.destroy());
+  socket.write(rawErrorAnswer(status));
   socket.destroySoon();
 }
 
