@@ -349,8 +349,11 @@ for (const target of TEST_TARGETS) {
             group.cases.flatMap((c) => SENDINGS.map((sending) => ({ c, sending, url: servers[index].url }))));
           const run = async ({ c, sending, url }: typeof jobs[number]) => {
             // A valid case needs all its responses; an invalid one is settled by its first.
+            // A case refused at its first request (an invalid one, or a valid hostless HTTP/1.1 one, which gets 400)
+            // stops sending on the answer and waits for the close, as a client does on an early refusal.
+            const refusedFirst = c.kind === 'invalid' || hostless(c.expect![0]);
             const outcome = await exchange(url, Buffer.from(c.raw_base64, 'base64'), c.kind === 'valid' ? c.expect!.length : 1, sending,
-              c.error !== undefined && ENDS_EARLY.has(c.error), c.kind === 'invalid');
+              c.error !== undefined && ENDS_EARLY.has(c.error), refusedFirst);
             if (c.kind === 'valid') {
               if (!servedCorrectly(outcome.responses, c.expect!)) {
                 failed[sending].valid.push(`${c.name}(${outcome.responses.map((r) => r.status).join(',') || 'none'})`);
