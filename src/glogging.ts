@@ -381,6 +381,11 @@ function describeOne(err: unknown): string {
   }
 }
 
+/** Gunicorn's warning for a request refused as invalid, from the client's address (- when unknown). */
+export function invalidRequestLine(ip: string | undefined, reason: string): string {
+  return `Invalid request from ip=${ip || '-'}: ${reason}`;
+}
+
 /**
  * Gunicorn-style logger: an error log with level filtering and an optional
  * access log. Each line is written with a single write call.

@@ -5,8 +5,9 @@
  * its verdict.
  */
 import net from 'node:net';
-import type { ProxyProtocolMode } from '../settings.ts';
+import type { ProxyProtocolMode, Settings } from '../settings.ts';
 import { rawErrorAnswer } from './app-response.ts';
+import { parsePeerList } from './trusted-peers.ts';
 
 /** Which headers a connection may start with (`--proxy-protocol` other than off). */
 export type ProxyHeaderVersions = Exclude<ProxyProtocolMode, 'off'>;
@@ -154,4 +155,17 @@ export class ProxyPreamble {
     if (parsed.kind === 'invalid') return { action: 'refuse', reason: parsed.reason };
     return { action: 'serve', rest: data.subarray(parsed.length), client: parsed.client };
   }
+}
+
+/**
+ * The PROXY header reader of each new connection under a configuration, or undefined with `--proxy-protocol off`:
+ * `peer` is the connection's own address (undefined for a unix socket, whose peers may always send one).
+ */
+export function proxyPreambles(
+  settings: Pick<Settings, 'proxyProtocol' | 'proxyAllowIps'>,
+): ((peer: string | undefined) => ProxyPreamble) | undefined {
+  if (settings.proxyProtocol === 'off') return undefined;
+  const versions = settings.proxyProtocol;
+  const allowed = parsePeerList(settings.proxyAllowIps, '--proxy-allow-from');
+  return (peer) => new ProxyPreamble(versions, peer === undefined || allowed(peer));
 }

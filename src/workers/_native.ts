@@ -2,7 +2,7 @@
  * What the native-server engines (Deno.serve, Bun.serve) share: the runtime's server calls a Fetch handler
  * itself, so the worker's bookkeeping wraps the app's handler instead of a node:http listener.
  */
-import type { AccessEntry } from '../glogging.ts';
+import { type AccessEntry, invalidRequestLine } from '../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../http/app-response.ts';
 import { changesUrl, ForwardedHeaderError, forwardedUrl, ForwardingPolicy } from '../http/forwarded.ts';
 import { MalformedBodyError } from '../http/head-policy.ts';
@@ -82,7 +82,7 @@ export function nativeHandler(context: EngineContext, checkLimits = true, rules?
   const deadlines = requestDeadlinesOf(durationsOf(context.settings).requestTimeoutMs, logger);
   /** A refused request's answer, logged as an invalid request; its connection closes. */
   const refuse = (info: ServeInfo, status: number, reason: string) => {
-    logger.warning(`Invalid request from ip=${info.remoteAddr.hostname || '-'}: ${reason}`);
+    logger.warning(invalidRequestLine(info.remoteAddr.hostname, reason));
     return withConnectionClose(errorResponse(status, reasonPhrase(status)));
   };
   const failed = (request: Request, info: ServeInfo, error: unknown) => {

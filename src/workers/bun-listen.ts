@@ -3,11 +3,11 @@
  * connection speaks HTTP/1.1 through src/http/h1/. Stopping closes the worker's copy of each fd; the master
  * keeps the socket. Draining lets requests in flight finish and closes quiet connections after a short grace.
  */
+import { invalidRequestLine } from '../glogging.ts';
 import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
 import { requestLimitsOf } from '../http/limits.ts';
-import { PROXY_HEADER_REFUSAL, ProxyPreamble, type ProxyVerdict } from '../http/proxy-protocol.ts';
-import { parsePeerList } from '../http/trusted-peers.ts';
+import { PROXY_HEADER_REFUSAL, type ProxyPreamble, proxyPreambles, type ProxyVerdict } from '../http/proxy-protocol.ts';
 import { InvalidResponseFieldError } from '../http/response-policy.ts';
 import { logOverCapacity, OVER_CAPACITY_RESPONSE } from '../http/over-capacity.ts';
 import type { RemoteAddress } from '../http/types.ts';
@@ -148,9 +148,8 @@ class BunListenEngine implements ServingEngine {
    */
   private proxyHeaderReader() {
     const { settings, logger } = this.context;
-    if (settings.proxyProtocol === 'off') return undefined;
-    const versions = settings.proxyProtocol;
-    const allowed = parsePeerList(settings.proxyAllowIps, '--proxy-allow-from');
+    const preambleFor = proxyPreambles(settings);
+    if (!preambleFor) return undefined;
     const reading = new Map<BunSocket, { preamble: ProxyPreamble; remoteAddr: RemoteAddress }>();
     const act = (socket: BunSocket, remoteAddr: RemoteAddress, verdict: ProxyVerdict) => {
       if (verdict.action === 'serve') {
@@ -163,7 +162,7 @@ class BunListenEngine implements ServingEngine {
         if (verdict.rest.byteLength > 0) socket.data?.onData(verdict.rest);
         return;
       }
-      logger.warning(`Invalid request from ip=${remoteAddr.hostname || '-'}: ${verdict.reason}`);
+      logger.warning(invalidRequestLine(remoteAddr.hostname, verdict.reason));
       if (verdict.action === 'refuse') {
         socket.write(PROXY_HEADER_REFUSAL);
         socket.end();
@@ -173,8 +172,7 @@ class BunListenEngine implements ServingEngine {
     };
     return {
       open(socket: BunSocket, remoteAddr: RemoteAddress): void {
-        const peerAllowed = remoteAddr.transport === 'unix' || allowed(remoteAddr.hostname);
-        reading.set(socket, { preamble: new ProxyPreamble(versions, peerAllowed), remoteAddr });
+        reading.set(socket, { preamble: preambleFor(remoteAddr.transport === 'unix' ? undefined : remoteAddr.hostname), remoteAddr });
       },
       data(socket: BunSocket, data: Uint8Array): void {
         const state = reading.get(socket);

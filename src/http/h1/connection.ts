@@ -3,6 +3,7 @@
  * order, bodies streamed with backpressure, `Expect: 100-continue`), calls the app for one request at a time and
  * writes each response with backpressure. Parse errors are answered (400, 431, …) and close the connection.
  */
+import { invalidRequestLine } from '../../glogging.ts';
 import type { RemoteAddress, ServeInfo } from '../types.ts';
 import { errorResponse, reasonPhrase } from '../app-response.ts';
 import { MalformedBodyError } from '../head-policy.ts';
@@ -276,7 +277,7 @@ export class H1Connection implements BodySource {
     if (!close && this.queue.length === 0 && this.pendingError) {
       const { status, message } = this.pendingError;
       this.pendingError = undefined;
-      this.onError(`Invalid request from ip=${this.transport.remoteAddr.hostname || '-'}: ${message}`, undefined);
+      this.onError(invalidRequestLine(this.transport.remoteAddr.hostname, message), undefined);
       await this.writeError(status, reasonPhrase(status));
       close = true;
     }
@@ -298,7 +299,7 @@ export class H1Connection implements BodySource {
       request = toRequest(exchange);
     } catch (error) {
       exchange.fail(error as Error);
-      this.onError(`Invalid request from ip=${this.transport.remoteAddr.hostname || '-'}: ${(error as Error).message}`, undefined);
+      this.onError(invalidRequestLine(this.transport.remoteAddr.hostname, (error as Error).message), undefined);
       await this.writeError(400, 'Bad Request');
       return true;
     }

@@ -4,7 +4,7 @@
  * worker. Per request it adds one `close` listener and reads no clock unless the access log is on.
  */
 import type http from 'node:http';
-import type { AccessEntry, Logger } from '../../glogging.ts';
+import { type AccessEntry, invalidRequestLine, type Logger } from '../../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
 import { ForwardedHeaderError, type ForwardingPolicy } from '../forwarded.ts';
 import { MalformedBodyError, headPolicyViolation } from '../head-policy.ts';
@@ -111,7 +111,7 @@ class Exchange {
     this.refused = true;
     // The socket is gone (null) when the refusal comes after the client left, e.g. in the middle of a body.
     if (this.incoming.socket) refusingOn(this.incoming.socket);
-    this.hooks.logger.warning(`Invalid request from ip=${this.incoming.socket?.remoteAddress ?? '-'}: ${reason}`);
+    this.hooks.logger.warning(invalidRequestLine(this.incoming.socket?.remoteAddress, reason));
     return errorResponse(status, reasonPhrase(status));
   }
 

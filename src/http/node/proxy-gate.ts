@@ -6,23 +6,21 @@
  * connection at once, so the header timeout covers a peer that never sends its first bytes.
  */
 import type net from 'node:net';
-import type { Logger } from '../../glogging.ts';
+import { invalidRequestLine, type Logger } from '../../glogging.ts';
 import type { Settings } from '../../settings.ts';
-import { PROXY_HEADER_REFUSAL, ProxyPreamble } from '../proxy-protocol.ts';
-import { parsePeerList } from '../trusted-peers.ts';
+import { PROXY_HEADER_REFUSAL, proxyPreambles } from '../proxy-protocol.ts';
 
 type ConnectionListener = (socket: net.Socket) => void;
 
 /** Puts the PROXY header reader between `server` and the connection listeners it has now (node:http's). */
 export function readProxyHeadersFirst(server: net.Server, settings: Settings, logger: Logger): void {
-  if (settings.proxyProtocol === 'off') return;
-  const versions = settings.proxyProtocol;
-  const allowed = parsePeerList(settings.proxyAllowIps, '--proxy-allow-from');
+  const preambleFor = proxyPreambles(settings);
+  if (!preambleFor) return;
   const httpListeners = server.listeners('connection') as ConnectionListener[];
   server.removeAllListeners('connection');
   server.on('connection', (socket: net.Socket) => {
     const peer = socket.remoteAddress;
-    const preamble = new ProxyPreamble(versions, peer === undefined || allowed(peer));
+    const preamble = preambleFor(peer);
     const stop = () => {
       socket.off('data', onData);
       socket.off('error', onError);
@@ -38,7 +36,7 @@ export function readProxyHeadersFirst(server: net.Server, settings: Settings, lo
       if (!verdict) return;
       stop();
       if (verdict.action !== 'serve') {
-        logger.warning(`Invalid request from ip=${peer ?? '-'}: ${verdict.reason}`);
+        logger.warning(invalidRequestLine(peer, verdict.reason));
         if (verdict.action === 'refuse') socket.end(PROXY_HEADER_REFUSAL);
         else socket.destroy();
         return;

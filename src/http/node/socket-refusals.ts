@@ -6,7 +6,7 @@
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from '../../glogging.ts';
+import { invalidRequestLine, type Logger } from '../../glogging.ts';
 import { rawErrorAnswer } from '../app-response.ts';
 
 /** Connections whose request the request listener is refusing (its answer closes them). */
@@ -30,7 +30,7 @@ function statusOf(code: string): number {
 
 /** Answers a request with `status` on its socket, logs it, and closes once that has gone out. */
 function refuse(logger: Logger, socket: Socket, status: number, reason: string): void {
-  logger.warning(`Invalid request from ip=${socket.remoteAddress ?? '-'}: ${reason}`);
+  logger.warning(invalidRequestLine(socket.remoteAddress, reason));
   // node:http has taken its own error listener off a socket it hands to 'connect': a reset must not go unhandled.
   socket.on('error', () => socket.destroy());
   socket.write(rawErrorAnswer(status));
@@ -73,7 +73,7 @@ export function createClientErrorListener(logger: Logger): (error: Error & { cod
     // bytes are never parsed, as with Gunicorn: nothing to log.
     const closing = !inFlight.shouldKeepAlive || (inFlight as http.ServerResponse & { _last?: boolean })._last === true;
     if (!closing) {
-      logger.warning(`Invalid request from ip=${socket.remoteAddress ?? '-'}: ${code} ${error.reason ?? error.message}`);
+      logger.warning(invalidRequestLine(socket.remoteAddress, `${code} ${error.reason ?? error.message}`));
       if (!inFlight.headersSent) inFlight.shouldKeepAlive = false;
     }
     inFlight.once('finish', () => socket.destroySoon());
