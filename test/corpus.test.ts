@@ -235,7 +235,8 @@ function exchange(url: string, raw: Buffer, enough: number, sending: Sending, ha
     // A reset (the client still writing after the server closed) ends the connection as well.
     socket.on('error', (error: NodeJS.ErrnoException) => {
       closed = true;
-      reset = error.code === 'ECONNRESET';
+      // The reset shows as ECONNRESET on a read, or as EPIPE on the client's next write.
+      reset = error.code === 'ECONNRESET' || error.code === 'EPIPE';
       finish();
     });
   });
