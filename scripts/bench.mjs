@@ -7,7 +7,9 @@
 // Env: BENCH_SECONDS (default 3) per measurement, each after a 1 s warm-up; BENCH_ROUNDS (default 3): every
 //      case runs once per round, rounds alternate over all cases and each figure is the median over rounds;
 //      BENCH_RUNTIMES (default node,deno,bun); BENCH_CASES: a regexp (case-insensitive), only rows whose label
-//      matches run (ratios need the native rows too); BENCH_OUT=path also writes the Markdown report there.
+//      matches run (ratios need the native rows too); BENCH_OUT=path also writes the Markdown report there;
+//      BENCH_BASELINE=DIR: another tsgunicorn checkout (e.g. `git worktree add DIR <commit>`, with node_modules)
+//      whose tsgunicorn rows run beside this one's in the same rounds, and a table of this one against it.
 // Peers (@hono/node-server, srvx, PM2) are not dependencies: they are installed on demand, each into its own
 // folder under node_modules/.cache/tsgunicorn-bench/; a failed install skips its rows.
 // The Markdown report goes to stdout, progress to stderr. Every server binds and is loaded on 127.0.0.1 only,
@@ -38,6 +40,9 @@ const SECONDS = positiveInt(process.env.BENCH_SECONDS, QUICK ? 1 : 3);
 const ROUNDS = positiveInt(process.env.BENCH_ROUNDS, QUICK ? 1 : 3);
 const RUNTIMES = (process.env.BENCH_RUNTIMES || 'node,deno,bun').split(',').map((s) => s.trim()).filter(Boolean);
 const CASE_FILTER = process.env.BENCH_CASES ? new RegExp(process.env.BENCH_CASES, 'i') : null;
+const BASELINE = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : null;
+/** The baseline checkout's commit, as its rows name it. */
+const BASELINE_TAG = BASELINE && `@${capture('git', ['-C', BASELINE, 'rev-parse', '--short', 'HEAD']) ?? path.basename(BASELINE)}`;
 const STARTUP_TIMEOUT_MS = 20_000;
 const STARTUP_POLL_MS = 20;
 const KILL_GRACE_MS = 5_000;
@@ -406,17 +411,25 @@ function nativeCases(rt) {
   ];
 }
 
-/** tsgunicorn with 1 and 2 workers in each socket mode, and the Hono example with 2 workers. */
+/**
+ * tsgunicorn with 1 and 2 workers in each socket mode (and the BENCH_BASELINE checkout's the same way, its rows
+ * naming its commit), and the Hono example with 2 workers.
+ */
 function tsgunicornCases(rt) {
   const cases = [];
+  const checkouts = [{ root: ROOT, tag: '' }, ...(BASELINE ? [{ root: BASELINE, tag: BASELINE_TAG }] : [])];
   for (const mode of ['--no-reuse-port', '--reuse-port']) {
     for (const workers of [1, 2]) {
       const skip = mode === '--reuse-port' && rt.name === 'node' && !nodeHasReusePort(rt.version)
         ? `Node ${rt.version} cannot open SO_REUSEPORT sockets (reusePort needs Node 22.12+)` : null;
-      cases.push({
-        runtime: rt.name, kind: 'tsgunicorn', server: `tsgunicorn ${mode}`, procs: workers, workers, skip,
-        launch: fixed((port) => [rt.run(rt.cli, ['-w', String(workers), '-b', `${HOST}:${port}`, mode, APP])]),
-      });
+      for (const { root, tag } of checkouts) {
+        const cli = path.join(root, path.relative(ROOT, rt.cli));
+        cases.push({
+          runtime: rt.name, kind: 'tsgunicorn', server: `tsgunicorn${tag} ${mode}`, procs: workers, workers, skip,
+          launch: fixed((port) => [rt.run(cli, ['-w', String(workers), '-b', `${HOST}:${port}`, mode, APP])]),
+          ...(tag ? { comparedAs: `${rt.name} tsgunicorn ${mode} ×${workers}` } : {}),
+        });
+      }
     }
   }
   cases.push({
@@ -500,10 +513,10 @@ function allCases(runtimes) {
 // ---------------------------------------------------------------------------------------------------
 // Measuring.
 
-/** Rebuilds dist/ so that Node measures the current sources (bounded to 60 s). */
-async function buildDist() {
-  log('building dist/ (node scripts/build.mjs)');
-  await run(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], 60_000);
+/** Rebuilds dist/ of a checkout so that Node measures its current sources (bounded to 60 s). */
+async function buildDist(root) {
+  log(`building ${path.join(root, 'dist')} (node scripts/build.mjs)`);
+  await run(process.execPath, [path.join(root, 'scripts', 'build.mjs')], 60_000);
 }
 
 /**
@@ -601,6 +614,23 @@ function tableRow(c, baselines) {
     + `| ${fmt(m.startupMs, 0)} |`;
 }
 
+/** With BENCH_BASELINE: each tsgunicorn row of this checkout against the same row of the baseline checkout. */
+function baselineComparison(cases) {
+  const pairs = cases.filter((c) => c.comparedAs && c.samples.length > 0)
+    .map((base) => [cases.find((c) => c.label === base.comparedAs && c.samples.length > 0), base])
+    .filter(([current]) => current);
+  if (pairs.length === 0) return [];
+  return [
+    '', `Against the baseline (${BASELINE_TAG}, ${BASELINE}), same rounds: this checkout's figure / the baseline's.`, '',
+    '| runtime | server | procs | req/s ratio | CPU µs/req ratio |', '|---|---|---:|---:|---:|',
+    ...pairs.map(([current, base]) => {
+      const [now, then] = [summarize(current), summarize(base)];
+      return `| ${current.runtime} | ${current.server} | ${current.procs} | ${fmt(now.rps / then.rps, 3)} `
+        + `| ${fmt(now.cpuUs / then.cpuUs, 3)} |`;
+    }),
+  ];
+}
+
 /** The Markdown report: machine and versions, the table, how to read it, and any failures. */
 function report(meta, cases) {
   const baselines = new Map(cases.filter((c) => c.baseline && c.samples.length > 0)
@@ -628,6 +658,7 @@ function report(meta, cases) {
     'procs: worker processes (threads for deno serve --parallel); RSS sums VmRSS over the whole tree, whose',
     'process count is in parentheses. Start-up: spawn until the first 200 on a pre-chosen port.',
   ];
+  lines.push(...baselineComparison(cases));
   const notes = cases.filter((c) => c.notes?.length);
   if (notes.length > 0) {
     lines.push('', 'Failed samples (the row is the median of the others):', '');
@@ -653,7 +684,9 @@ async function main() {
   for (const file of ['tsgunicorn.config.ts', 'tsgunicorn.config.js', 'tsgunicorn.config.json']) {
     if (fs.existsSync(path.join(ROOT, file))) log(`warning: ${file} in ${ROOT} applies to every tsgunicorn run`);
   }
-  if (runtimes.some((rt) => rt.name === 'node')) await buildDist();
+  if (runtimes.some((rt) => rt.name === 'node')) {
+    for (const root of [ROOT, ...(BASELINE ? [BASELINE] : [])]) await buildDist(root);
+  }
   const cases = allCases(runtimes);
   const peers = await preparePeers(cases);
   const executables = await prepareExecutables(cases);

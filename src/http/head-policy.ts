@@ -83,20 +83,30 @@ export function headPolicyViolation(
   return undefined;
 }
 
+/** What one pass over a native server's request fields found, for fetchPolicyViolation. */
+export interface FetchFieldSummary {
+  /** Host, repeats joined with `, ` (as Headers joins them). */
+  host: string | undefined;
+  /** Content-Length, repeats joined with `, `. */
+  contentLength: string | undefined;
+  expect: string | undefined;
+  /** Content-Type fields seen (1 for repeats a server merged). */
+  contentTypes: number;
+}
+
 /**
  * The head rules a native server's Request still lets tsgunicorn check, from fields its parser accepted: a method
  * a Fetch Request should not have (Deno.serve and Bun.serve hand CONNECT to the handler), a repeated Host or
- * Content-Length (they arrive joined with `, `), an expectation other than `100-continue`. The request's HTTP
- * version is unknown there, so an Expect on HTTP/1.0 is refused too.
+ * Content-Length, a repeated Content-Type where the server lists repeats apart (Deno.serve), an expectation other
+ * than `100-continue`. The request's HTTP version is unknown there, so an Expect on HTTP/1.0 is refused too.
  */
-export function fetchPolicyViolation(
-  method: string, host: string | undefined, contentLength: string | undefined, expect: string | undefined,
-): PolicyViolation | undefined {
+export function fetchPolicyViolation(method: string, fields: FetchFieldSummary): PolicyViolation | undefined {
   if (fetchForbidsMethod(method)) return { status: 501, reason: `method ${method}: a Fetch Request cannot have it` };
-  if (host?.includes(',')) return { status: 400, reason: 'more than one Host header' };
-  if (contentLength?.includes(',')) return { status: 400, reason: 'more than one Content-Length header' };
-  if (expect !== undefined && unsupportedExpectation(expect)) {
-    return { status: 417, reason: `unsupported expectation ${JSON.stringify(expect)}` };
+  if (fields.host?.includes(',')) return { status: 400, reason: 'more than one Host header' };
+  if (fields.contentLength?.includes(',')) return { status: 400, reason: 'more than one Content-Length header' };
+  if (fields.contentTypes > 1) return { status: 400, reason: 'more than one Content-Type header' };
+  if (fields.expect !== undefined && unsupportedExpectation(fields.expect)) {
+    return { status: 417, reason: `unsupported expectation ${JSON.stringify(fields.expect)}` };
   }
   return undefined;
 }

@@ -6,7 +6,9 @@ import { type AccessEntry, invalidRequestLine } from '../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../http/app-response.ts';
 import { changesUrl, ForwardedHeaderError, forwardedUrl, ForwardingPolicy } from '../http/forwarded.ts';
 import { MalformedBodyError } from '../http/head-policy.ts';
-import { BodyTooLargeError, fetchRequestViolation, limitedBody, requestLimitsOf } from '../http/limits.ts';
+import {
+  BodyTooLargeError, fetchRequestViolation, forEachHeader, lastContentLength, limitedBody, mergedField, type RequestFieldVisitor, requestLimitsOf,
+} from '../http/limits.ts';
 import { requestDeadlinesOf, timeoutResponse } from '../http/request-deadlines.ts';
 import type { ServeInfo } from '../http/types.ts';
 import { durationsOf } from '../settings.ts';
@@ -56,6 +58,15 @@ function accessEntry(request: Request, response: Response, info: ServeInfo, star
   };
 }
 
+/**
+ * How a native server's requests are read and its responses put right (src/workers/_native-response.ts): what
+ * an engine on a native server gives nativeHandler.
+ */
+export interface NativeServerRules extends NativeResponseRules {
+  /** Visits a request's fields as the server received them; by default through `request.headers`. */
+  forEachRequestField?: RequestFieldVisitor;
+}
+
 /** The entry thunk for requests the access log does not record: the worker only calls it with the log on. */
 const NO_ENTRY = (): AccessEntry => {
   throw new Error('no access-log entry without the access log');
@@ -63,20 +74,21 @@ const NO_ENTRY = (): AccessEntry => {
 
 /**
  * The app's handler as a native server calls it: counted, over-limit requests and those the head rules can still
- * tell (src/http/head-policy.ts) refused before the app sees them (`checkLimits`: off where the engine's own
- * parser applied both), a trusted proxy's forwarding headers followed (src/http/forwarded.ts: request.url,
- * info.remoteAddr), responses put right where the server gets a rule wrong (`rules`,
- * src/workers/_native-response.ts; none where tsgunicorn writes the response itself, as bun-listen does),
- * failures answered with 500,
+ * tell (src/http/head-policy.ts) refused before the app sees them, a trusted proxy's forwarding headers followed
+ * (src/http/forwarded.ts: request.url, info.remoteAddr), responses put right where the server gets a rule wrong
+ * (`rules`; none where tsgunicorn parses requests and writes responses itself, as bun-listen does: then its own
+ * parser has applied the limits and the head rules), failures answered with 500,
  * `Connection: close` when the worker drains or reaches max-requests. A handler that answers at once is answered
  * at once (no promise in between, no closure per request). With the access log on, the request is reported done when `done` settles (Deno: the response is
  * sent), with its duration; otherwise as soon as the handler has answered. With --request-timeout on, the app gets
  * a copy of the Request whose signal also aborts when its time is up (the runtime's own signal cannot be aborted
  * by anyone else): the copy is made only then.
  */
-export function nativeHandler(context: EngineContext, checkLimits = true, rules?: NativeResponseRules) {
+export function nativeHandler(context: EngineContext, rules?: NativeServerRules) {
   const { handler, hooks, logger } = context;
   const correct = rules && responseCorrection(rules, context.settings.serverHeader, logger);
+  const checkLimits = rules !== undefined;
+  const forEachRequestField = rules?.forEachRequestField ?? forEachHeader;
   const limits = requestLimitsOf(context.settings);
   const limitBody = checkLimits && limits.body > 0;
   const deadlines = requestDeadlinesOf(durationsOf(context.settings).requestTimeoutMs, logger);
@@ -111,7 +123,9 @@ export function nativeHandler(context: EngineContext, checkLimits = true, rules?
    * request's fields again costs about 0.4 µs each). */
   let forwardingFields: Map<string, string> | undefined;
   const spotForwarding = (name: string, value: string) => {
-    if (forwarding.watches(name)) (forwardingFields ??= new Map()).set(name, value);
+    if (!forwarding.watches(name)) return;
+    forwardingFields ??= new Map();
+    forwardingFields.set(name, mergedField(forwardingFields.get(name), value));
   };
   return (request: Request, info: ServeInfo, done?: Promise<unknown>): Response | Promise<Response> => {
     hooks.onRequestStart();
@@ -120,10 +134,10 @@ export function nativeHandler(context: EngineContext, checkLimits = true, rules?
     let init: RequestInit & { duplex?: 'half' } | undefined;
     if (checkLimits) {
       forwardingFields = undefined;
-      const violation = fetchRequestViolation(limits, request, spotForwarding);
+      const violation = fetchRequestViolation(limits, request, forEachRequestField, spotForwarding);
       forwardingHeaders = forwardingFields;
       if (violation) return answer(request, info, done, startedAt, refuse(info, violation.status, violation.reason));
-      if (limitBody && request.body && !request.headers.has('content-length')) {
+      if (limitBody && request.body && lastContentLength() === undefined) {
         init = { body: limitedBody(request.body, limits.body), duplex: 'half' };
       }
     } else if (forwarding.inHeaders(request.headers)) {

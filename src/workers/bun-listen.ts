@@ -76,7 +76,7 @@ class BunListenEngine implements ServingEngine {
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
     const { logger, settings } = this.context;
-    const handle = nativeHandler(this.context, false);
+    const handle = nativeHandler(this.context);
     const limits = requestLimitsOf(settings);
     const onError = (message: string, error: unknown) => {
       if (error === undefined) logger.warning(message);

@@ -8,14 +8,13 @@ import type { RemoteAddress, ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
-import { nativeHandler } from './_native.ts';
-import type { NativeResponseRules } from './_native-response.ts';
+import { nativeHandler, type NativeServerRules } from './_native.ts';
 
 /**
  * Bun.serve sends a control character in a header value as it is and passes hop-by-hop fields on; its HEAD
  * responses have no Date, and a stream body's declared Content-Length becomes `Transfer-Encoding: chunked`.
  */
-const BUN_SERVE_RULES: NativeResponseRules = { fixHead: true };
+const BUN_SERVE_RULES: NativeServerRules = { fixHead: true };
 
 interface BunServer {
   stop(closeActiveConnections?: boolean): Promise<void>;
@@ -65,7 +64,7 @@ class BunServeEngine implements ServingEngine {
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
-    const handle = nativeHandler(this.context, true, BUN_SERVE_RULES);
+    const handle = nativeHandler(this.context, BUN_SERVE_RULES);
     const keepAliveS = Math.ceil(durationsOf(this.context.settings).keepAliveMs / 1000);
     for (const socket of sockets) {
       if (socket.kind !== 'reuse-port') throw new Error('Bun.serve cannot serve an inherited fd');

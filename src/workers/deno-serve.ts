@@ -6,28 +6,44 @@
 import type { ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
-import { nativeHandler } from './_native.ts';
-import type { NativeResponseRules } from './_native-response.ts';
+import { nativeHandler, type NativeServerRules } from './_native.ts';
 
-/** The slot of Deno's Response that holds its inner response (found once, on a probe; undefined elsewhere). */
+/** The slots of Deno's Response and Request that hold their inner objects (found once, on probes). */
 const innerResponseSlot = Object.getOwnPropertySymbols(new Response('')).find((slot) => slot.description === 'response');
+const innerRequestSlot = Object.getOwnPropertySymbols(new Request('http://localhost/')).find((slot) => slot.description === 'request');
 
 /**
- * Visits the fields of a Response in the list Deno.serve sends them from (its inner response's `headerList` of
- * [name, value] pairs): reading `headers` instead would make the Headers object of a Response that has none yet,
- * 0.5 µs, a tenth of what Deno.serve spends on a request. Falls back to `headers` if the list is not found.
+ * Visits the fields of a Deno Request or Response in its inner object's `headerList` of [name, value] pairs, as
+ * Headers.forEach would (names in lower case: a request's list keeps the client's case); falls back to `headers`
+ * if the list is not found.
  */
-function forEachDenoField(response: Response, visit: (value: string, name: string) => void): void {
-  const list = innerResponseSlot && (response as unknown as Record<symbol, { headerList?: unknown }>)[innerResponseSlot]?.headerList;
-  if (!Array.isArray(list)) return response.headers.forEach(visit);
-  for (const [name, value] of list as [string, string][]) visit(value, name);
+function forEachInnerField(message: Request | Response, slot: symbol | undefined, visit: (value: string, name: string) => void): void {
+  const list = slot && (message as unknown as Record<symbol, { headerList?: unknown }>)[slot]?.headerList;
+  if (!Array.isArray(list)) return message.headers.forEach(visit);
+  for (let i = 0; i < list.length; i++) visit(list[i][1], (list[i][0] as string).toLowerCase());
 }
 
 /**
- * Deno.serve panics (the whole worker dies) on a control character in a header value, which Fetch's Headers
- * allow, and passes hop-by-hop fields on; HEAD it answers as it should.
+ * Visits the fields of a Response in the list Deno.serve sends them from: reading `headers` instead would make
+ * the Headers object of a Response that has none yet, 0.5 µs, a tenth of what Deno.serve spends on a request.
  */
-const DENO_SERVE_RULES: NativeResponseRules = { forEachField: forEachDenoField, fixHead: false };
+const forEachDenoField = (response: Response, visit: (value: string, name: string) => void) =>
+  forEachInnerField(response, innerResponseSlot, visit);
+
+/**
+ * Visits the fields of a request as Deno.serve received them (repeats not merged), read from the connection on
+ * each access of the inner `headerList`. Measured in the handler on a request of 7 fields: 0.85 µs, where `request.headers.forEach` takes 2.3 µs (the Headers object, then the sorting and
+ * merging Fetch asks of its iteration); an app that reads `headers` afterwards pays its own 0.4 µs read.
+ */
+const forEachDenoRequestField = (request: Request, visit: (value: string, name: string) => void) =>
+  forEachInnerField(request, innerRequestSlot, visit);
+
+/**
+ * Deno.serve's requests are read from its own field list. It panics (the whole worker dies) on a control
+ * character in a response header value, which Fetch's Headers allow, and passes hop-by-hop fields on; HEAD it
+ * answers as it should.
+ */
+const DENO_SERVE_RULES: NativeServerRules = { forEachField: forEachDenoField, forEachRequestField: forEachDenoRequestField, fixHead: false };
 
 interface DenoServeInfo extends ServeInfo {
   /** Settles once the response has been sent (or failed). */
@@ -57,7 +73,7 @@ class DenoServeEngine implements ServingEngine {
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
-    const handle = nativeHandler(this.context, true, DENO_SERVE_RULES);
+    const handle = nativeHandler(this.context, DENO_SERVE_RULES);
     const { logger } = this.context;
     for (const socket of sockets) {
       if (socket.kind !== 'reuse-port') throw new Error('Deno.serve cannot serve an inherited fd');
