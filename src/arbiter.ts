@@ -80,6 +80,7 @@ export class Arbiter {
     for (const listener of this.listeners) logger.info(`Listening at: ${listener.url} (${process.pid})`);
     logger.info(`Using worker: ${this.engineDescription()}`);
     this.handOverFiles();
+    if (this.identity) logger.info(`Workers run as ${describeIdentity(this.identity)}`);
     this.target = this.workerCount(settings);
     this.explainMode(this.listeners.some((listener) => listener.reusePort));
     const done = new Promise<number>((resolve) => (this.finish = resolve));
@@ -183,6 +184,7 @@ export class Arbiter {
         break;
       case 'SIGUSR1':
         this.logger.reopenFiles();
+        this.handOverFiles();
         for (const worker of this.workers.values()) worker.send({ type: 'reopen-logs' });
         break;
       case 'SIGUSR2':
@@ -438,8 +440,9 @@ export class Arbiter {
 
   /**
    * Gives the workers' user the files it must write: the unix sockets (connecting needs write permission on
-   * them) and the log files (a worker reopens them on USR1). The pidfile stays the master's, which writes and
-   * removes it: the app's user could otherwise point it at another process.
+   * them) and the log files (a worker reopens them on USR1, after the master, which creates a rotated file anew).
+   * The pidfile stays the master's, which writes and removes it: the app's user could otherwise point it at
+   * another process.
    */
   private handOverFiles(): void {
     if (!this.identity) return;
@@ -447,6 +450,5 @@ export class Arbiter {
     const sockets = this.listeners.filter((listener) => listener.url.startsWith('unix:')).map((l) => l.url.slice(5));
     const logs = [settings.errorLog, settings.accessLog].filter((file): file is string => file !== null && file !== '-');
     handOver([...sockets, ...logs], this.identity);
-    this.logger.info(`Workers run as ${describeIdentity(this.identity)}`);
   }
 }
