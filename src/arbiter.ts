@@ -4,10 +4,10 @@
  */
 import { spawn } from 'node:child_process';
 import { type ConfigSources, resolveSettings } from './config.ts';
+import { allowedCpus } from './cpu-count.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
 import { EXIT, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
-import { allowedCpus } from './cpu-count.ts';
 import { Pidfile } from './pidfile.ts';
 import { describeIdentity, handOver, privilegedPorts, withUmask, workerIdentity } from './privileges.ts';
 import { processTitle } from './proctitle.ts';

@@ -5,8 +5,8 @@
 import { parseBind } from './address.ts';
 import { ConfigError } from './errors.ts';
 import { parsePeerList } from './http/trusted-peers.ts';
-import { lookupGroup, lookupUser } from './passwd.ts';
 import { isValidFieldValue } from './http/response-policy.ts';
+import { lookupGroup, lookupUser } from './passwd.ts';
 
 /** A log severity, named as in Gunicorn's `--log-level`. */
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
