@@ -4,12 +4,14 @@
  */
 import { spawn } from 'node:child_process';
 import { type ConfigSources, resolveSettings } from './config.ts';
+import { allowedCpus } from './cpu-count.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
 import { EXIT, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
 import { Pidfile } from './pidfile.ts';
+import { describeIdentity, handOver, privilegedPorts, withUmask, workerIdentity } from './privileges.ts';
 import { processTitle } from './proctitle.ts';
-import type { EngineName, Runtime } from './runtime/index.ts';
+import type { EngineName, ProcessIdentity, Runtime } from './runtime/index.ts';
 import { durationsOf, type Settings } from './settings.ts';
 import { createListeners, kernelMigratesQueuedConnections, type Listener, RESETS_ON_RESTART_WARNING } from './sock.ts';
 import { VERSION } from './version.ts';
@@ -37,8 +39,10 @@ export class Arbiter {
   logger: Logger;
   listeners: Listener[] = [];
   readonly workers = new Map<number, WorkerHandle>();
-  /** How many workers should run (workers, changed by TTIN/TTOU). */
-  target: number;
+  /** How many workers should run (workers, `auto` resolved, changed by TTIN/TTOU). */
+  target = 0;
+  /** Who the workers run as (--user, --group); undefined: as the master. */
+  private identity?: ProcessIdentity;
   private generation = 0;
   private age = 0;
   private stopState?: StopState;
@@ -54,13 +58,13 @@ export class Arbiter {
     this.sources = sources;
     this.runtime = runtime;
     this.logger = logger;
-    this.target = settings.workers;
   }
 
   /** Binds, spawns the workers and supervises them; resolves with the exit status once the master stops. */
   async run(): Promise<number> {
     const { settings, logger } = this;
     this.applyEnv([], settings.env);
+    this.identity = workerIdentity(settings);
     if (settings.pidfile) {
       this.pidfile = new Pidfile(settings.pidfile);
       this.pidfile.create();
@@ -68,13 +72,16 @@ export class Arbiter {
     this.runtime.setProcessTitle(processTitle('master', settings.procName, settings.app));
     logger.info(`Starting tsgunicorn ${VERSION} (${this.runtime.name} ${this.runtime.version})`);
     try {
-      this.listeners = await createListeners(settings.bind, this.listenOptions(settings));
+      this.listeners = await withUmask(settings.umask, () => createListeners(settings.bind, this.listenOptions(settings)));
     } catch (error) {
       this.pidfile?.unlink();
       throw error;
     }
     for (const listener of this.listeners) logger.info(`Listening at: ${listener.url} (${process.pid})`);
     logger.info(`Using worker: ${this.engineDescription()}`);
+    this.handOverFiles();
+    if (this.identity) logger.info(`Workers run as ${describeIdentity(this.identity)}`);
+    this.target = this.workerCount(settings);
     this.explainMode(this.listeners.some((listener) => listener.reusePort));
     const done = new Promise<number>((resolve) => (this.finish = resolve));
     this.installSignals();
@@ -91,13 +98,24 @@ export class Arbiter {
   private reusePort(settings: Settings): boolean {
     const { engines } = this.runtime;
     const wanted = settings.reusePort ??
-      (engines.reusePortByDefault && !this.proxyHeadersUnread(settings) && kernelMigratesQueuedConnections());
+      (engines.reusePortByDefault && !this.proxyHeadersUnread(settings) && !this.workersCannotBind(settings) &&
+        kernelMigratesQueuedConnections());
     if (wanted && typeof engines.reusePort !== 'string') throw new ConfigError(`--reuse-port: ${engines.reusePort.unsupported}`);
     if (wanted && this.proxyHeadersUnread(settings)) {
       throw new ConfigError(`--proxy-protocol ${settings.proxyProtocol}: ${ENGINES[engines.reusePort as EngineName].description} ` +
         '(reuse-port mode) parses the connection\'s bytes itself and cannot read PROXY headers; use --no-reuse-port');
     }
+    if (wanted && this.workersCannotBind(settings)) {
+      throw new ConfigError(`--reuse-port: workers running as --user/--group cannot bind port ` +
+        `${privilegedPorts(settings.bind).join(', ')} themselves (below net.ipv4.ip_unprivileged_port_start); ` +
+        'use --no-reuse-port, whose master binds them');
+    }
     return wanted;
+  }
+
+  /** Whether the workers drop privileges and a TCP port is one only root can bind (reuse-port workers bind it). */
+  private workersCannotBind(settings: Settings): boolean {
+    return (settings.user !== null || settings.group !== null) && privilegedPorts(settings.bind).length > 0;
   }
 
   /**
@@ -166,6 +184,7 @@ export class Arbiter {
         break;
       case 'SIGUSR1':
         this.logger.reopenFiles();
+        this.handOverFiles();
         for (const worker of this.workers.values()) worker.send({ type: 'reopen-logs' });
         break;
       case 'SIGUSR2':
@@ -195,6 +214,7 @@ export class Arbiter {
       settings,
       sockets,
       maxRequests: settings.maxRequests > 0 ? settings.maxRequests + jitter : 0,
+      identity: this.identity,
     };
     const { command, args } = this.runtime.workerCommand();
     const child = spawn(command, args, {
@@ -352,8 +372,10 @@ export class Arbiter {
     if (this.stopState) return;
     this.logger.info('Hang up: Master');
     let next: Settings;
+    let identity: ProcessIdentity | undefined;
     try {
       next = await resolveSettings(this.sources);
+      identity = workerIdentity(next);
     } catch (error) {
       this.logger.error(`Reload failed, keeping the current configuration: ${(error as Error).message}`);
       return;
@@ -382,7 +404,9 @@ export class Arbiter {
       this.pidfile?.create();
     }
     this.settings = next;
-    this.target = next.workers;
+    this.identity = identity;
+    this.handOverFiles();
+    this.target = this.workerCount(next);
     this.generation++;
     this.manageWorkers();
   }
@@ -395,7 +419,7 @@ export class Arbiter {
     const added = next.bind.filter((bind) => !keep.some((listener) => listener.bind === bind));
     let opened: Listener[];
     try {
-      opened = await createListeners(added, { ...this.listenOptions(next), attempts: 1 });
+      opened = await withUmask(next.umask, () => createListeners(added, { ...this.listenOptions(next), attempts: 1 }));
     } catch (error) {
       this.logger.error(`Reload: ${(error as Error).message}; keeping the current sockets`);
       next.bind = this.settings.bind;
@@ -404,5 +428,27 @@ export class Arbiter {
     for (const listener of this.listeners) if (!keep.includes(listener)) listener.close();
     for (const listener of opened) this.logger.info(`Listening at: ${listener.url} (${process.pid})`);
     this.listeners = next.bind.map((bind) => [...keep, ...opened].find((listener) => listener.bind === bind)!);
+  }
+
+  /** The number of workers the settings ask for; `auto` is the CPUs this process may use, logged with why. */
+  private workerCount(settings: Settings): number {
+    if (settings.workers !== 'auto') return settings.workers;
+    const { count, reason } = allowedCpus();
+    this.logger.info(`Using ${count} worker${count === 1 ? '' : 's'} (${reason})`);
+    return count;
+  }
+
+  /**
+   * Gives the workers' user the files it must write: the unix sockets (connecting needs write permission on
+   * them) and the log files (a worker reopens them on USR1, after the master, which creates a rotated file anew).
+   * The pidfile stays the master's, which writes and removes it: the app's user could otherwise point it at
+   * another process.
+   */
+  private handOverFiles(): void {
+    if (!this.identity) return;
+    const { settings } = this;
+    const sockets = this.listeners.filter((listener) => listener.url.startsWith('unix:')).map((l) => l.url.slice(5));
+    const logs = [settings.errorLog, settings.accessLog].filter((file): file is string => file !== null && file !== '-');
+    handOver([...sockets, ...logs], this.identity);
   }
 }

@@ -42,18 +42,27 @@ function coerceType(spec: SettingSpec, raw: unknown, origin: string): unknown {
     );
   };
   if (raw === null || raw === undefined) return spec.nullable ? null : fail('a value');
+  const keyword = spec.keywords?.find((word) => word === String(raw).trim().toLowerCase());
+  if (keyword) return keyword;
   switch (spec.type) {
     case 'int':
     case 'number': {
       const text = String(raw).trim();
       const pattern = spec.type === 'int' ? /^[+-]?\d+$/ : /^[+-]?(\d+\.?\d*|\.\d+)$/;
       const kind = spec.type === 'int' ? 'an integer' : 'a number';
-      const expected = spec.min === undefined ? kind : `${kind} >= ${spec.min}`;
+      const expected = (spec.min === undefined ? kind : `${kind} >= ${spec.min}`) +
+        (spec.keywords ? ` or ${spec.keywords.join(', ')}` : '');
       if (typeof raw !== 'number' && typeof raw !== 'string') fail(expected);
       if (!pattern.test(text)) fail(expected);
       const value = Number(text);
       if (!Number.isFinite(value) || (spec.min !== undefined && value < spec.min)) fail(expected);
       return value;
+    }
+    case 'octal': {
+      // Gunicorn's auto_int: a leading 0 means octal (022), 0o/0x prefixes as in code, else decimal.
+      const text = String(raw).trim().replace(/^0(?=\d)/, '0o');
+      const value = typeof raw === 'number' ? raw : /^(0o[0-7]+|0x[\da-f]+|\d+)$/i.test(text) ? Number(text) : NaN;
+      return Number.isInteger(value) && value >= (spec.min ?? 0) ? value : fail('an integer: 022 or 0o22 (octal), 0x12, 18');
     }
     case 'boolean':
       if (typeof raw === 'boolean') return raw;

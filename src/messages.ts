@@ -1,5 +1,5 @@
 /** The structured messages master and workers exchange over the IPC channel. */
-import type { TcpAddress } from './runtime/index.ts';
+import type { ProcessIdentity, TcpAddress } from './runtime/index.ts';
 import type { Settings } from './settings.ts';
 
 /** Worker → master: booted and serving. */
@@ -78,6 +78,8 @@ export interface WorkerBoot {
   sockets: WorkerSocket[];
   /** This worker's request limit, jitter included (0 = none). */
   maxRequests: number;
+  /** The user and groups to drop to before loading the app (--user, --group); absent: stay as spawned. */
+  identity?: ProcessIdentity;
 }
 
 /** Process exit statuses with a meaning to the master (Gunicorn's). */

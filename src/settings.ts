@@ -6,6 +6,7 @@ import { parseBind } from './address.ts';
 import { ConfigError } from './errors.ts';
 import { parsePeerList } from './http/trusted-peers.ts';
 import { isValidFieldValue } from './http/response-policy.ts';
+import { lookupGroup, lookupUser } from './passwd.ts';
 
 /** A log severity, named as in Gunicorn's `--log-level`. */
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
@@ -20,7 +21,7 @@ export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s 
 export type ProxyProtocolMode = 'off' | 'v1' | 'v2' | 'auto';
 
 /** How a setting's value is read from a string (CLI flag, env var) or checked from a config file. */
-export type SettingType = 'int' | 'number' | 'string' | 'strings' | 'boolean' | 'choice';
+export type SettingType = 'int' | 'number' | 'string' | 'strings' | 'boolean' | 'choice' | 'octal';
 
 /** One row of the settings table. */
 export interface SettingSpec {
@@ -36,6 +37,8 @@ export interface SettingSpec {
   fromEnv?: (value: string) => string | string[];
   type: SettingType;
   choices?: readonly string[];
+  /** Words accepted as they are besides the type's values (`auto` for workers). */
+  keywords?: readonly string[];
   /** Smallest accepted number for int/number settings. */
   min?: number;
   /** May be null (unset) rather than a value. */
@@ -56,7 +59,8 @@ export interface Settings {
   config: string | null;
   bind: string[];
   backlog: number;
-  workers: number;
+  /** A number, or `auto` (the CPUs this process may use: src/cpu-count.ts) until the arbiter resolves it. */
+  workers: number | 'auto';
   timeout: number;
   gracefulTimeout: number;
   keepAlive: number;
@@ -74,6 +78,10 @@ export interface Settings {
   serverHeader: string | null;
   pidfile: string | null;
   chdir: string | null;
+  user: string | null;
+  group: string | null;
+  initgroups: boolean;
+  umask: number;
   env: string[];
   procName: string | null;
   logLevel: LogLevel;
@@ -130,8 +138,10 @@ export const SETTINGS: readonly SettingSpec[] = [
     doc: 'Maximum number of pending connections queued on each listening socket.',
   },
   {
-    name: 'workers', flag: 'workers', short: 'w', type: 'int', min: 1, env: 'WEB_CONCURRENCY', default: 1,
-    meta: 'INT', doc: 'Number of worker processes. Default $WEB_CONCURRENCY or 1.',
+    name: 'workers', flag: 'workers', short: 'w', type: 'int', min: 1, keywords: ['auto'], env: 'WEB_CONCURRENCY',
+    default: 1, meta: 'INT|auto',
+    doc: 'Number of worker processes; `auto` is the CPUs this process may use (its CPU affinity and cgroup CPU quota, ' +
+      'as in a container with a CPU limit; the master logs the number and why). Default $WEB_CONCURRENCY or 1.',
   },
   {
     name: 'timeout', flag: 'timeout', short: 't', type: 'number', min: 0, default: 30, meta: 'SECONDS',
@@ -211,6 +221,27 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     name: 'chdir', flag: 'chdir', type: 'string', nullable: true, default: null, meta: 'DIR',
     doc: 'Change to this directory before loading the app.',
+  },
+  {
+    name: 'user', flag: 'user', short: 'u', type: 'string', nullable: true, default: null, meta: 'USER',
+    validate: (user: string) => void lookupUser(user),
+    doc: 'Run the workers as this user (name or numeric id; the master, which binds, stays as it is). Default: the ' +
+      'master\'s user.',
+  },
+  {
+    name: 'group', flag: 'group', short: 'g', type: 'string', nullable: true, default: null, meta: 'GROUP',
+    validate: (group: string) => void lookupGroup(group),
+    doc: 'Run the workers as this group (name or numeric id), their only supplementary group unless --initgroups. ' +
+      'Default: --user\'s primary group, else the master\'s group.',
+  },
+  {
+    name: 'initgroups', flag: 'initgroups', type: 'boolean', default: false,
+    doc: 'Give the workers the supplementary groups /etc/group lists --user in (initgroups) instead of only --group.',
+  },
+  {
+    name: 'umask', flag: 'umask', short: 'm', type: 'octal', min: 0, default: 0, meta: 'INT',
+    doc: 'The umask the master binds unix sockets under (0: mode 0777), as Gunicorn: 022 and 0o22 are octal, 0x12 ' +
+      'hex, 18 decimal.',
   },
   {
     name: 'env', flag: 'env', short: 'e', type: 'strings', default: [], meta: 'KEY=VALUE', validate: checkEnvEntries,

@@ -7,6 +7,7 @@ import { AppLoadError, loadApp } from './app.ts';
 import { Logger } from './glogging.ts';
 import type { FetchHandler } from './http/types.ts';
 import { EXIT, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
+import { describeIdentity } from './privileges.ts';
 import { processTitle } from './proctitle.ts';
 import { currentRuntime, type EngineName, type Runtime } from './runtime/index.ts';
 import { durationsOf, type Settings } from './settings.ts';
@@ -57,6 +58,7 @@ export class Worker {
     delete process.env[WORKER_ENV];
     process.env.TSGUNICORN_WORKER_ID = String(this.boot.id);
     this.runtime = await currentRuntime();
+    this.dropPrivileges();
     this.runtime.setProcessTitle(processTitle('worker', this.settings.procName, this.settings.app));
     try {
       this.logger = new Logger(this.settings);
@@ -67,6 +69,17 @@ export class Worker {
     this.logger.info(`Booting worker with pid: ${process.pid}`);
     this.installSignals();
     setInterval(() => this.heartbeat(), durationsOf(this.settings).heartbeatMs);
+  }
+
+  /** Becomes --user/--group (Gunicorn's init_process does it first): the app never runs with the master's rights. */
+  private dropPrivileges(): void {
+    if (!this.boot.identity) return;
+    try {
+      this.runtime.dropPrivileges(this.boot.identity);
+    } catch (error) {
+      process.stderr.write(`tsgunicorn worker: cannot run as ${describeIdentity(this.boot.identity)}: ${(error as Error).message}\n`);
+      process.exit(EXIT.WORKER_BOOT_ERROR);
+    }
   }
 
   private async loadHandler(): Promise<FetchHandler> {

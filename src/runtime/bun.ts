@@ -2,6 +2,7 @@
  * Bun: binds through libc (bun:ffi) because Bun's own listeners accept by themselves; node:http ignores an fd
  * on Bun, so connections are accepted with node:net and handed to the http.Server.
  */
+import { dropWithProcessCalls } from './_node-identity.ts';
 import { acceptOnFd, passAsStdio } from './_node-net.ts';
 import { bindWithLibc, libcCalls, libcSymbolTable, type LibcSocketCalls } from './libc-socket.ts';
 import type { Runtime } from './types.ts';
@@ -43,6 +44,7 @@ export const bunRuntime: Runtime = {
   nodeHttpAnswersAfterParse: false,
   async enableTypeScriptImports() {},
   releaseTypeScriptCompiler() {},
+  dropPrivileges: dropWithProcessCalls,
   setProcessTitle(title: string) {
     process.title = title;
   },

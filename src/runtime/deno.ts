@@ -1,8 +1,10 @@
 /** Deno: binds through libc (Deno.dlopen) because Deno's listeners hide their fd; serves node:http on the fd. */
-import { bindWithLibc, duplicateFdAbove, libcCalls, libcSymbolTable, type LibcSocketCalls } from './libc-socket.ts';
+import {
+  bindWithLibc, duplicateFdAbove, errnoName, libcCalls, libcSymbolTable, type LibcSocketCalls,
+} from './libc-socket.ts';
 import type http from 'node:http';
 import net from 'node:net';
-import type { FdListener, Runtime } from './types.ts';
+import type { FdListener, ProcessIdentity, Runtime } from './types.ts';
 
 // deno-lint-ignore no-explicit-any
 const Deno = (globalThis as any).Deno;
@@ -17,6 +19,32 @@ function openLibc(): LibcSocketCalls {
   const table = libcSymbolTable('buffer', (parameters, result) => ({ parameters, result: result === 'buffer' ? 'pointer' : result }));
   const lib = Deno.dlopen('libc.so.6', table).symbols;
   return libcCalls(lib, () => new Deno.UnsafePointerView(lib.__errno_location()).getInt32());
+}
+
+/**
+ * setgroups, setgid and setuid through libc: Deno's node:process has setuid and setgid but no setgroups, and a
+ * worker must drop root's supplementary groups too. glibc makes every thread (Deno runs several) take the new ids.
+ */
+function dropWithLibc(identity: ProcessIdentity): void {
+  const lib = Deno.dlopen('libc.so.6', {
+    setgroups: { parameters: ['usize', 'buffer'], result: 'i32' },
+    setgid: { parameters: ['u32'], result: 'i32' },
+    setuid: { parameters: ['u32'], result: 'i32' },
+    __errno_location: { parameters: [], result: 'pointer' },
+  });
+  const { setgroups, setgid, setuid, __errno_location } = lib.symbols;
+  const check = (call: string, result: number) => {
+    if (result === 0) return;
+    const errno = new Deno.UnsafePointerView(__errno_location()).getInt32();
+    throw new Error(`${call} failed: ${errnoName(errno)}`);
+  };
+  try {
+    check(`setgroups(${identity.groups.join(',')})`, setgroups(BigInt(identity.groups.length), new Uint32Array(identity.groups)));
+    check(`setgid(${identity.gid})`, setgid(identity.gid));
+    check(`setuid(${identity.uid})`, setuid(identity.uid));
+  } finally {
+    lib.close();
+  }
 }
 
 /**
@@ -72,6 +100,7 @@ export const denoRuntime: Runtime = {
   nodeHttpAnswersAfterParse: true,
   async enableTypeScriptImports() {},
   releaseTypeScriptCompiler() {},
+  dropPrivileges: dropWithLibc,
   setProcessTitle(title: string) {
     process.title = title;
   },

@@ -2,7 +2,9 @@
 import { pathToFileURL } from 'node:url';
 import type { Runtime } from './types.ts';
 
-export type { EngineName, FdListener, HeldSocket, Runtime, TcpAddress, UnixAddress, WorkerCommand } from './types.ts';
+export type {
+  EngineName, FdListener, HeldSocket, ProcessIdentity, Runtime, TcpAddress, UnixAddress, WorkerCommand,
+} from './types.ts';
 export { SocketError } from './types.ts';
 
 let current: Runtime | undefined;

@@ -56,6 +56,11 @@ const ERRNO_NAMES: Record<number, string> = {
   98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
 };
 
+/** errno's symbolic name (EPERM, EADDRINUSE, …) for messages and retry decisions. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
+}
+
 function ipv6Bytes(host: string): number[] {
   const [head, tail = ''] = host.includes('::') ? host.split('::') : [host, ''];
   const groups = (text: string) => (text ? text.split(':') : []).flatMap((group) => {
@@ -117,7 +122,7 @@ export function bindWithLibc(libc: LibcSocketCalls, address: TcpAddress | UnixAd
   const fail = (call: string, fd: number): never => {
     const errno = libc.errno();
     if (fd >= 0) libc.close(fd);
-    const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+    const code = errnoName(errno);
     throw new SocketError(code, `${call}() failed: ${code}`);
   };
   const fd = libc.socket(domain, SOCK_STREAM | SOCK_NONBLOCK | (inheritable ? 0 : SOCK_CLOEXEC), 0);

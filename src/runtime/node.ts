@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import util from 'node:util';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { dropWithProcessCalls } from './_node-identity.ts';
 import { acceptOnFd, passAsStdio } from './_node-net.ts';
 import { type HeldSocket, type Runtime, SocketError, type TcpAddress, type UnixAddress } from './types.ts';
 
@@ -133,6 +134,7 @@ export const nodeRuntime: Runtime = {
   releaseTypeScriptCompiler() {
     compilerPort?.postMessage('stop');
   },
+  dropPrivileges: dropWithProcessCalls,
   setProcessTitle(title: string) {
     process.title = title;
   },

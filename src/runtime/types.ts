@@ -43,6 +43,13 @@ export interface ListenerPassing {
   workerFds: number[];
 }
 
+/** A process's user, group and supplementary groups (numeric ids), as a worker drops to them (--user, --group). */
+export interface ProcessIdentity {
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
 /** A serving engine's name; `src/workers/` has one file per engine. */
 export type EngineName = 'node-http' | 'deno-serve' | 'bun-serve' | 'bun-listen';
 
@@ -91,6 +98,11 @@ export interface Runtime {
   importFile?(file: string, url: string): Promise<Record<string, unknown>>;
   /** Lets go of the TypeScript compiler's resources (esbuild's service process on Node) once the app is loaded. */
   releaseTypeScriptCompiler(): void;
+  /**
+   * Becomes `identity` for good (setgroups, setgid, then setuid, in every thread): a worker does it before it
+   * loads the app. Throws an Error naming the call that failed.
+   */
+  dropPrivileges(identity: ProcessIdentity): void;
   /** Sets the title `ps` shows, where the runtime supports it. */
   setProcessTitle(title: string): void;
 }
