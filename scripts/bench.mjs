@@ -333,9 +333,9 @@ async function stopAll() {
 // Load generator.
 
 /** Runs a bounded command, resolving to its stdout; rejects on a non-zero exit or timeout. */
-function run(cmd, args, timeoutMs, env = process.env) {
+function run(cmd, args, timeoutMs, env = process.env, cwd = ROOT) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     tools.add(child);
     let out = '';
     let err = '';
@@ -516,7 +516,7 @@ function allCases(runtimes) {
 /** Rebuilds dist/ of a checkout so that Node measures its current sources (bounded to 60 s). */
 async function buildDist(root) {
   log(`building ${path.join(root, 'dist')} (node scripts/build.mjs)`);
-  await run(process.execPath, [path.join(root, 'scripts', 'build.mjs')], 60_000);
+  await run(process.execPath, [path.join(root, 'scripts', 'build.mjs')], 60_000, process.env, root);
 }
 
 /**

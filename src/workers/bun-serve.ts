@@ -11,10 +11,25 @@ import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { nativeHandler, type NativeServerRules } from './_native.ts';
 
 /**
- * Bun.serve sends a control character in a header value as it is and passes hop-by-hop fields on; its HEAD
- * responses have no Date, and a stream body's declared Content-Length becomes `Transfer-Encoding: chunked`.
+ * Visits a Bun.serve request's fields through Bun's `headers.toJSON()` (repeats merged as Headers merges them,
+ * Set-Cookie as a list): measured in the handler on a request of 7 fields, 1.35 µs where `headers.forEach`
+ * takes 1.75 µs (both with the 0.8 µs that making the Headers costs, which an app reading them reuses).
  */
-const BUN_SERVE_RULES: NativeServerRules = { fixHead: true };
+function forEachBunRequestField(request: Request, visit: (value: string, name: string) => void): void {
+  const fields = (request.headers as unknown as { toJSON(): Record<string, string | string[]> }).toJSON();
+  for (const name in fields) {
+    const value = fields[name];
+    if (typeof value === 'string') visit(value, name);
+    else for (const each of value) visit(each, name);
+  }
+}
+
+/**
+ * Bun.serve's requests are read through `toJSON()`. It sends a control character in a header value as it is
+ * and passes hop-by-hop fields on; its HEAD responses have no Date, and a stream body's declared Content-Length
+ * becomes `Transfer-Encoding: chunked`.
+ */
+const BUN_SERVE_RULES: NativeServerRules = { forEachRequestField: forEachBunRequestField, fixHead: true };
 
 interface BunServer {
   stop(closeActiveConnections?: boolean): Promise<void>;
