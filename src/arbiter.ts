@@ -2,7 +2,7 @@
  * The arbiter (master): holds the listening sockets, keeps the configured number of workers alive, kills the
  * ones whose heartbeat stops, and handles Gunicorn's signals (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { type ConfigSources, resolveSettings } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
@@ -11,7 +11,11 @@ import { Pidfile } from './pidfile.ts';
 import { processTitle } from './proctitle.ts';
 import type { EngineName, Runtime } from './runtime/index.ts';
 import { durationsOf, type Settings } from './settings.ts';
-import { createListeners, kernelMigratesQueuedConnections, type Listener, RESETS_ON_RESTART_WARNING } from './sock.ts';
+import {
+  activatedListener, createListeners, kernelMigratesQueuedConnections, type Listener, RESETS_ON_RESTART_WARNING,
+} from './sock.ts';
+import { type ActivatedSocket, NOTIFY_SOCKET_ENV, SystemdNotifier, takeActivatedSockets } from './systemd.ts';
+import { spawnNewMaster, takeUpgradeHandoff, type UpgradeHandoff } from './upgrade.ts';
 import { VERSION } from './version.ts';
 import { WorkerHandle } from './worker-handle.ts';
 import { ENGINES } from './workers/index.ts';
@@ -48,6 +52,15 @@ export class Arbiter {
   private finish?: (code: number) => void;
   private tick?: ReturnType<typeof setInterval>;
   private readonly signalHandlers = new Map<string, () => void>();
+  /** The new master a USR2 started, while it runs. */
+  private newMaster?: ChildProcess;
+  /** The old master's pid while this master, started by its USR2, waits for it to exit. */
+  private oldMasterPid?: number;
+  /** The listeners came from systemd (socket activation): a HUP keeps them whatever --bind says. */
+  private socketActivated = false;
+  private readonly notifier: SystemdNotifier;
+  /** What the workers becoming ready completes, for sd_notify: the boot, a reload (HUP), or nothing. */
+  private awaitingReady?: 'boot' | 'reload' = 'boot';
 
   constructor(settings: Settings, sources: ConfigSources, runtime: Runtime, logger: Logger) {
     this.settings = settings;
@@ -55,20 +68,28 @@ export class Arbiter {
     this.runtime = runtime;
     this.logger = logger;
     this.target = settings.workers;
+    this.notifier = new SystemdNotifier(process.env[NOTIFY_SOCKET_ENV], runtime, () => this.logger);
+    // Workers are not systemd's to talk to; a USR2 child gets the socket back explicitly.
+    delete process.env[NOTIFY_SOCKET_ENV];
   }
 
   /** Binds, spawns the workers and supervises them; resolves with the exit status once the master stops. */
   async run(): Promise<number> {
     const { settings, logger } = this;
     this.applyEnv([], settings.env);
+    const activated = takeActivatedSockets(process.env);
+    const handoff = takeUpgradeHandoff(process.env, this.runtime);
+    this.oldMasterPid = handoff?.oldMasterPid;
     if (settings.pidfile) {
-      this.pidfile = new Pidfile(settings.pidfile);
+      // A new master started by USR2 writes <pidfile>.2 until it is promoted, as Gunicorn's does.
+      this.pidfile = new Pidfile(handoff ? `${settings.pidfile}.2` : settings.pidfile);
       this.pidfile.create();
     }
     this.runtime.setProcessTitle(processTitle('master', settings.procName, settings.app));
     logger.info(`Starting tsgunicorn ${VERSION} (${this.runtime.name} ${this.runtime.version})`);
+    if (handoff) logger.info(`Binary upgrade: the old master (pid:${handoff.oldMasterPid}) serves beside this one until it exits`);
     try {
-      this.listeners = await createListeners(settings.bind, this.listenOptions(settings));
+      this.listeners = activated ? this.activatedListeners(activated) : await this.openListeners(handoff);
     } catch (error) {
       this.pidfile?.unlink();
       throw error;
@@ -81,6 +102,29 @@ export class Arbiter {
     this.manageWorkers();
     this.tick = setInterval(() => this.onTick(), TICK_MS);
     return done;
+  }
+
+  /** systemd's sockets, used instead of binding (--bind is ignored), never unlinked. */
+  private activatedListeners(sockets: ActivatedSocket[]): Listener[] {
+    this.socketActivated = true;
+    this.logger.info(`Using ${sockets.length} socket(s) from systemd instead of binding ${this.settings.bind.join(', ')}`);
+    return sockets.map(({ fd, name }) => {
+      if (name) this.logger.debug(`systemd socket fd ${fd} is named ${name}`);
+      return activatedListener(this.runtime, fd);
+    });
+  }
+
+  /**
+   * Opens a listener for every bind, taking the old master's socket for each bind it already served (USR2) and
+   * closing the ones this configuration dropped.
+   */
+  private async openListeners(handoff?: UpgradeHandoff): Promise<Listener[]> {
+    const { bind } = this.settings;
+    const inherited = handoff?.listeners ?? [];
+    for (const listener of inherited) if (!bind.includes(listener.bind)) listener.close();
+    const kept = inherited.filter((listener) => bind.includes(listener.bind));
+    const opened = await createListeners(bind.filter((text) => !kept.some((listener) => listener.bind === text)), this.listenOptions(this.settings));
+    return bind.map((text) => [...kept, ...opened].find((listener) => listener.bind === text)!);
   }
 
   /**
@@ -169,9 +213,10 @@ export class Arbiter {
         for (const worker of this.workers.values()) worker.send({ type: 'reopen-logs' });
         break;
       case 'SIGUSR2':
-        this.logger.warning('USR2 binary upgrade is not supported yet; use HUP to replace the workers');
+        this.reexec();
         break;
       case 'SIGWINCH':
+        this.handleWinch();
         break;
     }
   }
@@ -219,6 +264,7 @@ export class Arbiter {
       worker.markReady();
       this.logger.debug(`Worker (pid:${worker.pid}) is ready`);
       this.manageWorkers();
+      this.notifyIfReady();
     } else if (message.type === 'heartbeat') {
       const { type: _, ...status } = message;
       worker.ping(status);
@@ -281,6 +327,7 @@ export class Arbiter {
   }
 
   private onTick(): void {
+    this.maybePromote();
     const now = performance.now();
     const { timeoutMs } = durationsOf(this.settings);
     for (const worker of this.workers.values()) {
@@ -306,7 +353,10 @@ export class Arbiter {
     if (this.stopState) return;
     const grace = graceful ? durationsOf(this.settings).gracefulMs : QUICK_STOP_MS;
     this.stopState = { graceful, deadline: performance.now() + grace, killed: false };
-    for (const listener of this.listeners) listener.close();
+    // After a USR2 the new master is the service: systemd must not hear that it stops.
+    if (!this.newMaster) this.notifier.stopping(graceful ? 'Stopping gracefully' : 'Stopping');
+    // The new master of an upgrade serves on the same unix socket files: they stay (Gunicorn's rule).
+    for (const listener of this.listeners) listener.close(this.newMaster !== undefined);
     for (const worker of this.workers.values()) worker.send({ type: 'stop', graceful });
     if (this.workers.size === 0) this.finishStop();
   }
@@ -351,11 +401,13 @@ export class Arbiter {
   async reload(): Promise<void> {
     if (this.stopState) return;
     this.logger.info('Hang up: Master');
+    this.notifier.reloading('Reloading');
     let next: Settings;
     try {
       next = await resolveSettings(this.sources);
     } catch (error) {
       this.logger.error(`Reload failed, keeping the current configuration: ${(error as Error).message}`);
+      this.notifier.ready('Reload failed, serving with the current configuration');
       return;
     }
     if (this.stopState) return;
@@ -384,6 +436,7 @@ export class Arbiter {
     this.settings = next;
     this.target = next.workers;
     this.generation++;
+    this.awaitingReady = 'reload';
     this.manageWorkers();
   }
 
@@ -391,6 +444,11 @@ export class Arbiter {
   private async rebind(next: Settings): Promise<void> {
     const same = (a: string[], b: string[]) => a.length === b.length && a.every((bind, i) => bind === b[i]);
     if (same(this.settings.bind, next.bind)) return;
+    if (this.socketActivated) {
+      this.logger.warning('Reload: the sockets come from systemd; --bind changes take a restart of the socket unit');
+      next.bind = this.settings.bind;
+      return;
+    }
     const keep = this.listeners.filter((listener) => next.bind.includes(listener.bind));
     const added = next.bind.filter((bind) => !keep.some((listener) => listener.bind === bind));
     let opened: Listener[];
@@ -404,5 +462,81 @@ export class Arbiter {
     for (const listener of this.listeners) if (!keep.includes(listener)) listener.close();
     for (const listener of opened) this.logger.info(`Listening at: ${listener.url} (${process.pid})`);
     this.listeners = next.bind.map((bind) => [...keep, ...opened].find((listener) => listener.bind === bind)!);
+  }
+
+  /** Tells systemd the master serves once the workers of the boot or of a reload are all ready. */
+  private notifyIfReady(): void {
+    if (!this.awaitingReady) return;
+    const ready = [...this.workers.values()].filter((w) => w.generation === this.generation && w.state === 'ready').length;
+    if (ready < this.target) return;
+    const status = `Serving with ${ready} worker(s)`;
+    // A USR2 master claims the service as its main process (the unit needs NotifyAccess=all for that).
+    if (this.awaitingReady === 'boot' && this.oldMasterPid !== undefined) this.notifier.mainPid(status);
+    else this.notifier.ready(status);
+    this.awaitingReady = undefined;
+  }
+
+  /**
+   * USR2: starts a new master with this one's sockets (binary upgrade). Refused while one runs, and in a new
+   * master that has not been promoted yet, as Gunicorn's reexec is.
+   */
+  private reexec(): void {
+    if (this.stopState) return;
+    if (this.newMaster) {
+      this.logger.warning(`USR2 refused: the new master (pid:${this.newMaster.pid}) of an upgrade is running; ` +
+        'TERM this master to finish the upgrade, or TERM the new one to roll back');
+      return;
+    }
+    if (this.oldMasterPid !== undefined) {
+      this.logger.warning(`USR2 refused: this master waits for the old master (pid:${this.oldMasterPid}) to exit`);
+      return;
+    }
+    const { argv, cwd, env } = this.sources;
+    const child = spawnNewMaster({
+      runtime: this.runtime, argv, cwd, env, listeners: this.listeners, notifySocket: this.notifier.socket,
+    });
+    if (child.pid === undefined) {
+      child.on('error', (error) => this.logger.error(`USR2: cannot start a new master: ${error.message}`));
+      return;
+    }
+    this.newMaster = child;
+    this.logger.info(`Binary upgrade: started a new master (pid:${child.pid}); once it serves, TERM this master ` +
+      `(pid:${process.pid}), or WINCH it first to stop its workers and keep a way back (HUP)`);
+    child.on('exit', (code, signal) => this.onNewMasterExit(child, code, signal));
+    child.on('error', (error) => this.logger.error(`New master (pid:${child.pid}): ${error.message}`));
+  }
+
+  /** The new master of an upgrade exited while this master lives: it failed to boot, or it was rolled back. */
+  private onNewMasterExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.newMaster !== child) return;
+    this.newMaster = undefined;
+    const how = signal ? `was sent ${signal}` : `exited with code ${code}`;
+    const line = `New master (pid:${child.pid}) ${how}; this master (pid:${process.pid}) serves on` +
+      (this.target === 0 ? ' without workers: HUP starts them again' : '');
+    if (code === 0 || signal === 'SIGTERM' || signal === 'SIGQUIT' || signal === 'SIGINT') this.logger.info(line);
+    else this.logger.error(line);
+    if (!this.stopState) this.notifier.mainPid(`Serving again after the upgrade ended (pid:${child.pid})`);
+  }
+
+  /**
+   * WINCH during an upgrade: this (old) master stops its workers gracefully and keeps its sockets, so that HUP
+   * can bring workers back (roll back) until it gets TERM. Ignored otherwise: it would leave nothing serving.
+   */
+  private handleWinch(): void {
+    if (!this.newMaster || this.stopState) {
+      this.logger.info('Ignoring WINCH: no binary upgrade (USR2) in progress');
+      return;
+    }
+    this.logger.info('Stopping the workers gracefully (WINCH); this master keeps its sockets: HUP brings workers back, TERM ends it');
+    this.target = 0;
+    this.manageWorkers();
+  }
+
+  /** A new master whose old master is gone (it was re-parented) takes over: Gunicorn's maybe_promote_master. */
+  private maybePromote(): void {
+    if (this.oldMasterPid === undefined || process.ppid === this.oldMasterPid) return;
+    this.logger.info(`Master has been promoted (the old master pid:${this.oldMasterPid} is gone).`);
+    this.oldMasterPid = undefined;
+    if (this.pidfile && this.settings.pidfile) this.pidfile.rename(this.settings.pidfile);
   }
 }

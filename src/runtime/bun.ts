@@ -3,7 +3,10 @@
  * on Bun, so connections are accepted with node:net and handed to the http.Server.
  */
 import { acceptOnFd, passAsStdio } from './_node-net.ts';
-import { bindWithLibc, libcCalls, libcSymbolTable, type LibcSocketCalls } from './libc-socket.ts';
+import fs from 'node:fs';
+import {
+  bindWithLibc, libcCalls, libcSymbolTable, type LibcSocketCalls, monotonicMicroseconds, sendUnixDatagram,
+} from './libc-socket.ts';
 import type { Runtime } from './types.ts';
 
 let libc: LibcSocketCalls | undefined;
@@ -46,6 +49,10 @@ export const bunRuntime: Runtime = {
   setProcessTitle(title: string) {
     process.title = title;
   },
+  closeFd: (fd) => fs.closeSync(fd),
+  // node:dgram cannot send to a unix socket: libc's sendto through bun:ffi.
+  notify: (socketPath, datagram) => sendUnixDatagram(loadedLibc(), socketPath, datagram),
+  monotonicMicroseconds: () => monotonicMicroseconds(loadedLibc()),
 };
 
 /** Loads bun:ffi ahead of the first bind (bindSocket itself is synchronous). */

@@ -93,6 +93,15 @@ export interface Runtime {
   releaseTypeScriptCompiler(): void;
   /** Sets the title `ps` shows, where the runtime supports it. */
   setProcessTitle(title: string): void;
+  /** Closes an fd this process inherited (a listener from systemd or from the old master of a USR2 upgrade). */
+  closeFd(fd: number): void;
+  /**
+   * Sends an sd_notify datagram (`READY=1\nSTATUS=…`) to the unix datagram socket `socketPath` (a path, or
+   * `@name` in the abstract namespace); throws an Error saying why when it cannot.
+   */
+  notify(socketPath: string, datagram: string): void;
+  /** CLOCK_MONOTONIC in microseconds (sd_notify's MONOTONIC_USEC). */
+  monotonicMicroseconds(): bigint;
 }
 
 /** A bind or listen failure, with the errno name (EADDRINUSE, EACCES, …) for retry decisions and messages. */
