@@ -355,8 +355,9 @@ export class Arbiter {
     this.stopState = { graceful, deadline: performance.now() + grace, killed: false };
     // After a USR2 the new master is the service: systemd must not hear that it stops.
     if (!this.newMaster) this.notifier.stopping(graceful ? 'Stopping gracefully' : 'Stopping');
-    // The new master of an upgrade serves on the same unix socket files: they stay (Gunicorn's rule).
-    for (const listener of this.listeners) listener.close(this.newMaster !== undefined);
+    // While two masters serve (USR2), the other one still serves on the same unix socket files (Gunicorn's rule).
+    const upgrading = this.newMaster !== undefined || this.oldMasterPid !== undefined;
+    for (const listener of this.listeners) listener.close(upgrading);
     for (const worker of this.workers.values()) worker.send({ type: 'stop', graceful });
     if (this.workers.size === 0) this.finishStop();
   }

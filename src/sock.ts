@@ -22,8 +22,8 @@ export interface Listener {
   /** The address each worker binds with SO_REUSEPORT itself (its port resolved), in reuse-port mode. */
   reusePort?: TcpAddress;
   /**
-   * Closes the master's socket. A unix socket file this master created is removed, unless `keepFile` (the other
-   * master of a USR2 upgrade still serves on it); one it inherited is never removed.
+   * Closes the master's socket and removes its unix socket file, if it has one, unless `keepFile` (the other
+   * master of a USR2 upgrade still serves on it). A systemd socket's file is never removed.
    */
   close(keepFile?: boolean): void;
 }
@@ -71,15 +71,20 @@ async function openListener(runtime: Runtime, bind: string, backlog: number, reu
 /** What a listener inherited from another process (an old master on USR2) is: its Listener minus fd and close. */
 export type ListenerDescription = Pick<Listener, 'bind' | 'url' | 'reusePort'>;
 
-/** A listener on an fd this process inherited; closing it closes the fd and never removes a socket file. */
+/**
+ * A listener on an fd this process inherited. Closing it closes the fd; the socket file of a `unix:` bind (an
+ * old master's, handed over by USR2) is removed as the master's own would be, a systemd socket's never.
+ */
 export function inheritedListener(runtime: Runtime, fd: number, description: ListenerDescription): Listener {
   let open = true;
+  const socketFile = description.bind.startsWith('unix:') ? description.url.replace(/^unix:/, '') : undefined;
   return {
     ...description,
     fd,
-    close() {
+    close(keepFile = false) {
       if (open) runtime.closeFd(fd);
       open = false;
+      if (socketFile && !keepFile) fs.rmSync(socketFile, { force: true });
     },
   };
 }

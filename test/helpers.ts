@@ -68,7 +68,7 @@ function commandFor(target: Runnable, script: string): string[] {
 }
 
 /** How each runtime starts the CLI: dist/tsgunicorn.js on Node (as `npx tsgunicorn` does), cli.ts on Deno and Bun. */
-const cliCommand = (target: Runnable) => {
+export const cliCommand = (target: Runnable) => {
   const runtime = typeof target === 'string' ? target : target.runtime;
   return commandFor(target, path.join(ROOT, runtime === 'node' ? 'dist/tsgunicorn.js' : 'cli.ts'));
 };

@@ -1,0 +1,119 @@
+// systemd, simulated: the test binds the sockets itself and passes them as fds 3 and 4 with LISTEN_FDS, LISTEN_PID
+// (set to the master's own pid by a shell that execs it, as systemd sets it after fork) and LISTEN_FDNAMES, and reads
+// the sd_notify datagrams on a unix datagram socket of its own (NOTIFY_SOCKET): READY=1, RELOADING=1, STOPPING=1.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { BIN, cliCommand, fetchText, fixture, Server, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+
+interface ListeningHandle {
+  fd: number;
+  listen(backlog: number): number;
+  close(): void;
+  getsockname(out: { port?: number }): number;
+}
+
+type CreateServerHandle = (address: string, port: number, addressType: number) => ListeningHandle;
+const createServerHandle = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
+
+/** Node sends sd_notify datagrams with systemd's systemd-notify: a machine without systemd may lack it. */
+const hasSystemdNotify = spawnSync('systemd-notify', ['--version']).status === 0;
+
+/** A unix datagram socket that records what it receives (Deno binds it: Node cannot). */
+class NotifySocket {
+  readonly path: string;
+  readonly datagrams: string[] = [];
+  readonly #child: ChildProcess;
+
+  constructor(dir: string) {
+    this.path = path.join(dir, 'notify.sock');
+    this.#child = spawn(path.join(BIN, 'deno'), ['run', '-A', '--unstable-net', fixture('notify-receiver.ts'), this.path], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let rest = '';
+    this.#child.stdout!.on('data', (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) if (line !== 'listening') this.datagrams.push(JSON.parse(line));
+    });
+  }
+
+  /** Waits until the socket exists. */
+  ready(): Promise<boolean> {
+    return waitFor('the notify socket', () => fs.existsSync(this.path) || undefined);
+  }
+
+  /** The `count`-th datagram (1-based) that has `field` (READY=1, …), once it arrived. */
+  nth(field: string, count = 1): Promise<string> {
+    return waitFor(`datagram #${count} with ${field}`, () => this.datagrams.filter((d) => d.split('\n').includes(field))[count - 1]);
+  }
+
+  kill(): void {
+    this.#child.kill('SIGKILL');
+  }
+}
+
+for (const target of TEST_TARGETS) {
+  const { runtime } = target;
+  describe(`${target.name}: systemd`, () => {
+    it('serves on the sockets systemd passes, never unlinks them, and sends READY=1, RELOADING=1 and STOPPING=1', {
+      skip: runtime === 'node' && !hasSystemdNotify && 'Node sends sd_notify with systemd-notify, which is not installed here',
+    }, async () => {
+      const dir = tempDir();
+      const notify = new NotifySocket(dir);
+      const unixPath = path.join(dir, 'activated.sock');
+      const tcp = createServerHandle('127.0.0.1', 0, 4);
+      const unix = createServerHandle(unixPath, -1, -1);
+      try {
+        await notify.ready();
+        const bound: { port?: number } = {};
+        tcp.getsockname(bound);
+        // systemd's sockets listen before the service starts. The test never accepts on the TCP one: it closes its
+        // copy right after the spawn, before its event loop could. It keeps the unix one bound only, until the end:
+        // libuv removes a unix socket's file when it closes its listener (the first worker makes it listen).
+        assert.equal(tcp.listen(16), 0);
+        const shell = ['sh', '-c', 'export LISTEN_PID=$$; exec "$0" "$@"', ...cliCommand(target)];
+        const starting = Server.startCommand(shell, ['-b', '127.0.0.1:1', '-w', '2', fixture('app.ts')], {
+          extraFds: [tcp.fd, unix.fd],
+          workers: 2,
+          env: { LISTEN_FDS: '2', LISTEN_FDNAMES: 'web:local', NOTIFY_SOCKET: notify.path },
+        });
+        tcp.close();
+        await withRunningServer(starting, async (server) => {
+          assert.ok(server.lines.some((line) => line.includes(`Listening at: http://127.0.0.1:${bound.port} (${server.pid})`)));
+          assert.ok(server.lines.some((line) => line.includes(`Listening at: unix:${unixPath} (${server.pid})`)));
+          assert.ok(!server.lines.some((line) => line.includes('127.0.0.1:1 ')), '--bind is not used');
+          assert.match((await fetchText(`http://127.0.0.1:${bound.port}/`)).body, /^pid=\d+/);
+          assert.match((await fetchText('http://localhost/', { socketPath: unixPath })).body, /^pid=\d+/);
+          for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET']) {
+            assert.equal((await fetchText(`http://127.0.0.1:${bound.port}/env/${name}`)).body, '', `a worker sees ${name}`);
+          }
+
+          assert.match(await notify.nth('READY=1'), /^READY=1\nSTATUS=Serving with 2 worker\(s\)$/);
+          const before = process.hrtime.bigint() / 1000n;
+          const oldWorkers = server.liveWorkers();
+          server.signal('SIGHUP');
+          const reloading = await notify.nth('RELOADING=1');
+          const monotonic = BigInt(/MONOTONIC_USEC=(\d+)/.exec(reloading)![1]);
+          // CLOCK_MONOTONIC, the clock the test's process.hrtime reads too: not before the HUP, not after now.
+          assert.ok(monotonic >= before && monotonic <= process.hrtime.bigint() / 1000n, `MONOTONIC_USEC=${monotonic}`);
+          await notify.nth('READY=1', 2);
+          await waitFor('the new workers', () => server.liveWorkers().some((pid) => !oldWorkers.includes(pid)) || undefined);
+          assert.match((await fetchText(`http://127.0.0.1:${bound.port}/`)).body, /^pid=\d+/);
+
+          server.signal('SIGTERM');
+          assert.match(await notify.nth('STOPPING=1'), /^STOPPING=1\nSTATUS=Stopping gracefully$/);
+          assert.equal((await server.waitForExit()).code, 0);
+          assert.ok(fs.statSync(unixPath).isSocket(), 'a socket from systemd is never unlinked');
+        });
+      } finally {
+        unix.close();
+        notify.kill();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
