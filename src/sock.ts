@@ -53,8 +53,11 @@ async function openListener(runtime: Runtime, bind: string, backlog: number, reu
     return {
       bind, url: `unix:${address.path}`, fd: held.fd,
       close(keepFile = false) {
+        // Node's libuv removes a unix socket's file when it closes the handle that bound it: the socket stays open
+        // until this master exits (the other master of the upgrade holds it anyway).
+        if (keepFile) return;
         held.close();
-        if (!keepFile) fs.rmSync(address.path, { force: true });
+        fs.rmSync(address.path, { force: true });
       },
     };
   }
