@@ -1,6 +1,6 @@
 /**
  * The arbiter (master): holds the listening sockets, keeps the configured number of workers alive, kills the
- * ones whose heartbeat stops, and handles Gunicorn's signals (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1).
+ * ones whose heartbeat stops, and handles Gunicorn's signals (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1, USR2, WINCH).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type ConfigSources, resolveSettings } from './config.ts';
@@ -14,7 +14,7 @@ import { durationsOf, type Settings } from './settings.ts';
 import {
   activatedListener, createListeners, kernelMigratesQueuedConnections, type Listener, RESETS_ON_RESTART_WARNING,
 } from './sock.ts';
-import { type ActivatedSocket, NOTIFY_SOCKET_ENV, SystemdNotifier, takeActivatedSockets } from './systemd.ts';
+import { type ActivatedSocket, SystemdNotifier, takeActivatedSockets, takeNotifySocket } from './systemd.ts';
 import { spawnNewMaster, takeUpgradeHandoff, type UpgradeHandoff } from './upgrade.ts';
 import { VERSION } from './version.ts';
 import { WorkerHandle } from './worker-handle.ts';
@@ -58,7 +58,7 @@ export class Arbiter {
   private oldMasterPid?: number;
   /** The listeners came from systemd (socket activation): a HUP keeps them whatever --bind says. */
   private socketActivated = false;
-  private readonly notifier: SystemdNotifier;
+  private notifier!: SystemdNotifier;
   /** What the workers becoming ready completes, for sd_notify: the boot, a reload (HUP), or nothing. */
   private awaitingReady?: 'boot' | 'reload' = 'boot';
 
@@ -68,9 +68,6 @@ export class Arbiter {
     this.runtime = runtime;
     this.logger = logger;
     this.target = settings.workers;
-    this.notifier = new SystemdNotifier(process.env[NOTIFY_SOCKET_ENV], runtime, () => this.logger);
-    // Workers are not systemd's to talk to; a USR2 child gets the socket back explicitly.
-    delete process.env[NOTIFY_SOCKET_ENV];
   }
 
   /** Binds, spawns the workers and supervises them; resolves with the exit status once the master stops. */
@@ -78,6 +75,7 @@ export class Arbiter {
     const { settings, logger } = this;
     this.applyEnv([], settings.env);
     const activated = takeActivatedSockets(process.env);
+    this.notifier = new SystemdNotifier(takeNotifySocket(process.env), this.runtime, () => this.logger);
     const handoff = takeUpgradeHandoff(process.env, this.runtime);
     this.oldMasterPid = handoff?.oldMasterPid;
     if (settings.pidfile) {
@@ -353,10 +351,10 @@ export class Arbiter {
     if (this.stopState) return;
     const grace = graceful ? durationsOf(this.settings).gracefulMs : QUICK_STOP_MS;
     this.stopState = { graceful, deadline: performance.now() + grace, killed: false };
-    // After a USR2 the new master is the service: systemd must not hear that it stops.
-    if (!this.newMaster) this.notifier.stopping(graceful ? 'Stopping gracefully' : 'Stopping');
-    // While two masters serve (USR2), the other one still serves on the same unix socket files (Gunicorn's rule).
+    // While two masters serve (USR2), the other one serves on: systemd must not hear that the service stops, and
+    // the unix socket files stay (Gunicorn's rule).
     const upgrading = this.newMaster !== undefined || this.oldMasterPid !== undefined;
+    if (!upgrading) this.notifier.stopping(graceful ? 'Stopping gracefully' : 'Stopping');
     for (const listener of this.listeners) listener.close(upgrading);
     for (const worker of this.workers.values()) worker.send({ type: 'stop', graceful });
     if (this.workers.size === 0) this.finishStop();

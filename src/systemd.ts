@@ -32,8 +32,15 @@ export function takeActivatedSockets(env: Record<string, string | undefined>, pi
   return Array.from({ length: count }, (_, index) => ({ fd: LISTEN_FDS_START + index, name: nameList[index] || undefined }));
 }
 
-/** The environment variable that names systemd's notification socket. */
-export const NOTIFY_SOCKET_ENV = 'NOTIFY_SOCKET';
+/**
+ * systemd's notification socket ($NOTIFY_SOCKET), or undefined. Removes it from `env`: workers are not systemd's
+ * to talk to (a USR2 child gets it back explicitly).
+ */
+export function takeNotifySocket(env: Record<string, string | undefined>): string | undefined {
+  const socket = env.NOTIFY_SOCKET;
+  delete env.NOTIFY_SOCKET;
+  return socket || undefined;
+}
 
 /**
  * Tells systemd about the master's state when $NOTIFY_SOCKET is set (Type=notify units); does nothing otherwise.
@@ -48,7 +55,7 @@ export class SystemdNotifier {
 
   /** `socket` comes from $NOTIFY_SOCKET; `logger` returns the current logger (a HUP replaces it). */
   constructor(socket: string | undefined, runtime: Runtime, logger: () => Logger) {
-    this.socket = socket || undefined;
+    this.socket = socket;
     this.runtime = runtime;
     this.logger = logger;
   }
