@@ -271,6 +271,15 @@ export class Server {
   }
 }
 
+/** SIGKILLs `pid` if it is still there (a process the test did not spawn itself: a USR2 master, say). */
+export function killPid(pid: number | undefined): void {
+  try {
+    if (pid) process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 /** A response as the tests look at it. */
 export interface Reply {
   status: number;

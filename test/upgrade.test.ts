@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, pidOf, requestLoop, Server, sleep, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { fetchText, fixture, killPid, pidOf, requestLoop, Server, sleep, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const readPid = (file: string) => {
   try {
@@ -27,15 +27,6 @@ async function upgrade(server: Server, workers: number): Promise<number> {
 
 /** Waits until the master `pid` logged its shutdown (a detached master is not the test's child to wait for). */
 const waitForShutdown = (server: Server, pid: number) => server.waitForLine(new RegExp(`\\[${pid}\\] \\[INFO\\] Shutting down: Master`));
-
-/** SIGKILL, if it is still there. */
-function killPid(pid: number | undefined): void {
-  try {
-    if (pid) process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
 
 for (const target of TEST_TARGETS) {
   const { runtime, mode } = target;
