@@ -114,9 +114,14 @@ export class Arbiter {
 
   /**
    * Opens a listener for every bind, taking the old master's socket for each bind it already served (USR2) and
-   * closing the ones this configuration dropped.
+   * closing the ones this configuration dropped; systemd's sockets handed over by the old master are all kept.
    */
   private async openListeners(handoff?: UpgradeHandoff): Promise<Listener[]> {
+    if (handoff?.socketActivated) {
+      this.socketActivated = true;
+      this.logger.info(`Using the ${handoff.listeners.length} socket(s) from systemd the old master handed over`);
+      return handoff.listeners;
+    }
     const { bind } = this.settings;
     const inherited = handoff?.listeners ?? [];
     for (const listener of inherited) if (!bind.includes(listener.bind)) listener.close();
@@ -492,7 +497,8 @@ export class Arbiter {
     }
     const { argv, cwd, env } = this.sources;
     const child = spawnNewMaster({
-      runtime: this.runtime, argv, cwd, env, listeners: this.listeners, notifySocket: this.notifier.socket,
+      runtime: this.runtime, argv, cwd, env, listeners: this.listeners, socketActivated: this.socketActivated,
+      notifySocket: this.notifier.socket,
     });
     if (child.pid === undefined) {
       child.on('error', (error) => this.logger.error(`USR2: cannot start a new master: ${error.message}`));

@@ -11,13 +11,22 @@ import { inheritedListener, type Listener, type ListenerDescription } from './so
 export const OLD_MASTER_PID_ENV = 'TSGUNICORN_PID';
 /** The listening fds the new master inherits, comma-separated (Gunicorn's GUNICORN_FD). */
 export const INHERITED_FDS_ENV = 'TSGUNICORN_FD';
-/** What each of those fds is (bind text, address, reuse-port reservation), as JSON in the same order. */
+/** What each of those fds is (bind text, address, reuse-port reservation), as JSON (a ListenersHandedOver). */
 export const INHERITED_LISTENERS_ENV = 'TSGUNICORN_LISTENERS';
+
+/** What the old master tells about the sockets it hands over. */
+interface ListenersHandedOver {
+  /** They came from systemd (socket activation): the new master serves on them whatever --bind says. */
+  socketActivated: boolean;
+  /** One per fd of TSGUNICORN_FD, in the same order. */
+  listeners: ListenerDescription[];
+}
 
 /** What a new master gets from its old master. */
 export interface UpgradeHandoff {
   oldMasterPid: number;
   listeners: Listener[];
+  socketActivated: boolean;
 }
 
 /**
@@ -27,13 +36,13 @@ export interface UpgradeHandoff {
 export function takeUpgradeHandoff(env: Record<string, string | undefined>, runtime: Runtime): UpgradeHandoff | undefined {
   const oldMasterPid = Number(env[OLD_MASTER_PID_ENV]);
   const fds = (env[INHERITED_FDS_ENV] ?? '').split(',').filter(Boolean).map(Number);
-  const descriptions = JSON.parse(env[INHERITED_LISTENERS_ENV] || '[]') as ListenerDescription[];
+  const handedOver: ListenersHandedOver = JSON.parse(env[INHERITED_LISTENERS_ENV] || '{"socketActivated":false,"listeners":[]}');
   delete env[OLD_MASTER_PID_ENV];
   delete env[INHERITED_FDS_ENV];
   delete env[INHERITED_LISTENERS_ENV];
   if (!Number.isInteger(oldMasterPid) || oldMasterPid <= 0) return undefined;
-  const listeners = fds.map((fd, index) => inheritedListener(runtime, fd, descriptions[index] ?? { bind: `fd://${fd}`, url: `fd://${fd}` }));
-  return { oldMasterPid, listeners };
+  const listeners = fds.map((fd, index) => inheritedListener(runtime, fd, handedOver.listeners[index] ?? { bind: `fd://${fd}`, url: `fd://${fd}` }));
+  return { oldMasterPid, listeners, socketActivated: handedOver.socketActivated };
 }
 
 /** What the old master needs to start its successor. */
@@ -46,6 +55,8 @@ export interface NewMasterOptions {
   /** The environment it was started with. */
   env: Record<string, string | undefined>;
   listeners: Listener[];
+  /** The listeners came from systemd. */
+  socketActivated: boolean;
   /** systemd's $NOTIFY_SOCKET, which the master took out of its own environment. */
   notifySocket?: string;
 }
@@ -58,14 +69,18 @@ export interface NewMasterOptions {
 export function spawnNewMaster(options: NewMasterOptions): ChildProcess {
   const { runtime, listeners } = options;
   const passing = runtime.passListeners(listeners.map((listener) => listener.fd));
-  const descriptions = listeners.map(({ bind, url, reusePort }): ListenerDescription => ({ bind, url, reusePort }));
+  const handedOver: ListenersHandedOver = {
+    socketActivated: options.socketActivated,
+    listeners: listeners.map(({ bind, url, reusePort }) => ({ bind, url, reusePort })),
+  };
   const env: Record<string, string | undefined> = {
     ...options.env,
     [OLD_MASTER_PID_ENV]: String(process.pid),
     [INHERITED_FDS_ENV]: passing.workerFds.join(','),
-    [INHERITED_LISTENERS_ENV]: JSON.stringify(descriptions),
+    [INHERITED_LISTENERS_ENV]: JSON.stringify(handedOver),
   };
-  // systemd's sockets reach the new master as inherited fds: LISTEN_PID could not name it anyway.
+  // systemd's sockets reach the new master as inherited fds: LISTEN_PID could not name it (its pid is not known
+  // before the spawn).
   for (const name of ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES']) delete env[name];
   if (options.notifySocket) env.NOTIFY_SOCKET = options.notifySocket;
   const { command, args } = runtime.workerCommand();

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { BIN, fixture, fetchText, killPid, ROOT, runCli, runtimeCommand, Server, TEST_RUNTIMES, tempDir, waitFor } from './helpers.ts';
+import { BIN, fixture, fetchText, ROOT, runCli, runtimeCommand, Server, TEST_RUNTIMES, tempDir, waitFor } from './helpers.ts';
 
 const BUILD_TIMEOUT_MS = 120_000;
 const withDevTools = { PATH: `${BIN}${path.delimiter}${process.env.PATH}` };
@@ -49,17 +49,13 @@ async function servesHupsAndStops(command: string[], args: string[], cwd: string
     assert.equal((await fetchText(`${server.url}/`)).status, 200);
     server.signal('SIGUSR2');
     const newMaster = Number((await server.waitForLine(/started a new master \(pid:(\d+)\)/))[1]);
-    try {
-      await server.waitForReady(4);
-      server.signal('SIGTERM');
-      assert.deepEqual(await server.waitForExit(), { code: 0, signal: null });
-      await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Master has been promoted`));
-      assert.equal((await fetchText(`${server.url}/`)).status, 200);
-      process.kill(newMaster, 'SIGTERM');
-      await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Shutting down: Master`));
-    } finally {
-      killPid(newMaster);
-    }
+    await server.waitForReady(4);
+    server.signal('SIGTERM');
+    assert.deepEqual(await server.waitForExit(), { code: 0, signal: null });
+    await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Master has been promoted`));
+    assert.equal((await fetchText(`${server.url}/`)).status, 200);
+    process.kill(newMaster, 'SIGTERM');
+    await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Shutting down: Master`));
   } finally {
     await server.kill();
   }

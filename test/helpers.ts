@@ -258,9 +258,14 @@ export class Server {
     return this.exit;
   }
 
-  /** Kills the master and every worker it logged, by pid (test cleanup). */
+  /** Every new master a USR2 started (they outlive the master the test started, detached). */
+  newMasterPids(): number[] {
+    return this.matches(/started a new master \(pid:(\d+)\)/).map((m) => Number(m[1]));
+  }
+
+  /** Kills the new masters of USR2 upgrades, the master and every worker they logged, by pid (test cleanup). */
   async kill(): Promise<void> {
-    for (const pid of new Set([this.child.pid!, this.pid, ...this.allWorkerPids()])) {
+    for (const pid of new Set([...this.newMasterPids(), this.child.pid!, this.pid, ...this.allWorkerPids()])) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -268,15 +273,6 @@ export class Server {
       }
     }
     await Promise.race([this.#exited, sleep(5000)]);
-  }
-}
-
-/** SIGKILLs `pid` if it is still there (a process the test did not spawn itself: a USR2 master, say). */
-export function killPid(pid: number | undefined): void {
-  try {
-    if (pid) process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
   }
 }
 

@@ -59,7 +59,7 @@ class NotifySocket {
 for (const target of TEST_TARGETS) {
   const { runtime } = target;
   describe(`${target.name}: systemd`, () => {
-    it('serves on the sockets systemd passes, never unlinks them, and sends READY=1, RELOADING=1 and STOPPING=1', {
+    it('serves on the sockets systemd passes, never unlinks them, sends READY=1, RELOADING=1, STOPPING=1; USR2 keeps them', {
       skip: runtime === 'node' && !hasSystemdNotify && 'Node sends sd_notify with systemd-notify, which is not installed here',
     }, async () => {
       const dir = tempDir();
@@ -104,9 +104,21 @@ for (const target of TEST_TARGETS) {
           await waitFor('the new workers', () => server.liveWorkers().some((pid) => !oldWorkers.includes(pid)) || undefined);
           assert.match((await fetchText(`http://127.0.0.1:${bound.port}/`)).body, /^pid=\d+/);
 
+          // USR2: the new master serves on systemd's sockets too and claims the service (MAINPID=); the old one
+          // stops without STOPPING=1, which would stop the service.
+          server.signal('SIGUSR2');
+          const newMaster = Number((await server.waitForLine(/started a new master \(pid:(\d+)\)/))[1]);
+          assert.match(await notify.nth(`MAINPID=${newMaster}`), /^MAINPID=\d+\nREADY=1\n/);
+          assert.ok(server.lines.some((line) => line.includes(`Listening at: http://127.0.0.1:${bound.port} (${newMaster})`)));
           server.signal('SIGTERM');
-          assert.match(await notify.nth('STOPPING=1'), /^STOPPING=1\nSTATUS=Stopping gracefully$/);
           assert.equal((await server.waitForExit()).code, 0);
+          await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Master has been promoted`));
+          assert.match((await fetchText(`http://127.0.0.1:${bound.port}/`)).body, /^pid=\d+/);
+          assert.ok(!notify.datagrams.some((datagram) => datagram.includes('STOPPING=1')), 'the old master said STOPPING=1');
+
+          process.kill(newMaster, 'SIGTERM');
+          assert.match(await notify.nth('STOPPING=1'), /^STOPPING=1\nSTATUS=Stopping gracefully$/);
+          await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Shutting down: Master`));
           assert.ok(fs.statSync(unixPath).isSocket(), 'a socket from systemd is never unlinked');
         });
       } finally {
