@@ -1,20 +1,12 @@
 /**
- * What an inherited socket fd is (from systemd's socket activation, or from the old master of a USR2 upgrade):
- * its local address and whether it listens, read from /proc (Linux) so that every runtime can tell, Node included
- * (which has no getsockname for an fd it did not open).
+ * The local address of a socket fd systemd passed (socket activation), read from /proc (Linux) so that every
+ * runtime can tell, Node included (which has no getsockname for an fd it did not open).
  */
 import fs from 'node:fs';
 import type { TcpAddress } from './runtime/index.ts';
 
 /** An inherited socket as /proc shows it. */
-export type FdSocket =
-  | { kind: 'tcp'; address: TcpAddress; listening: boolean }
-  | { kind: 'unix'; path: string; listening: boolean };
-
-/** TCP_LISTEN in /proc/net/tcp's `st` column; a bound socket that never listened shows TCP_CLOSE (07). */
-const TCP_LISTEN = '0A';
-/** __SO_ACCEPTCON in /proc/net/unix's `Flags` column: the socket listens. */
-const UNIX_ACCEPTCON = 0x10000;
+export type FdSocket = { kind: 'tcp'; address: TcpAddress } | { kind: 'unix'; path: string };
 
 function readLines(file: string): string[] {
   try {
@@ -48,7 +40,7 @@ function findTcp(inode: string): FdSocket | undefined {
       if (columns[9] !== inode) continue;
       const [hexHost, hexPort] = columns[1].split(':');
       const address: TcpAddress = { kind: 'tcp', host: ipText(hostOrderBytes(hexHost)), port: parseInt(hexPort, 16), family };
-      return { kind: 'tcp', address, listening: columns[3] === TCP_LISTEN };
+      return { kind: 'tcp', address };
     }
   }
   return undefined;
@@ -58,12 +50,16 @@ function findUnix(inode: string): FdSocket | undefined {
   for (const line of readLines('/proc/net/unix')) {
     const columns = line.trim().split(/\s+/);
     if (columns[6] !== inode) continue;
-    return { kind: 'unix', path: columns[7] ?? '', listening: (parseInt(columns[3], 16) & UNIX_ACCEPTCON) !== 0 };
+    // An unnamed socket (a socketpair) has no address to tell.
+    return columns[7] ? { kind: 'unix', path: columns[7] } : undefined;
   }
   return undefined;
 }
 
-/** The socket behind `fd`, or undefined where /proc cannot tell (not Linux, not a TCP or unix socket). */
+/**
+ * The socket behind `fd`, or undefined where /proc cannot tell: not Linux, not a TCP or unix socket, an unnamed
+ * unix socket, a TCP socket that is bound but not listening (/proc/net/tcp lists neither).
+ */
 export function describeFd(fd: number): FdSocket | undefined {
   let target: string;
   try {

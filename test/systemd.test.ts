@@ -7,6 +7,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { describeFd } from '../src/fd-address.ts';
+import type { Logger } from '../src/glogging.ts';
+import type { Runtime } from '../src/runtime/index.ts';
+import { SystemdNotifier, takeActivatedSockets, takeNotifySocket } from '../src/systemd.ts';
 import { BIN, cliCommand, fetchText, fixture, Server, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 interface ListeningHandle {
@@ -55,6 +59,66 @@ class NotifySocket {
     this.#child.kill('SIGKILL');
   }
 }
+
+describe('systemd: environment and sockets', () => {
+  it('takes LISTEN_FDS only when LISTEN_PID is this process, and removes the variables either way', () => {
+    const env: Record<string, string | undefined> = { LISTEN_PID: String(process.pid), LISTEN_FDS: '2', LISTEN_FDNAMES: 'web:', PATH: '/bin' };
+    assert.deepEqual(takeActivatedSockets(env), [{ fd: 3, name: 'web' }, { fd: 4, name: undefined }]);
+    assert.deepEqual(env, { PATH: '/bin' });
+    const parents: Record<string, string | undefined> = { LISTEN_PID: String(process.pid + 1), LISTEN_FDS: '1' };
+    assert.equal(takeActivatedSockets(parents), undefined);
+    assert.deepEqual(parents, {});
+    assert.equal(takeActivatedSockets({ LISTEN_PID: String(process.pid), LISTEN_FDS: 'none' }), undefined);
+    const notify: Record<string, string | undefined> = { NOTIFY_SOCKET: '@abstract' };
+    assert.equal(takeNotifySocket(notify), '@abstract');
+    assert.deepEqual(notify, {});
+  });
+
+  it('reads an inherited socket\'s address from /proc: IPv4, IPv6, unix', async () => {
+    const dir = tempDir();
+    const servers = [net.createServer(), net.createServer(), net.createServer()];
+    try {
+      const listen = (server: net.Server, ...args: unknown[]) => new Promise((resolve) => server.listen(...(args as []), resolve));
+      await listen(servers[0], 0, '127.0.0.1');
+      await listen(servers[1], 0, '::1');
+      await listen(servers[2], path.join(dir, 'x.sock'));
+      const fdOf = (server: net.Server) => (server as unknown as { _handle: { fd: number } })._handle.fd;
+      const port = (server: net.Server) => (server.address() as net.AddressInfo).port;
+      assert.deepEqual(describeFd(fdOf(servers[0])), { kind: 'tcp', address: { kind: 'tcp', host: '127.0.0.1', port: port(servers[0]), family: 4 } });
+      assert.deepEqual(describeFd(fdOf(servers[1])), { kind: 'tcp', address: { kind: 'tcp', host: '::1', port: port(servers[1]), family: 6 } });
+      assert.deepEqual(describeFd(fdOf(servers[2])), { kind: 'unix', path: path.join(dir, 'x.sock') });
+      const file = fs.openSync(path.join(dir, 'plain'), 'w');
+      assert.equal(describeFd(file), undefined);
+      fs.closeSync(file);
+    } finally {
+      for (const server of servers) server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sends nothing without NOTIFY_SOCKET; a message it cannot send is a warning once, then a debug line', () => {
+    const sent: string[] = [];
+    const lines: string[] = [];
+    const runtime = {
+      notify(socket: string, datagram: string) {
+        if (socket === '/gone') throw new Error('ENOENT');
+        sent.push(datagram);
+      },
+      monotonicMicroseconds: () => 42n,
+    } as unknown as Runtime;
+    const logger = { warning: (line: string) => lines.push(`warning ${line}`), debug: (line: string) => lines.push(`debug ${line}`) } as unknown as Logger;
+    new SystemdNotifier(undefined, runtime, () => logger).ready('up');
+    assert.deepEqual(sent, []);
+    const notifier = new SystemdNotifier('/run/notify', runtime, () => logger);
+    notifier.reloading('Reloading');
+    notifier.ready('up');
+    assert.deepEqual(sent, ['RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=Reloading', 'READY=1\nSTATUS=up']);
+    const failing = new SystemdNotifier('/gone', runtime, () => logger);
+    failing.stopping('Stopping');
+    failing.stopping('Stopping');
+    assert.deepEqual(lines, ['warning Cannot notify systemd at /gone: ENOENT', 'debug Cannot notify systemd at /gone: ENOENT']);
+  });
+});
 
 for (const target of TEST_TARGETS) {
   const { runtime } = target;
