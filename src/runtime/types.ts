@@ -75,7 +75,10 @@ export interface Runtime {
   readonly engines: RuntimeEngines;
   /** How to hand the master's listening fds to a worker at spawn. */
   passListeners(fds: number[]): ListenerPassing;
-  /** The command that starts a worker: the same runtime and entry script, or the compiled binary itself. */
+  /**
+   * The command that starts a worker: the same runtime and entry script, or the compiled binary itself. A USR2
+   * upgrade starts the new master with it too, followed by the master's own arguments.
+   */
   workerCommand(): WorkerCommand;
   /** Makes an http.Server (a new one per fd) serve the connections accepted on an inherited listening fd (node-http engine). */
   listenOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener>;
