@@ -7,7 +7,7 @@ import path from 'node:path';
 
 const PACKAGE = 'node@26';
 const PREFIX = path.join('node_modules', '.cache', 'newer-node');
-const TESTS = ['test/build.test.ts', 'test/limits.test.ts', 'test/server.test.ts', 'test/lifecycle.test.ts', 'test/http1.test.ts', 'test/node-adapter.test.ts', 'test/corpus.test.ts', 'test/framing.test.ts', 'test/proxy.test.ts', 'test/timeouts.test.ts'];
+const TESTS = ['test/build.test.ts', 'test/upgrade.test.ts', 'test/systemd.test.ts', 'test/limits.test.ts', 'test/server.test.ts', 'test/lifecycle.test.ts', 'test/http1.test.ts', 'test/node-adapter.test.ts', 'test/corpus.test.ts', 'test/framing.test.ts', 'test/proxy.test.ts', 'test/timeouts.test.ts'];
 
 /** The newer Node's path, installed on first use. */
 function newerNode() {

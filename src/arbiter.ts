@@ -1,8 +1,8 @@
 /**
  * The arbiter (master): holds the listening sockets, keeps the configured number of workers alive, kills the
- * ones whose heartbeat stops, and handles Gunicorn's signals (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1).
+ * ones whose heartbeat stops, and handles Gunicorn's signals (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1, USR2, WINCH).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { type ConfigSources, resolveSettings } from './config.ts';
 import { allowedCpus } from './cpu-count.ts';
 import { ConfigError } from './errors.ts';
@@ -13,7 +13,11 @@ import { describeIdentity, handOver, privilegedPorts, withUmask, workerIdentity 
 import { processTitle } from './proctitle.ts';
 import type { EngineName, ProcessIdentity, Runtime } from './runtime/index.ts';
 import { durationsOf, type Settings } from './settings.ts';
-import { createListeners, kernelMigratesQueuedConnections, type Listener, RESETS_ON_RESTART_WARNING } from './sock.ts';
+import {
+  activatedListener, createListeners, kernelMigratesQueuedConnections, type Listener, RESETS_ON_RESTART_WARNING,
+} from './sock.ts';
+import { type ActivatedSocket, SystemdNotifier, takeActivatedSockets, takeNotifySocket } from './systemd.ts';
+import { spawnNewMaster, takeUpgradeHandoff, type UpgradeHandoff } from './upgrade.ts';
 import { VERSION } from './version.ts';
 import { WorkerHandle } from './worker-handle.ts';
 import { ENGINES } from './workers/index.ts';
@@ -52,6 +56,15 @@ export class Arbiter {
   private finish?: (code: number) => void;
   private tick?: ReturnType<typeof setInterval>;
   private readonly signalHandlers = new Map<string, () => void>();
+  /** The new master a USR2 started, while it runs. */
+  private newMaster?: ChildProcess;
+  /** The old master's pid while this master, started by its USR2, waits for it to exit. */
+  private oldMasterPid?: number;
+  /** The listeners came from systemd (socket activation): a HUP keeps them whatever --bind says. */
+  private socketActivated = false;
+  private notifier!: SystemdNotifier;
+  /** What the workers becoming ready completes, for sd_notify: the boot, a reload (HUP), or nothing. */
+  private awaitingReady?: 'boot' | 'reload' = 'boot';
 
   constructor(settings: Settings, sources: ConfigSources, runtime: Runtime, logger: Logger) {
     this.settings = settings;
@@ -65,14 +78,22 @@ export class Arbiter {
     const { settings, logger } = this;
     this.applyEnv([], settings.env);
     this.identity = workerIdentity(settings);
+    const activated = takeActivatedSockets(process.env);
+    this.notifier = new SystemdNotifier(takeNotifySocket(process.env), this.runtime, () => this.logger);
+    const handoff = takeUpgradeHandoff(process.env, this.runtime);
+    this.oldMasterPid = handoff?.oldMasterPid;
     if (settings.pidfile) {
-      this.pidfile = new Pidfile(settings.pidfile);
+      // A new master started by USR2 writes <pidfile>.2 until it is promoted, as Gunicorn's does.
+      this.pidfile = new Pidfile(handoff ? `${settings.pidfile}.2` : settings.pidfile);
       this.pidfile.create();
     }
     this.runtime.setProcessTitle(processTitle('master', settings.procName, settings.app));
     logger.info(`Starting tsgunicorn ${VERSION} (${this.runtime.name} ${this.runtime.version})`);
+    if (handoff) logger.info(`Binary upgrade: the old master (pid:${handoff.oldMasterPid}) serves beside this one until it exits`);
     try {
-      this.listeners = await withUmask(settings.umask, () => createListeners(settings.bind, this.listenOptions(settings)));
+      this.listeners = activated
+        ? this.activatedListeners(activated)
+        : await withUmask(settings.umask, () => this.openListeners(handoff));
     } catch (error) {
       this.pidfile?.unlink();
       throw error;
@@ -88,6 +109,34 @@ export class Arbiter {
     this.manageWorkers();
     this.tick = setInterval(() => this.onTick(), TICK_MS);
     return done;
+  }
+
+  /** systemd's sockets, used instead of binding (--bind is ignored), never unlinked. */
+  private activatedListeners(sockets: ActivatedSocket[]): Listener[] {
+    this.socketActivated = true;
+    this.logger.info(`Using ${sockets.length} socket(s) from systemd instead of binding ${this.settings.bind.join(', ')}`);
+    return sockets.map(({ fd, name }) => {
+      if (name) this.logger.debug(`systemd socket fd ${fd} is named ${name}`);
+      return activatedListener(this.runtime, fd);
+    });
+  }
+
+  /**
+   * Opens a listener for every bind, taking the old master's socket for each bind it already served (USR2) and
+   * closing the ones this configuration dropped; systemd's sockets handed over by the old master are all kept.
+   */
+  private async openListeners(handoff?: UpgradeHandoff): Promise<Listener[]> {
+    if (handoff?.socketActivated) {
+      this.socketActivated = true;
+      this.logger.info(`Using the ${handoff.listeners.length} socket(s) from systemd the old master handed over`);
+      return handoff.listeners;
+    }
+    const { bind } = this.settings;
+    const inherited = handoff?.listeners ?? [];
+    for (const listener of inherited) if (!bind.includes(listener.bind)) listener.close();
+    const kept = inherited.filter((listener) => bind.includes(listener.bind));
+    const opened = await createListeners(bind.filter((text) => !kept.some((listener) => listener.bind === text)), this.listenOptions(this.settings));
+    return bind.map((text) => [...kept, ...opened].find((listener) => listener.bind === text)!);
   }
 
   /**
@@ -188,9 +237,10 @@ export class Arbiter {
         for (const worker of this.workers.values()) worker.send({ type: 'reopen-logs' });
         break;
       case 'SIGUSR2':
-        this.logger.warning('USR2 binary upgrade is not supported yet; use HUP to replace the workers');
+        this.reexec();
         break;
       case 'SIGWINCH':
+        this.handleWinch();
         break;
     }
   }
@@ -239,6 +289,7 @@ export class Arbiter {
       worker.markReady();
       this.logger.debug(`Worker (pid:${worker.pid}) is ready`);
       this.manageWorkers();
+      this.notifyIfReady();
     } else if (message.type === 'heartbeat') {
       const { type: _, ...status } = message;
       worker.ping(status);
@@ -301,6 +352,7 @@ export class Arbiter {
   }
 
   private onTick(): void {
+    this.maybePromote();
     const now = performance.now();
     const { timeoutMs } = durationsOf(this.settings);
     for (const worker of this.workers.values()) {
@@ -326,7 +378,11 @@ export class Arbiter {
     if (this.stopState) return;
     const grace = graceful ? durationsOf(this.settings).gracefulMs : QUICK_STOP_MS;
     this.stopState = { graceful, deadline: performance.now() + grace, killed: false };
-    for (const listener of this.listeners) listener.close();
+    // While two masters serve (USR2), the other one serves on: systemd must not hear that the service stops, and
+    // the unix socket files stay (Gunicorn's rule).
+    const upgrading = this.newMaster !== undefined || this.oldMasterPid !== undefined;
+    if (!upgrading) this.notifier.stopping(graceful ? 'Stopping gracefully' : 'Stopping');
+    for (const listener of this.listeners) listener.close(upgrading);
     for (const worker of this.workers.values()) worker.send({ type: 'stop', graceful });
     if (this.workers.size === 0) this.finishStop();
   }
@@ -371,6 +427,7 @@ export class Arbiter {
   async reload(): Promise<void> {
     if (this.stopState) return;
     this.logger.info('Hang up: Master');
+    this.notifier.reloading('Reloading');
     let next: Settings;
     let identity: ProcessIdentity | undefined;
     try {
@@ -378,6 +435,7 @@ export class Arbiter {
       identity = workerIdentity(next);
     } catch (error) {
       this.logger.error(`Reload failed, keeping the current configuration: ${(error as Error).message}`);
+      this.notifier.ready('Reload failed, serving with the current configuration');
       return;
     }
     if (this.stopState) return;
@@ -408,6 +466,7 @@ export class Arbiter {
     this.handOverFiles();
     this.target = this.workerCount(next);
     this.generation++;
+    this.awaitingReady = 'reload';
     this.manageWorkers();
   }
 
@@ -415,6 +474,11 @@ export class Arbiter {
   private async rebind(next: Settings): Promise<void> {
     const same = (a: string[], b: string[]) => a.length === b.length && a.every((bind, i) => bind === b[i]);
     if (same(this.settings.bind, next.bind)) return;
+    if (this.socketActivated) {
+      this.logger.warning('Reload: the sockets come from systemd; --bind changes take a restart of the socket unit');
+      next.bind = this.settings.bind;
+      return;
+    }
     const keep = this.listeners.filter((listener) => next.bind.includes(listener.bind));
     const added = next.bind.filter((bind) => !keep.some((listener) => listener.bind === bind));
     let opened: Listener[];
@@ -450,5 +514,82 @@ export class Arbiter {
     const sockets = this.listeners.filter((listener) => listener.url.startsWith('unix:')).map((l) => l.url.slice(5));
     const logs = [settings.errorLog, settings.accessLog].filter((file): file is string => file !== null && file !== '-');
     handOver([...sockets, ...logs], this.identity);
+  }
+
+  /** Tells systemd the master serves once the workers of the boot or of a reload are all ready. */
+  private notifyIfReady(): void {
+    if (!this.awaitingReady) return;
+    const ready = [...this.workers.values()].filter((w) => w.generation === this.generation && w.state === 'ready').length;
+    if (ready < this.target) return;
+    const status = `Serving with ${ready} worker(s)`;
+    // A USR2 master claims the service as its main process (the unit needs NotifyAccess=all for that).
+    if (this.awaitingReady === 'boot' && this.oldMasterPid !== undefined) this.notifier.mainPid(status);
+    else this.notifier.ready(status);
+    this.awaitingReady = undefined;
+  }
+
+  /**
+   * USR2: starts a new master with this one's sockets (binary upgrade). Refused while one runs, and in a new
+   * master that has not been promoted yet, as Gunicorn's reexec is.
+   */
+  private reexec(): void {
+    if (this.stopState) return;
+    if (this.newMaster) {
+      this.logger.warning(`USR2 refused: the new master (pid:${this.newMaster.pid}) of an upgrade is running; ` +
+        'TERM this master to finish the upgrade, or TERM the new one to roll back');
+      return;
+    }
+    if (this.oldMasterPid !== undefined) {
+      this.logger.warning(`USR2 refused: this master waits for the old master (pid:${this.oldMasterPid}) to exit`);
+      return;
+    }
+    const { argv, cwd, env } = this.sources;
+    const child = spawnNewMaster({
+      runtime: this.runtime, argv, cwd, env, listeners: this.listeners, socketActivated: this.socketActivated,
+      notifySocket: this.notifier.socket,
+    });
+    if (child.pid === undefined) {
+      child.on('error', (error) => this.logger.error(`USR2: cannot start a new master: ${error.message}`));
+      return;
+    }
+    this.newMaster = child;
+    this.logger.info(`Binary upgrade: started a new master (pid:${child.pid}); once it serves, TERM this master ` +
+      `(pid:${process.pid}), or WINCH it first to stop its workers and keep a way back (HUP)`);
+    child.on('exit', (code, signal) => this.onNewMasterExit(child, code, signal));
+    child.on('error', (error) => this.logger.error(`New master (pid:${child.pid}): ${error.message}`));
+  }
+
+  /** The new master of an upgrade exited while this master lives: it failed to boot, or it was rolled back. */
+  private onNewMasterExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.newMaster !== child) return;
+    this.newMaster = undefined;
+    const how = signal ? `was sent ${signal}` : `exited with code ${code}`;
+    const line = `New master (pid:${child.pid}) ${how}; this master (pid:${process.pid}) serves on` +
+      (this.target === 0 ? ' without workers: HUP starts them again' : '');
+    if (code === 0 || signal === 'SIGTERM' || signal === 'SIGQUIT' || signal === 'SIGINT') this.logger.info(line);
+    else this.logger.error(line);
+    if (!this.stopState) this.notifier.mainPid(`Serving again after the upgrade ended (pid:${child.pid})`);
+  }
+
+  /**
+   * WINCH during an upgrade: this (old) master stops its workers gracefully and keeps its sockets, so that HUP
+   * can bring workers back (roll back) until it gets TERM. Ignored otherwise: it would leave nothing serving.
+   */
+  private handleWinch(): void {
+    if (!this.newMaster || this.stopState) {
+      this.logger.info('Ignoring WINCH: no binary upgrade (USR2) in progress');
+      return;
+    }
+    this.logger.info('Stopping the workers gracefully (WINCH); this master keeps its sockets: HUP brings workers back, TERM ends it');
+    this.target = 0;
+    this.manageWorkers();
+  }
+
+  /** A new master whose old master is gone (it was re-parented) takes over: Gunicorn's maybe_promote_master. */
+  private maybePromote(): void {
+    if (this.oldMasterPid === undefined || process.ppid === this.oldMasterPid) return;
+    this.logger.info(`Master has been promoted (the old master pid:${this.oldMasterPid} is gone).`);
+    this.oldMasterPid = undefined;
+    if (this.pidfile && this.settings.pidfile) this.pidfile.rename(this.settings.pidfile);
   }
 }

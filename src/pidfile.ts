@@ -14,7 +14,7 @@ function isAlive(pid: number): boolean {
 
 /** A pidfile owned by this process. */
 export class Pidfile {
-  readonly file: string;
+  file: string;
 
   constructor(file: string) {
     this.file = path.resolve(file);
@@ -44,6 +44,18 @@ export class Pidfile {
     } catch {
       return undefined;
     }
+  }
+
+  /** Moves the file to `file` (a USR2 master promoted: `<pidfile>.2` becomes the pidfile). */
+  rename(file: string): void {
+    const target = path.resolve(file);
+    try {
+      fs.renameSync(this.file, target);
+    } catch {
+      // Gone meanwhile: write it anew below.
+    }
+    this.file = target;
+    this.create();
   }
 
   /** Removes the file if it still holds our pid. */

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { parseBind } from './address.ts';
 import { ConfigError } from './errors.ts';
+import { describeFd } from './fd-address.ts';
 import type { Logger } from './glogging.ts';
 import { type Runtime, SocketError, type TcpAddress } from './runtime/index.ts';
 
@@ -20,13 +21,22 @@ export interface Listener {
   fd: number;
   /** The address each worker binds with SO_REUSEPORT itself (its port resolved), in reuse-port mode. */
   reusePort?: TcpAddress;
-  close(): void;
+  /**
+   * Closes the master's socket and removes its unix socket file, if it has one, unless `keepFile` (the other
+   * master of a USR2 upgrade still serves on it). A systemd socket's file is never removed.
+   */
+  close(keepFile?: boolean): void;
 }
 
 /** Resolves a host name (rare in binds: node:dns is only loaded for it). */
 async function lookupIPv4(host: string): Promise<string> {
   const dns = await import('node:dns/promises');
   return (await dns.lookup(host, { family: 4 })).address;
+}
+
+/** How a TCP listener is logged: http://127.0.0.1:8000, http://[::1]:8000. */
+function tcpUrl(address: TcpAddress, port = address.port): string {
+  return `http://${address.family === 6 ? `[${address.host}]` : address.host}:${port}`;
 }
 
 async function openListener(runtime: Runtime, bind: string, backlog: number, reusePort: boolean): Promise<Listener> {
@@ -42,7 +52,10 @@ async function openListener(runtime: Runtime, bind: string, backlog: number, reu
     const held = runtime.bindSocket(address, backlog);
     return {
       bind, url: `unix:${address.path}`, fd: held.fd,
-      close() {
+      close(keepFile = false) {
+        // Node's libuv removes a unix socket's file when it closes the handle that bound it: the socket stays open
+        // until this master exits (the other master of the upgrade holds it anyway).
+        if (keepFile) return;
         held.close();
         fs.rmSync(address.path, { force: true });
       },
@@ -52,11 +65,41 @@ async function openListener(runtime: Runtime, bind: string, backlog: number, reu
   const host = net.isIP(address.host) ? address.host : await lookupIPv4(address.host);
   const tcp: TcpAddress = { kind: 'tcp', host, port: address.port, family };
   const held = reusePort ? runtime.reservePort(tcp) : runtime.bindSocket(tcp, backlog);
-  const shownHost = family === 6 ? `[${host}]` : host;
   return {
-    bind, url: `http://${shownHost}:${held.port}`, fd: held.fd, close: () => held.close(),
+    bind, url: tcpUrl(tcp, held.port), fd: held.fd, close: () => held.close(),
     ...(reusePort ? { reusePort: { ...tcp, port: held.port } } : {}),
   };
+}
+
+/** What a listener inherited from another process (an old master on USR2) is: its Listener minus fd and close. */
+export type ListenerDescription = Pick<Listener, 'bind' | 'url' | 'reusePort'>;
+
+/**
+ * A listener on an fd this process inherited. Closing it closes the fd; the socket file of a `unix:` bind (an
+ * old master's, handed over by USR2) is removed as the master's own would be, a systemd socket's never.
+ */
+export function inheritedListener(runtime: Runtime, fd: number, description: ListenerDescription): Listener {
+  let open = true;
+  const socketFile = description.bind.startsWith('unix:') ? description.url.replace(/^unix:/, '') : undefined;
+  return {
+    ...description,
+    fd,
+    close(keepFile = false) {
+      if (open) runtime.closeFd(fd);
+      open = false;
+      if (socketFile && !keepFile) fs.rmSync(socketFile, { force: true });
+    },
+  };
+}
+
+/**
+ * A listener on a socket systemd passed (socket activation): logged with its real address where /proc shows it,
+ * as `fd://N` otherwise.
+ */
+export function activatedListener(runtime: Runtime, fd: number): Listener {
+  const socket = describeFd(fd);
+  const url = socket?.kind === 'tcp' ? tcpUrl(socket.address) : socket?.kind === 'unix' ? `unix:${socket.path}` : `fd://${fd}`;
+  return inheritedListener(runtime, fd, { bind: `fd://${fd}`, url });
 }
 
 const MIGRATE_SYSCTL = '/proc/sys/net/ipv4/tcp_migrate_req';

@@ -28,7 +28,10 @@ function copyAlone(file: string): string {
   return copy;
 }
 
-/** Runs a server with 2 workers from its folder: it serves, HUP replaces both workers, TERM exits 0. */
+/**
+ * Runs a server with 2 workers from its folder: it serves, HUP replaces both workers, USR2 starts a new master
+ * (the same executable or script, run again), TERM makes the old master exit 0 and the new one take over.
+ */
 async function servesHupsAndStops(command: string[], args: string[], cwd: string): Promise<void> {
   const server = await Server.startCommand(command, ['-w', '2', '-b', '127.0.0.1:0', ...args], { cwd, workers: 2 });
   try {
@@ -44,8 +47,15 @@ async function servesHupsAndStops(command: string[], args: string[], cwd: string
     });
     assert.equal(new Set(second).size, 2);
     assert.equal((await fetchText(`${server.url}/`)).status, 200);
+    server.signal('SIGUSR2');
+    const newMaster = Number((await server.waitForLine(/started a new master \(pid:(\d+)\)/))[1]);
+    await server.waitForReady(4);
     server.signal('SIGTERM');
     assert.deepEqual(await server.waitForExit(), { code: 0, signal: null });
+    await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Master has been promoted`));
+    assert.equal((await fetchText(`${server.url}/`)).status, 200);
+    process.kill(newMaster, 'SIGTERM');
+    await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Shutting down: Master`));
   } finally {
     await server.kill();
   }
@@ -53,7 +63,7 @@ async function servesHupsAndStops(command: string[], args: string[], cwd: string
 
 describe('tsgunicorn build', () => {
   for (const target of ['bun', 'node']) {
-    it(`--target ${target}: the executable serves the bundled Hono app from an empty folder, HUP and TERM work`, async () => {
+    it(`--target ${target}: the executable serves the bundled Hono app from an empty folder, HUP, USR2 and TERM work`, async () => {
       const output = path.join(emptyDir(), 'server');
       const build = await runCli('node', ['build', fixture('hono-app.ts'), '-o', output, '--target', target],
         { env: withDevTools, timeoutMs: BUILD_TIMEOUT_MS });
@@ -92,7 +102,7 @@ describe('tsgunicorn build', () => {
 
 describe('dist/tsgunicorn.js copied alone into an empty folder', () => {
   for (const runtime of TEST_RUNTIMES) {
-    it(`${runtime}: serves a JavaScript app with 2 workers, HUP and TERM work`, async () => {
+    it(`${runtime}: serves a JavaScript app with 2 workers, HUP, USR2 and TERM work`, async () => {
       const script = copyAlone(path.join(ROOT, 'dist', 'tsgunicorn.js'));
       const app = path.join(path.dirname(script), 'app.js');
       fs.writeFileSync(app, 'export default { fetch: () => new Response(`pid=${process.pid}`) };\n');

@@ -68,7 +68,7 @@ function commandFor(target: Runnable, script: string): string[] {
 }
 
 /** How each runtime starts the CLI: dist/tsgunicorn.js on Node (as `npx tsgunicorn` does), cli.ts on Deno and Bun. */
-const cliCommand = (target: Runnable) => {
+export const cliCommand = (target: Runnable) => {
   const runtime = typeof target === 'string' ? target : target.runtime;
   return commandFor(target, path.join(ROOT, runtime === 'node' ? 'dist/tsgunicorn.js' : 'cli.ts'));
 };
@@ -258,9 +258,14 @@ export class Server {
     return this.exit;
   }
 
-  /** Kills the master and every worker it logged, by pid (test cleanup). */
+  /** Every new master a USR2 started (they outlive the master the test started, detached). */
+  newMasterPids(): number[] {
+    return this.matches(/started a new master \(pid:(\d+)\)/).map((m) => Number(m[1]));
+  }
+
+  /** Kills the new masters of USR2 upgrades, the master and every worker they logged, by pid (test cleanup). */
   async kill(): Promise<void> {
-    for (const pid of new Set([this.child.pid!, this.pid, ...this.allWorkerPids()])) {
+    for (const pid of new Set([...this.newMasterPids(), this.child.pid!, this.pid, ...this.allWorkerPids()])) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

@@ -4,7 +4,10 @@
  */
 import { dropWithProcessCalls } from './_node-identity.ts';
 import { acceptOnFd, passAsStdio } from './_node-net.ts';
-import { bindWithLibc, libcCalls, libcSymbolTable, type LibcSocketCalls } from './libc-socket.ts';
+import fs from 'node:fs';
+import {
+  bindWithLibc, libcCalls, libcSymbolTable, type LibcSocketCalls, monotonicMicroseconds, sendUnixDatagram,
+} from './libc-socket.ts';
 import type { Runtime } from './types.ts';
 
 let libc: LibcSocketCalls | undefined;
@@ -48,6 +51,10 @@ export const bunRuntime: Runtime = {
   setProcessTitle(title: string) {
     process.title = title;
   },
+  closeFd: (fd) => fs.closeSync(fd),
+  // node:dgram cannot send to a unix socket: libc's sendto through bun:ffi.
+  notify: (socketPath, datagram) => sendUnixDatagram(loadedLibc(), socketPath, datagram),
+  monotonicMicroseconds: () => monotonicMicroseconds(loadedLibc()),
 };
 
 /** Loads bun:ffi ahead of the first bind (bindSocket itself is synchronous). */

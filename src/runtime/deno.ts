@@ -1,6 +1,7 @@
 /** Deno: binds through libc (Deno.dlopen) because Deno's listeners hide their fd; serves node:http on the fd. */
 import {
-  bindWithLibc, duplicateFdAbove, errnoName, libcCalls, libcSymbolTable, type LibcSocketCalls,
+  bindWithLibc, duplicateFdAbove, errnoName, isCloseOnExec, libcCalls, libcSymbolTable, type LibcSocketCalls,
+  monotonicMicroseconds, sendUnixDatagram,
 } from './libc-socket.ts';
 import type http from 'node:http';
 import net from 'node:net';
@@ -10,6 +11,7 @@ import type { FdListener, ProcessIdentity, Runtime } from './types.ts';
 const Deno = (globalThis as any).Deno;
 
 let libc: LibcSocketCalls | undefined;
+const loadedLibc = () => (libc ??= openLibc());
 /** Copies of inherited listener fds that would collide with the worker's IPC channel (fd 3). */
 const movedFds = new Map<number, number>();
 /** The worker's IPC channel is the first fd after stdio. */
@@ -81,12 +83,12 @@ export const denoRuntime: Runtime = {
   },
   engines: { inherit: 'node-http', reusePort: 'deno-serve', reusePortByDefault: false },
   // Deno's spawn clears O_NONBLOCK on the fds it maps into a child's stdio, which would make every other worker's
-  // accept() block; unmapped non-CLOEXEC fds are inherited untouched at their own numbers instead.
+  // accept() block; unmapped non-CLOEXEC fds are inherited untouched at their own numbers instead. A CLOEXEC fd
+  // (a reuse-port reservation handed to a new master on USR2) is passed as a non-CLOEXEC copy.
   passListeners(fds) {
     const workerFds = fds.map((fd) => {
-      if (fd > IPC_FD) return fd;
-      libc ??= openLibc();
-      if (!movedFds.has(fd)) movedFds.set(fd, duplicateFdAbove(libc, fd, IPC_FD + 1));
+      if (fd > IPC_FD && !isCloseOnExec(loadedLibc(), fd)) return fd;
+      if (!movedFds.has(fd)) movedFds.set(fd, duplicateFdAbove(loadedLibc(), fd, IPC_FD + 1));
       return movedFds.get(fd)!;
     });
     return { stdio: [], workerFds };
@@ -104,4 +106,9 @@ export const denoRuntime: Runtime = {
   setProcessTitle(title: string) {
     process.title = title;
   },
+  // node:fs on Deno closes its own resource ids only, not a raw fd.
+  closeFd: (fd) => void loadedLibc().close(fd),
+  // node:dgram cannot send to a unix socket, and Deno.listenDatagram needs --unstable-net: libc's sendto.
+  notify: (socketPath, datagram) => sendUnixDatagram(loadedLibc(), socketPath, datagram),
+  monotonicMicroseconds: () => monotonicMicroseconds(loadedLibc()),
 };

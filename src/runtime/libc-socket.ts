@@ -14,6 +14,8 @@ export interface LibcSocketCalls {
   close(fd: number): number;
   getsockname(fd: number, address: Uint8Array, length: Uint8Array): number;
   fcntl(fd: number, command: number, argument: number): number;
+  sendto(fd: number, buffer: Uint8Array, length: number, flags: number, address: Uint8Array, addressLength: number): number;
+  clock_gettime(clock: number, timespec: Uint8Array): number;
   /** The calling thread's errno after a failed call. */
   errno(): number;
 }
@@ -27,6 +29,10 @@ export const LIBC_SOCKET_SYMBOLS = {
   close: ['i32'],
   getsockname: ['i32', 'pointer', 'pointer'],
   fcntl: ['i32', 'i32', 'i32'],
+  // sendto's size_t length is passed as u64; its ssize_t result is read as i32 like the others' (the low half
+  // of the return register holds -1 or the byte count of a datagram far below 2 GiB).
+  sendto: ['i32', 'pointer', 'u64', 'i32', 'pointer', 'u32'],
+  clock_gettime: ['i32', 'pointer'],
 } as const;
 
 /**
@@ -48,14 +54,14 @@ export function libcCalls(symbols: Record<string, unknown>, errno: () => number)
 }
 
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
-const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
-const F_DUPFD = 0;
+const SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
+const F_DUPFD = 0, F_GETFD = 1, FD_CLOEXEC = 1;
+const MSG_NOSIGNAL = 0x4000, CLOCK_MONOTONIC = 1;
 const SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_REUSEPORT = 15, IPPROTO_TCP = 6, TCP_NODELAY = 1;
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 20: 'ENOTDIR', 22: 'EINVAL', 36: 'ENAMETOOLONG', 97: 'EAFNOSUPPORT',
-  98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
+  91: 'EPROTOTYPE', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL', 111: 'ECONNREFUSED',
 };
-
 /** errno's symbolic name (EPERM, EADDRINUSE, …) for messages and retry decisions. */
 export function errnoName(errno: number): string {
   return ERRNO_NAMES[errno] ?? `errno ${errno}`;
@@ -80,6 +86,45 @@ export function duplicateFdAbove(libc: LibcSocketCalls, fd: number, minimum: num
   const copy = libc.fcntl(fd, F_DUPFD, minimum);
   if (copy < 0) throw new SocketError('EBADF', `cannot duplicate fd ${fd}: errno ${libc.errno()}`);
   return copy;
+}
+
+/** Whether `fd` is closed on exec (then a child does not inherit it at its number). */
+export function isCloseOnExec(libc: LibcSocketCalls, fd: number): boolean {
+  return (libc.fcntl(fd, F_GETFD, 0) & FD_CLOEXEC) !== 0;
+}
+
+/**
+ * Sends one datagram to a unix datagram socket: a path, or `@name` in the abstract namespace (sd_notify's
+ * $NOTIFY_SOCKET). Throws a SocketError when the socket is missing or refuses it.
+ */
+export function sendUnixDatagram(libc: LibcSocketCalls, socketPath: string, datagram: string): void {
+  const abstract = socketPath.startsWith('@');
+  const name = new TextEncoder().encode(abstract ? socketPath.slice(1) : socketPath);
+  if (name.length > 107) throw new SocketError('ENAMETOOLONG', `unix socket path too long: ${socketPath}`);
+  // An abstract name starts with a NUL byte and is exactly as long as the address length says (no trailing NUL).
+  const address = new Uint8Array(2 + (abstract ? 1 : 0) + name.length + (abstract ? 0 : 1));
+  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
+  address.set(name, abstract ? 3 : 2);
+  const bytes = new TextEncoder().encode(datagram);
+  const fail = (call: string): never => {
+    const code = errnoName(libc.errno());
+    throw new SocketError(code, `${call} failed: ${code}`);
+  };
+  const fd = libc.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail('socket()');
+  try {
+    if (libc.sendto(fd, bytes, bytes.length, MSG_NOSIGNAL, address, address.length) < 0) fail(`sendto(${socketPath})`);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** CLOCK_MONOTONIC in microseconds, from libc (Deno's and Bun's process.hrtime count from their own start). */
+export function monotonicMicroseconds(libc: LibcSocketCalls): bigint {
+  const timespec = new Uint8Array(16);
+  libc.clock_gettime(CLOCK_MONOTONIC, timespec);
+  const view = new DataView(timespec.buffer);
+  return view.getBigInt64(0, true) * 1_000_000n + view.getBigInt64(8, true) / 1000n;
 }
 
 /** Encodes a sockaddr_in, sockaddr_in6 or sockaddr_un for bind(2). */

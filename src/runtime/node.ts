@@ -1,4 +1,6 @@
 /** Node.js: binds with net's internal bind-only handle; serves node:http on the inherited fd. */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import module from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
@@ -84,6 +86,27 @@ function findEsbuild(): string | undefined {
   return undefined;
 }
 
+/** How long systemd-notify may wait for systemd to take a message (it waits for a BARRIER=1 reply by default). */
+const SYSTEMD_NOTIFY_TIMEOUT_MS = 5000;
+
+/**
+ * sd_notify with systemd's `systemd-notify` (present wherever systemd is): Node has neither unix datagram
+ * sockets (node:dgram is UDP only, libuv has no AF_UNIX SOCK_DGRAM) nor an FFI. The message comes from the
+ * helper's pid, so the unit needs NotifyAccess=all (README, "systemd").
+ */
+function notifyWithSystemdNotify(socketPath: string, datagram: string): void {
+  const result = spawnSync('systemd-notify', datagram.split('\n'), {
+    env: { ...process.env, NOTIFY_SOCKET: socketPath },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: SYSTEMD_NOTIFY_TIMEOUT_MS,
+  });
+  if (result.error) {
+    const missing = (result.error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new Error(missing ? 'Node sends sd_notify messages with systemd-notify, which is not installed here' : result.error.message);
+  }
+  if (result.status !== 0) throw new Error(`systemd-notify: ${String(result.stderr).trim() || `exit status ${result.status}`}`);
+}
+
 /** The Node.js runtime. */
 export const nodeRuntime: Runtime = {
   name: 'node',
@@ -138,4 +161,8 @@ export const nodeRuntime: Runtime = {
   setProcessTitle(title: string) {
     process.title = title;
   },
+  closeFd: (fd) => fs.closeSync(fd),
+  notify: notifyWithSystemdNotify,
+  // libuv's hrtime is CLOCK_MONOTONIC.
+  monotonicMicroseconds: () => process.hrtime.bigint() / 1000n,
 };

@@ -82,7 +82,10 @@ export interface Runtime {
   readonly engines: RuntimeEngines;
   /** How to hand the master's listening fds to a worker at spawn. */
   passListeners(fds: number[]): ListenerPassing;
-  /** The command that starts a worker: the same runtime and entry script, or the compiled binary itself. */
+  /**
+   * The command that starts a worker: the same runtime and entry script, or the compiled binary itself. A USR2
+   * upgrade starts the new master with it too, followed by the master's own arguments.
+   */
   workerCommand(): WorkerCommand;
   /** Makes an http.Server (a new one per fd) serve the connections accepted on an inherited listening fd (node-http engine). */
   listenOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener>;
@@ -105,6 +108,15 @@ export interface Runtime {
   dropPrivileges(identity: ProcessIdentity): void;
   /** Sets the title `ps` shows, where the runtime supports it. */
   setProcessTitle(title: string): void;
+  /** Closes an fd this process inherited (a listener from systemd or from the old master of a USR2 upgrade). */
+  closeFd(fd: number): void;
+  /**
+   * Sends an sd_notify datagram (`READY=1\nSTATUS=…`) to the unix datagram socket `socketPath` (a path, or
+   * `@name` in the abstract namespace); throws an Error saying why when it cannot.
+   */
+  notify(socketPath: string, datagram: string): void;
+  /** CLOCK_MONOTONIC in microseconds (sd_notify's MONOTONIC_USEC). */
+  monotonicMicroseconds(): bigint;
 }
 
 /** A bind or listen failure, with the errno name (EADDRINUSE, EACCES, …) for retry decisions and messages. */
