@@ -187,6 +187,56 @@ describe('formatAccessLine', () => {
   });
 });
 
+describe('formatAccessLine json', () => {
+  it('renders one JSON object with the atoms as fields', () => {
+    const line = formatAccessLine('json', sample());
+    assert.ok(!line.includes('\n'));
+    assert.deepEqual(JSON.parse(line), {
+      remote_addr: '127.0.0.1',
+      time: START.toISOString(),
+      method: 'GET',
+      path: '/a b/c',
+      query: 'x=1&y=2',
+      protocol: 'HTTP/1.1',
+      status: 200,
+      bytes: 1234,
+      referer: 'http://example.com/ref',
+      user_agent: 'curl/8.0',
+      duration_us: 2_345_678,
+      pid: 4242,
+    });
+  });
+
+  it('writes missing values as null', () => {
+    const e = sample({ remoteAddr: '', requestHeaders: headers({}), start: new Date(NaN) });
+    const got = JSON.parse(formatAccessLine('json', e));
+    assert.equal(got.remote_addr, null);
+    assert.equal(got.referer, null);
+    assert.equal(got.user_agent, null);
+    assert.equal(got.time, null);
+  });
+
+  it('stays one valid JSON line whatever the strings hold', () => {
+    const nasty = 'a"b\\c\nd\re\u0000f\u001b[31m\ud800g\udc00h\u00ff\u2028';
+    const e = sample({
+      method: nasty,
+      rawUri: `/${nasty}?${nasty}`,
+      protocol: nasty,
+      requestHeaders: headers({ referer: nasty, 'user-agent': '\u00e9\u00ff latin-1 bytes' }),
+    });
+    const line = formatAccessLine('json', e);
+    assert.ok(!/[\n\r]/.test(line));
+    assert.ok(!/[\ud800-\udfff]/.test(line), 'lone surrogates are escaped');
+    const got = JSON.parse(line);
+    assert.equal(got.method, nasty);
+    assert.equal(got.referer, nasty);
+    assert.equal(got.query, nasty);
+    assert.equal(got.user_agent, '\u00e9\u00ff latin-1 bytes');
+    // and the UTF-8 bytes written to the log decode to the same object
+    assert.deepEqual(JSON.parse(Buffer.from(line + '\n', 'utf8').toString('utf8')), got);
+  });
+});
+
 describe('formatErrorLine', () => {
   it('has Gunicorn’s shape', () => {
     const line = formatErrorLine('info', 'Listening at: http://127.0.0.1:8000 (4242)', 4242);
@@ -313,7 +363,7 @@ describe('Logger', () => {
     assert.equal(readFileSync(errPath, 'utf8'), '');
   });
 
-  it("'-' sends error lines to stderr and access lines to stdout, one write per line", () => {
+  it("'-' sends error lines to stderr at once and access lines to stdout in a batch", () => {
     const log = new Logger({ logLevel: 'info', errorLog: '-', accessLog: '-', accessLogFormat: '%(s)s %(m)s' });
     const origOut = process.stdout.write;
     const origErr = process.stderr.write;
@@ -332,15 +382,46 @@ describe('Logger', () => {
       log.info('hello');
       log.debug('dropped');
       log.exception('oops', new Error('bad'));
+      log.access(sample({ status: 404 }));
+      assert.deepEqual(out, [], 'access lines wait for the end of the event-loop turn');
+      log.close();
     } finally {
       process.stdout.write = origOut;
       process.stderr.write = origErr;
     }
-    log.close();
-    assert.deepEqual(out, ['200 GET\n']);
+    assert.deepEqual(out, ['200 GET\n404 GET\n']);
     assert.equal(err.length, 2);
     assert.match(err[0], /\[INFO\] hello\n$/);
     assert.match(err[1], /\[ERROR\] oops\nError: bad\n/);
+  });
+
+  it('writes a batch of access lines once per event-loop turn, whole lines of at most 4096 bytes per write', async () => {
+    const log = new Logger({ logLevel: 'info', errorLog: '-', accessLog: '-', accessLogFormat: '%(s)s %({x-pad}i)s' });
+    const origOut = process.stdout.write;
+    const out: string[] = [];
+    const pad = 'x'.repeat(95); // lines of 100 bytes
+    try {
+      process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+        const text = Buffer.from(chunk).toString('utf8');
+        // the test runner's own output goes on to stdout meanwhile
+        if (!text.startsWith('200 ')) return (origOut as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
+        out.push(text);
+        return true;
+      }) as typeof process.stdout.write;
+      for (let i = 0; i < 100; i++) log.access(sample({ requestHeaders: headers({ 'x-pad': pad }) }));
+      await new Promise((resolve) => setImmediate(resolve));
+      // non-ASCII text makes a batch of 40 lines longer than 4096 bytes: it is cut after a newline
+      for (let i = 0; i < 40; i++) log.access(sample({ requestHeaders: headers({ 'x-pad': 'é'.repeat(95) }) }));
+      log.close();
+    } finally {
+      process.stdout.write = origOut;
+    }
+    assert.equal(out.join('').split('\n').length - 1, 140);
+    for (const chunk of out) {
+      assert.ok(Buffer.byteLength(chunk) <= 4096, `a write of ${Buffer.byteLength(chunk)} bytes`);
+      assert.ok(chunk.endsWith('\n'), 'whole lines only');
+    }
+    assert.equal(out.length, 3 + 2, '100 lines of 100 bytes: 3 writes; 40 lines of 195 bytes: 2 writes');
   });
 
   it('reopenFiles() starts writing to a fresh file after rotation', () => {
