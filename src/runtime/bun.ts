@@ -4,6 +4,7 @@
  */
 import { dropWithProcessCalls } from './_node-identity.ts';
 import { acceptOnFd, passAsStdio } from './_node-net.ts';
+import { rewriteCommandLine, setProcessName } from './_proc-title.ts';
 import { bindWithLibc, libcCalls, libcSymbolTable, type LibcSocketCalls } from './libc-socket.ts';
 import type { Runtime } from './types.ts';
 
@@ -45,8 +46,10 @@ export const bunRuntime: Runtime = {
   async enableTypeScriptImports() {},
   releaseTypeScriptCompiler() {},
   dropPrivileges: dropWithProcessCalls,
-  setProcessTitle(title: string) {
-    process.title = title;
+  // Bun's process.title only changes what process.title reads back: ps would still show `bun cli.ts ...`.
+  setProcessTitle({ title, name }) {
+    rewriteCommandLine(title);
+    setProcessName(name);
   },
 };
 
