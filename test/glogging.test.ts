@@ -207,9 +207,16 @@ describe('formatAccessLine json', () => {
     });
   });
 
+  it('writes the time as toISOString does, milliseconds included', () => {
+    for (const ms of [Date.UTC(2026, 10, 24, 13, 0, 0, 7), Date.UTC(2026, 10, 24, 13, 0, 0, 999), Date.UTC(2026, 10, 24, 13, 0, 1, 0), -1500]) {
+      assert.equal(JSON.parse(formatAccessLine('json', sample({ start: new Date(ms) }))).time, new Date(ms).toISOString());
+    }
+  });
+
   it('writes missing values as null', () => {
-    const e = sample({ remoteAddr: '', requestHeaders: headers({}), start: new Date(NaN) });
+    const e = sample({ remoteAddr: '', requestHeaders: headers({}), start: new Date(NaN), status: NaN });
     const got = JSON.parse(formatAccessLine('json', e));
+    assert.equal(got.status, null);
     assert.equal(got.remote_addr, null);
     assert.equal(got.referer, null);
     assert.equal(got.user_agent, null);
