@@ -21,7 +21,6 @@ interface BindOnlyHandle {
 }
 
 for (const target of TEST_TARGETS) {
-  const { runtime, mode } = target;
   describe(`${target.name}: addresses`, () => {
     it('listens on IPv6 loopback', async () => {
       await withServer(start(target, ['-b', '[::1]:0', fixture('app.ts')]), async (server) => {
