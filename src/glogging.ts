@@ -317,8 +317,8 @@ export function formatAccessLine(format: string, entry: AccessEntry): string {
 // ---------------------------------------------------------------------------
 // Sinks
 
-/** Where lines go: a standard stream or an append-mode file. */
-interface Sink {
+/** Where lines go: a standard stream or an append-mode file (exported for the tests of AccessBatch). */
+export interface Sink {
   write(text: string | Uint8Array): void;
   reopen(): void;
   close(): void;
@@ -345,11 +345,29 @@ function openAppend(what: string, path: string): number {
   }
 }
 
-/** Writes all of `buf` to `fd`; one call unless the kernel writes short. */
+/** How long one write waits in all for a full pipe to take bytes before it gives up (throws EAGAIN). */
+const FULL_PIPE_PATIENCE_MS = 10_000;
+/** What Atomics.wait sleeps on between two tries at a full pipe (nothing ever wakes it). */
+const napCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Writes all of `buf` to `fd`; one call unless the kernel writes short. A pipe in non-blocking mode whose reader
+ * lags (Node and Bun make stdout so, for every process sharing it) answers EAGAIN: the write waits for room, 1 ms at
+ * a time, as a blocking write would, so that nothing piles up in memory to be lost at exit.
+ */
 function writeAll(fd: number, buf: Uint8Array): void {
   let off = 0;
+  let waitedMs = 0;
   while (off < buf.length) {
-    const n = writeSync(fd, buf, off, buf.length - off);
+    let n: number;
+    try {
+      n = writeSync(fd, buf, off, buf.length - off);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EAGAIN' || waitedMs >= FULL_PIPE_PATIENCE_MS) throw err;
+      Atomics.wait(napCell, 0, 0, 1);
+      waitedMs++;
+      continue;
+    }
     if (n <= 0) return;
     off += n;
   }
@@ -362,6 +380,20 @@ class StreamSink implements Sink {
   }
   write(text: string | Uint8Array): void {
     this.#stream.write(text);
+  }
+  reopen(): void {}
+  close(): void {}
+}
+
+/**
+ * Standard output, written with write(2) itself: `process.stdout.write` on Node and Bun queues what a lagging
+ * pipe does not take at once, without bound, and the queue is lost when the worker exits. The access log waits for
+ * the pipe instead, as Deno's stdout and Gunicorn's do. Lines the app writes through `process.stdout` meanwhile
+ * may come out before or after a batch, never inside a line.
+ */
+class StdoutSink implements Sink {
+  write(text: string | Uint8Array): void {
+    writeAll(1, typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
   }
   reopen(): void {}
   close(): void {}
@@ -417,7 +449,7 @@ const NEWLINE = 0x0a;
  * a line costs 3-4 µs, formatting included (README, "Logs"). Whatever is pending is written before a reopen or a
  * close, and when the process exits.
  */
-class AccessBatch implements Sink {
+export class AccessBatch implements Sink {
   #sink: Sink;
   #pending = '';
   #scheduled = false;
@@ -528,7 +560,7 @@ export class Logger {
     this.#error = options.errorLog === '-' ? new StreamSink(process.stderr) : new FileSink('error log', options.errorLog);
     try {
       if (options.accessLog === null || options.accessLog === undefined) this.#access = null;
-      else this.#access = new AccessBatch(options.accessLog === '-' ? new StreamSink(process.stdout) : new FileSink('access log', options.accessLog));
+      else this.#access = new AccessBatch(options.accessLog === '-' ? new StdoutSink() : new FileSink('access log', options.accessLog));
     } catch (err) {
       this.#error.close();
       throw err;

@@ -5,10 +5,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import process from 'node:process';
 import { Buffer } from 'node:buffer';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 
-import { Logger, formatAccessLine, formatErrorLine, parseLogLevel } from '../src/glogging.ts';
+import { AccessBatch, Logger, formatAccessLine, formatErrorLine, parseLogLevel } from '../src/glogging.ts';
 import type { AccessEntry } from '../src/glogging.ts';
 import { DEFAULT_ACCESS_LOG_FORMAT, LOG_LEVELS, type LogLevel } from '../src/settings.ts';
 
@@ -52,6 +55,9 @@ function sample(over: Partial<AccessEntry> = {}): AccessEntry {
     ...over,
   };
 }
+
+/** The repository's root, where the child below runs. */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const atom = (name: string, e: AccessEntry = sample()): string => formatAccessLine(`%(${name})s`, e);
 
@@ -370,65 +376,66 @@ describe('Logger', () => {
     assert.equal(readFileSync(errPath, 'utf8'), '');
   });
 
-  it("'-' sends error lines to stderr at once and access lines to stdout in a batch", () => {
-    const log = new Logger({ logLevel: 'info', errorLog: '-', accessLog: '-', accessLogFormat: '%(s)s %(m)s' });
-    const origOut = process.stdout.write;
+  it("'-' sends error lines to stderr, each at once", () => {
+    const log = new Logger({ logLevel: 'info', errorLog: '-', accessLog: null, accessLogFormat: '%(s)s %(m)s' });
     const origErr = process.stderr.write;
-    const out: string[] = [];
     const err: string[] = [];
     try {
-      process.stdout.write = ((chunk: string) => {
-        out.push(String(chunk));
-        return true;
-      }) as typeof process.stdout.write;
       process.stderr.write = ((chunk: string) => {
         err.push(String(chunk));
         return true;
       }) as typeof process.stderr.write;
-      log.access(sample());
       log.info('hello');
       log.debug('dropped');
       log.exception('oops', new Error('bad'));
-      log.access(sample({ status: 404 }));
-      assert.deepEqual(out, [], 'access lines wait for the end of the event-loop turn');
-      log.close();
     } finally {
-      process.stdout.write = origOut;
       process.stderr.write = origErr;
     }
-    assert.deepEqual(out, ['200 GET\n404 GET\n']);
+    log.close();
     assert.equal(err.length, 2);
     assert.match(err[0], /\[INFO\] hello\n$/);
     assert.match(err[1], /\[ERROR\] oops\nError: bad\n/);
   });
 
   it('writes a batch of access lines once per event-loop turn, whole lines of at most 4096 bytes per write', async () => {
-    const log = new Logger({ logLevel: 'info', errorLog: '-', accessLog: '-', accessLogFormat: '%(s)s %({x-pad}i)s' });
-    const origOut = process.stdout.write;
     const out: string[] = [];
-    const pad = 'x'.repeat(95); // lines of 100 bytes
-    try {
-      process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-        const text = Buffer.from(chunk).toString('utf8');
-        // the test runner's own output goes on to stdout meanwhile
-        if (!text.startsWith('200 ')) return (origOut as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
-        out.push(text);
-        return true;
-      }) as typeof process.stdout.write;
-      for (let i = 0; i < 100; i++) log.access(sample({ requestHeaders: headers({ 'x-pad': pad }) }));
-      await new Promise((resolve) => setImmediate(resolve));
-      // non-ASCII text makes a batch of 40 lines longer than 4096 bytes: it is cut after a newline
-      for (let i = 0; i < 40; i++) log.access(sample({ requestHeaders: headers({ 'x-pad': 'é'.repeat(95) }) }));
-      log.close();
-    } finally {
-      process.stdout.write = origOut;
-    }
+    const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk).toString('utf8')), reopen() {}, close() {} });
+    const line = (c: string) => `200 ${c.repeat(95)}\n`; // 100 bytes when ASCII
+    for (let i = 0; i < 100; i++) batch.write(line('x'));
+    assert.equal(out.length, 2, 'before the end of the turn, only the batches that reached 4096 bytes');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(out.length, 3, '100 lines of 100 bytes: 3 writes');
+    // non-ASCII text makes a batch of 40 lines longer than 4096 bytes: it is cut after a newline
+    for (let i = 0; i < 40; i++) batch.write(line('é'));
+    batch.close();
     assert.equal(out.join('').split('\n').length - 1, 140);
     for (const chunk of out) {
       assert.ok(Buffer.byteLength(chunk) <= 4096, `a write of ${Buffer.byteLength(chunk)} bytes`);
       assert.ok(chunk.endsWith('\n'), 'whole lines only');
     }
-    assert.equal(out.length, 3 + 2, '100 lines of 100 bytes: 3 writes; 40 lines of 195 bytes: 2 writes');
+    assert.equal(out.length, 3 + 2, '40 lines of 195 bytes: 2 writes');
+  });
+
+  it('waits for a stdout pipe that its reader empties late, and loses no line at process.exit', async () => {
+    const LINES = 3000; // about 300 KB: several times what a pipe holds
+    const child = spawn(process.execPath, ['--import', './scripts/register-typescript.mjs', 'test/fixtures/access-log-writer.ts', String(LINES)], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    try {
+      const chunks: Buffer[] = [];
+      child.stdout!.pause();
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // the pipe fills meanwhile
+      child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk)).resume();
+      const [code] = await once(child, 'close');
+      assert.equal(code, 0);
+      const lines = Buffer.concat(chunks).toString('utf8').split('\n').filter((l) => l.startsWith('200 '));
+      assert.equal(lines.length, LINES);
+      assert.deepEqual(lines.map((l) => Number(l.slice(5, 11))), [...Array(LINES).keys()], 'whole lines, in order');
+    } finally {
+      clearTimeout(kill);
+      child.kill('SIGKILL');
+    }
   });
 
   it('reopenFiles() starts writing to a fresh file after rotation', () => {
