@@ -21,7 +21,7 @@ export interface LoggerOptions {
   logLevel: LogLevel;
   /** `'-'` = process.stderr, else a file path opened in append mode. */
   errorLog: string;
-  /** `null` = access log off, `'-'` = process.stdout, else a file path (append). */
+  /** `null` = access log off, `'-'` = stdout (fd 1), else a file path (append). */
   accessLog: string | null;
   /** Access-log format made of Gunicorn `%(atom)s` placeholders, or `json` ({@link JSON_ACCESS_FORMAT}). */
   accessLogFormat: string;
