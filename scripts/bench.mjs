@@ -229,12 +229,14 @@ function freePort() {
   });
 }
 
-/** Spawns one process of a server instance, draining its output into a bounded tail. */
-function spawnProcess(instance, { bin, args, cwd = ROOT, env = {} }) {
+/** Spawns one process of a server instance, draining its output into a bounded tail (stdout dropped with `discardStdout`). */
+function spawnProcess(instance, { bin, args, cwd = ROOT, env = {}, discardStdout = false }) {
   const child = spawn(bin, args, { cwd, env: serverEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = { child, exited: new Promise((resolve) => child.once('exit', () => resolve())), error: null };
   child.once('error', (err) => { proc.error = err; });
-  for (const name of ['stdout', 'stderr']) {
+  // An access log on stdout: read and dropped, so that keeping its tail costs the bench no CPU.
+  if (discardStdout) child.stdout.resume();
+  for (const name of discardStdout ? ['stderr'] : ['stdout', 'stderr']) {
     child[name].setEncoding('utf8');
     child[name].on('data', (chunk) => { instance.text = (instance.text + chunk).slice(-64_000); });
   }
@@ -412,26 +414,36 @@ function nativeCases(rt) {
 }
 
 /**
- * tsgunicorn with 1 and 2 workers in each socket mode (and the BENCH_BASELINE checkout's the same way, its rows
- * naming its commit), and the Hono example with 2 workers.
+ * tsgunicorn with 1 and 2 workers in each socket mode, and with 1 worker writing its access log to stdout (a pipe
+ * the bench drains and throws away), against the row without it; the BENCH_BASELINE checkout's the same way, its
+ * rows naming its commit. And the Hono example with 2 workers.
  */
 function tsgunicornCases(rt) {
   const cases = [];
   const checkouts = [{ root: ROOT, tag: '' }, ...(BASELINE ? [{ root: BASELINE, tag: BASELINE_TAG }] : [])];
+  /** One tsgunicorn row per checkout: `server` names the flags, `extra` adds arguments. */
+  const rows = (flags, workers, skip, extra = [], discardStdout = false) => {
+    for (const { root, tag } of checkouts) {
+      const cli = path.join(root, path.relative(ROOT, rt.cli));
+      cases.push({
+        runtime: rt.name, kind: 'tsgunicorn', server: `tsgunicorn${tag} ${flags}`, procs: workers, workers, skip,
+        launch: fixed((port) => [{
+          ...rt.run(cli, ['-w', String(workers), '-b', `${HOST}:${port}`, ...extra, APP]), discardStdout,
+        }]),
+        ...(tag ? { comparedAs: `${rt.name} tsgunicorn ${flags} ×${workers}` } : {}),
+      });
+    }
+  };
   for (const mode of ['--no-reuse-port', '--reuse-port']) {
     for (const workers of [1, 2]) {
       const skip = mode === '--reuse-port' && rt.name === 'node' && !nodeHasReusePort(rt.version)
         ? `Node ${rt.version} cannot open SO_REUSEPORT sockets (reusePort needs Node 22.12+)` : null;
-      for (const { root, tag } of checkouts) {
-        const cli = path.join(root, path.relative(ROOT, rt.cli));
-        cases.push({
-          runtime: rt.name, kind: 'tsgunicorn', server: `tsgunicorn${tag} ${mode}`, procs: workers, workers, skip,
-          launch: fixed((port) => [rt.run(cli, ['-w', String(workers), '-b', `${HOST}:${port}`, mode, APP])]),
-          ...(tag ? { comparedAs: `${rt.name} tsgunicorn ${mode} ×${workers}` } : {}),
-        });
-      }
+      rows(mode, workers, skip, [mode]);
     }
   }
+  const accessLog = ['--no-reuse-port', '--access-logfile', '-'];
+  rows(accessLog.join(' '), 1, null, accessLog, true);
+  rows([...accessLog, '--access-logformat', 'json'].join(' '), 1, null, [...accessLog, '--access-logformat', 'json'], true);
   cases.push({
     runtime: rt.name, kind: 'tsgunicorn', server: 'tsgunicorn + Hono (examples/hono-app.ts)', procs: 2, workers: 2,
     launch: fixed((port) => [rt.run(rt.cli, ['-w', '2', '-b', `${HOST}:${port}`, HONO_APP])]),

@@ -109,6 +109,13 @@ function checkSecureSchemeHeaders(entries: string[]): void {
   }
 }
 
+function checkAccessLogFormat(format: string): void {
+  if (/[\r\n]/.test(format)) {
+    throw new ConfigError(`invalid value ${JSON.stringify(format)} for --access-logformat: one line per request, ` +
+      'without CR or LF');
+  }
+}
+
 function checkServerHeader(value: string): void {
   if (value.trim() === '' || !isValidFieldValue(value)) {
     throw new ConfigError(`invalid value ${JSON.stringify(value)} for --server-header: expected printable latin-1 text`);
@@ -265,9 +272,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   },
   {
     name: 'accessLogFormat', flag: 'access-logformat', type: 'string',
-    default: DEFAULT_ACCESS_LOG_FORMAT, meta: 'FORMAT',
+    default: DEFAULT_ACCESS_LOG_FORMAT, meta: 'FORMAT', validate: checkAccessLogFormat,
     doc: 'Access log line with Gunicorn\'s atoms: h l u t r s b B f a T M D L p m U q H, %({name}i) and ' +
-      '%({name}o).',
+      '%({name}o); or json: one JSON object per line (README, "Logging").',
   },
   {
     name: 'forwardedAllowIps', flag: 'forwarded-allow-ips', type: 'string', env: 'FORWARDED_ALLOW_IPS',

@@ -58,8 +58,9 @@ export class Worker {
     delete process.env[WORKER_ENV];
     process.env.TSGUNICORN_WORKER_ID = String(this.boot.id);
     this.runtime = await currentRuntime();
-    this.dropPrivileges();
+    // Before the rights go: a process that changed its uid may no longer write its own /proc files (Bun's title).
     this.runtime.setProcessTitle(processTitle('worker', this.settings.procName, this.settings.app));
+    this.dropPrivileges();
     try {
       this.logger = new Logger(this.settings);
     } catch (error) {

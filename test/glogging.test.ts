@@ -5,10 +5,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import process from 'node:process';
 import { Buffer } from 'node:buffer';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 
-import { Logger, formatAccessLine, formatErrorLine, parseLogLevel } from '../src/glogging.ts';
+import { AccessBatch, Logger, formatAccessLine, formatErrorLine, parseLogLevel } from '../src/glogging.ts';
 import type { AccessEntry } from '../src/glogging.ts';
 import { DEFAULT_ACCESS_LOG_FORMAT, LOG_LEVELS, type LogLevel } from '../src/settings.ts';
 
@@ -52,6 +55,9 @@ function sample(over: Partial<AccessEntry> = {}): AccessEntry {
     ...over,
   };
 }
+
+/** The repository's root, where the child below runs. */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const atom = (name: string, e: AccessEntry = sample()): string => formatAccessLine(`%(${name})s`, e);
 
@@ -187,6 +193,63 @@ describe('formatAccessLine', () => {
   });
 });
 
+describe('formatAccessLine json', () => {
+  it('renders one JSON object with the atoms as fields', () => {
+    const line = formatAccessLine('json', sample());
+    assert.ok(!line.includes('\n'));
+    assert.deepEqual(JSON.parse(line), {
+      remote_addr: '127.0.0.1',
+      time: START.toISOString(),
+      method: 'GET',
+      path: '/a b/c',
+      query: 'x=1&y=2',
+      protocol: 'HTTP/1.1',
+      status: 200,
+      bytes: 1234,
+      referer: 'http://example.com/ref',
+      user_agent: 'curl/8.0',
+      duration_us: 2_345_678,
+      pid: 4242,
+    });
+  });
+
+  it('writes the time as toISOString does, milliseconds included', () => {
+    for (const ms of [Date.UTC(2026, 10, 24, 13, 0, 0, 7), Date.UTC(2026, 10, 24, 13, 0, 0, 999), Date.UTC(2026, 10, 24, 13, 0, 1, 0), -1500]) {
+      assert.equal(JSON.parse(formatAccessLine('json', sample({ start: new Date(ms) }))).time, new Date(ms).toISOString());
+    }
+  });
+
+  it('writes missing values as null', () => {
+    const e = sample({ remoteAddr: '', requestHeaders: headers({}), start: new Date(NaN), status: NaN });
+    const got = JSON.parse(formatAccessLine('json', e));
+    assert.equal(got.status, null);
+    assert.equal(got.remote_addr, null);
+    assert.equal(got.referer, null);
+    assert.equal(got.user_agent, null);
+    assert.equal(got.time, null);
+  });
+
+  it('stays one valid JSON line whatever the strings hold', () => {
+    const nasty = 'a"b\\c\nd\re\u0000f\u001b[31m\ud800g\udc00h\u00ff\u2028';
+    const e = sample({
+      method: nasty,
+      rawUri: `/${nasty}?${nasty}`,
+      protocol: nasty,
+      requestHeaders: headers({ referer: nasty, 'user-agent': '\u00e9\u00ff latin-1 bytes' }),
+    });
+    const line = formatAccessLine('json', e);
+    assert.ok(!/[\n\r]/.test(line));
+    assert.ok(!/[\ud800-\udfff]/.test(line), 'lone surrogates are escaped');
+    const got = JSON.parse(line);
+    assert.equal(got.method, nasty);
+    assert.equal(got.referer, nasty);
+    assert.equal(got.query, nasty);
+    assert.equal(got.user_agent, '\u00e9\u00ff latin-1 bytes');
+    // and the UTF-8 bytes written to the log decode to the same object
+    assert.deepEqual(JSON.parse(Buffer.from(line + '\n', 'utf8').toString('utf8')), got);
+  });
+});
+
 describe('formatErrorLine', () => {
   it('has Gunicorn’s shape', () => {
     const line = formatErrorLine('info', 'Listening at: http://127.0.0.1:8000 (4242)', 4242);
@@ -313,34 +376,66 @@ describe('Logger', () => {
     assert.equal(readFileSync(errPath, 'utf8'), '');
   });
 
-  it("'-' sends error lines to stderr and access lines to stdout, one write per line", () => {
-    const log = new Logger({ logLevel: 'info', errorLog: '-', accessLog: '-', accessLogFormat: '%(s)s %(m)s' });
-    const origOut = process.stdout.write;
+  it("'-' sends error lines to stderr, each at once", () => {
+    const log = new Logger({ logLevel: 'info', errorLog: '-', accessLog: null, accessLogFormat: '%(s)s %(m)s' });
     const origErr = process.stderr.write;
-    const out: string[] = [];
     const err: string[] = [];
     try {
-      process.stdout.write = ((chunk: string) => {
-        out.push(String(chunk));
-        return true;
-      }) as typeof process.stdout.write;
       process.stderr.write = ((chunk: string) => {
         err.push(String(chunk));
         return true;
       }) as typeof process.stderr.write;
-      log.access(sample());
       log.info('hello');
       log.debug('dropped');
       log.exception('oops', new Error('bad'));
     } finally {
-      process.stdout.write = origOut;
       process.stderr.write = origErr;
     }
     log.close();
-    assert.deepEqual(out, ['200 GET\n']);
     assert.equal(err.length, 2);
     assert.match(err[0], /\[INFO\] hello\n$/);
     assert.match(err[1], /\[ERROR\] oops\nError: bad\n/);
+  });
+
+  it('writes a batch of access lines once per event-loop turn, whole lines of at most 4096 bytes per write', async () => {
+    const out: string[] = [];
+    const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk).toString('utf8')), reopen() {}, close() {} });
+    const line = (c: string) => `200 ${c.repeat(95)}\n`; // 100 bytes when ASCII
+    for (let i = 0; i < 100; i++) batch.write(line('x'));
+    assert.equal(out.length, 2, 'before the end of the turn, only the batches that reached 4096 bytes');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(out.length, 3, '100 lines of 100 bytes: 3 writes');
+    // non-ASCII text makes a batch of 40 lines longer than 4096 bytes: it is cut after a newline
+    for (let i = 0; i < 40; i++) batch.write(line('é'));
+    batch.close();
+    assert.equal(out.join('').split('\n').length - 1, 140);
+    for (const chunk of out) {
+      assert.ok(Buffer.byteLength(chunk) <= 4096, `a write of ${Buffer.byteLength(chunk)} bytes`);
+      assert.ok(chunk.endsWith('\n'), 'whole lines only');
+    }
+    assert.equal(out.length, 3 + 2, '40 lines of 195 bytes: 2 writes');
+  });
+
+  it('waits for a stdout pipe that its reader empties late, and loses no line at process.exit', async () => {
+    const LINES = 3000; // about 300 KB: several times what a pipe holds
+    const child = spawn(process.execPath, ['--import', './scripts/register-typescript.mjs', 'test/fixtures/access-log-writer.ts', String(LINES)], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    try {
+      const chunks: Buffer[] = [];
+      child.stdout!.pause();
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // the pipe fills meanwhile
+      child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk)).resume();
+      const [code] = await once(child, 'close');
+      assert.equal(code, 0);
+      const lines = Buffer.concat(chunks).toString('utf8').split('\n').filter((l) => l.startsWith('200 '));
+      assert.equal(lines.length, LINES);
+      assert.deepEqual(lines.map((l) => Number(l.slice(5, 11))), [...Array(LINES).keys()], 'whole lines, in order');
+    } finally {
+      clearTimeout(kill);
+      child.kill('SIGKILL');
+    }
   });
 
   it('reopenFiles() starts writing to a fresh file after rotation', () => {

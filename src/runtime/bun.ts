@@ -5,6 +5,7 @@
 import { dropWithProcessCalls } from './_node-identity.ts';
 import { acceptOnFd, passAsStdio } from './_node-net.ts';
 import fs from 'node:fs';
+import { rewriteCommandLine, setProcessName } from './_proc-title.ts';
 import {
   bindWithLibc, libcCalls, libcSymbolTable, type LibcSocketCalls, monotonicMicroseconds, sendUnixDatagram,
 } from './libc-socket.ts';
@@ -48,8 +49,10 @@ export const bunRuntime: Runtime = {
   async enableTypeScriptImports() {},
   releaseTypeScriptCompiler() {},
   dropPrivileges: dropWithProcessCalls,
-  setProcessTitle(title: string) {
-    process.title = title;
+  // Bun's process.title only changes what process.title reads back: ps would still show `bun cli.ts ...`.
+  setProcessTitle({ title, name }) {
+    rewriteCommandLine(title);
+    setProcessName(name);
   },
   closeFd: (fd) => fs.closeSync(fd),
   // node:dgram cannot send to a unix socket: libc's sendto through bun:ffi.

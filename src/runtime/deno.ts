@@ -5,6 +5,7 @@ import {
 } from './libc-socket.ts';
 import type http from 'node:http';
 import net from 'node:net';
+import { setProcessName } from './_proc-title.ts';
 import type { FdListener, ProcessIdentity, Runtime } from './types.ts';
 
 // deno-lint-ignore no-explicit-any
@@ -103,8 +104,10 @@ export const denoRuntime: Runtime = {
   async enableTypeScriptImports() {},
   releaseTypeScriptCompiler() {},
   dropPrivileges: dropWithLibc,
-  setProcessTitle(title: string) {
+  // Deno's process.title rewrites the command line and the name as libuv does for Node (Deno 2.9).
+  setProcessTitle({ title, name }) {
     process.title = title;
+    setProcessName(name);
   },
   // node:fs on Deno closes its own resource ids only, not a raw fd.
   closeFd: (fd) => void loadedLibc().close(fd),

@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import type { Runtime } from './types.ts';
 
 export type {
-  EngineName, FdListener, HeldSocket, ProcessIdentity, Runtime, TcpAddress, UnixAddress, WorkerCommand,
+  EngineName, FdListener, HeldSocket, ProcessIdentity, ProcessTitle, Runtime, TcpAddress, UnixAddress, WorkerCommand,
 } from './types.ts';
 export { SocketError } from './types.ts';
 

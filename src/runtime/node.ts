@@ -9,6 +9,7 @@ import util from 'node:util';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { dropWithProcessCalls } from './_node-identity.ts';
 import { acceptOnFd, passAsStdio } from './_node-net.ts';
+import { setProcessName } from './_proc-title.ts';
 import { type HeldSocket, type Runtime, SocketError, type TcpAddress, type UnixAddress } from './types.ts';
 
 interface NodeServerHandle {
@@ -158,8 +159,11 @@ export const nodeRuntime: Runtime = {
     compilerPort?.postMessage('stop');
   },
   dropPrivileges: dropWithProcessCalls,
-  setProcessTitle(title: string) {
+  // libuv writes the title over the command line (cut to its length) and names the process with its first 15
+  // bytes (`tsgunicorn: mas`): the name is set again after it.
+  setProcessTitle({ title, name }) {
     process.title = title;
+    setProcessName(name);
   },
   closeFd: (fd) => fs.closeSync(fd),
   notify: notifyWithSystemdNotify,

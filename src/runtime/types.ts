@@ -67,6 +67,14 @@ export interface RuntimeEngines {
   reusePortByDefault: boolean;
 }
 
+/** What `ps` shows of a process: its title (in place of the command line) and its short name (`comm`). */
+export interface ProcessTitle {
+  /** Shown in place of the command line (`ps -o args`, /proc/PID/cmdline), cut to the length of the original one. */
+  title: string;
+  /** The kernel's name of the process (`ps -o comm`, /proc/PID/comm): at most 15 bytes. */
+  name: string;
+}
+
 /** One runtime's implementation of what the arbiter and worker need from it. */
 export interface Runtime {
   readonly name: 'node' | 'deno' | 'bun';
@@ -106,8 +114,8 @@ export interface Runtime {
    * loads the app. Throws an Error naming the call that failed.
    */
   dropPrivileges(identity: ProcessIdentity): void;
-  /** Sets the title `ps` shows, where the runtime supports it. */
-  setProcessTitle(title: string): void;
+  /** Sets the title and name `ps` shows (README, "Runtimes and engines": process titles); never throws. */
+  setProcessTitle(title: ProcessTitle): void;
   /** Closes an fd this process inherited (a listener from systemd or from the old master of a USR2 upgrade). */
   closeFd(fd: number): void;
   /**

@@ -38,15 +38,23 @@ function withUrl(request: Request, url: string): void {
 }
 
 /**
+ * The path and query of a request's absolute URL (`http://host/a?b` → `/a?b`): a native server's URL always has
+ * an authority and no fragment. Slicing costs about 0.14 µs where `new URL()` costs 1.5 µs (Bun).
+ */
+function requestTarget(url: string): string {
+  const path = url.indexOf('/', url.indexOf('//') + 2);
+  return path < 0 ? '/' : url.slice(path);
+}
+
+/**
  * The access-log entry, minus the duration, read while the request is still open (Deno closes a Request once
  * its response is sent). Built only when the access log is on.
  */
 function accessEntry(request: Request, response: Response, info: ServeInfo, startedAt: number): AccessEntry {
-  const url = new URL(request.url);
   return {
     remoteAddr: info.remoteAddr.hostname,
     method: request.method,
-    rawUri: url.pathname + url.search,
+    rawUri: requestTarget(request.url),
     protocol: 'HTTP/1.1',
     status: response.status,
     bytesSent: Number(response.headers.get('content-length') ?? 0),
