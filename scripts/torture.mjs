@@ -146,7 +146,10 @@ function followLine(server, line) {
   else if ((match = /Worker \(pid:(\d+)\) is ready/.exec(line))) server.ready.push({ pid: Number(match[1]), master: from });
   else if ((match = /Worker \(pid:(\d+)\) exited;/.exec(line))) server.exited.set(Number(match[1]), performance.now());
   else if ((match = /WORKER TIMEOUT \(pid:(\d+)\)/.exec(line))) server.timedOut.push(Number(match[1]));
-  else if ((match = /started a new master \(pid:(\d+)\)/.exec(line))) server.newMaster = Number(match[1]);
+  else if ((match = /started a new master \(pid:(\d+)\)/.exec(line))) {
+    server.newMaster = Number(match[1]);
+    server.newMasterStart = startTime(server.newMaster);
+  }
   else if (/USR2 binary upgrade is not supported/.test(line)) server.usr2Refused = true;
   else if (/Master has been promoted/.test(line)) server.promoted = from;
   if (!server.stopping && /\[(ERROR|CRITICAL)\]|exception/i.test(line)) server.errors.push(line);
@@ -161,7 +164,7 @@ async function startServer(runtime, mode, extraArgs) {
   const child = spawn(runtime.bin, args, { cwd: ROOT, env: { ...env, DENO_NO_UPDATE_CHECK: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   const server = {
     child, master: child.pid, masterStart: null, port: 0, workerPids: new Set(), ready: [], exited: new Map(),
-    timedOut: [], newMaster: null, usr2Refused: false, promoted: null, errors: [], tail: '',
+    timedOut: [], newMaster: null, newMasterStart: null, usr2Refused: false, promoted: null, errors: [], tail: '',
   };
   live.add(server);
   child.once('spawn', () => { server.masterStart = startTime(child.pid); });
@@ -210,11 +213,16 @@ function liveWorkers(server) {
  */
 async function stopServer(server) {
   server.stopping = true;
-  const masters = [server.child.pid, server.newMaster].filter(Boolean);
+  const masters = [[server.child.pid, server.masterStart], [server.newMaster, server.newMasterStart]]
+    .filter(([pid, start]) => pid && start !== null && startTime(pid) === start).map(([pid]) => pid);
+  // Stopped first, a master spawns nothing between the reading of its children and the kill.
+  for (const pid of masters) {
+    try { process.kill(pid, 'SIGSTOP'); } catch { /* already gone */ }
+  }
   const pids = new Set([...server.workerPids, ...masters.flatMap(childrenOf)]);
   for (const pid of [...pids]) for (const child of childrenOf(pid)) pids.add(child);
-  const identities = [[server.child.pid, server.masterStart], ...[server.newMaster, ...pids].filter(Boolean).map((pid) => [pid, startTime(pid)])]
-    .filter(([pid, start]) => pid && start !== null && startTime(pid) === start);
+  const identities = [...masters.map((pid) => [pid, startTime(pid)]), ...[...pids].map((pid) => [pid, startTime(pid)])]
+    .filter(([, start]) => start !== null);
   for (const [pid] of identities) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
   }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import { childrenOf } from '../scripts/_proc-and-runtimes.mjs';
 import { type LoadCounts, kindsText, startLoad } from '../scripts/torture-load.ts';
 import { SETTINGS } from '../src/settings.ts';
 import { kernelMigratesQueuedConnections } from '../src/sock.ts';
@@ -30,13 +31,23 @@ function readPid(file: string): number | undefined {
   }
 }
 
-/** SIGKILL, if it is still there. */
-function killPid(pid: number | undefined): void {
+/** Sends a signal, if the process is still there. */
+function signalPid(pid: number, signal: NodeJS.Signals): void {
   try {
-    if (pid) process.kill(pid, 'SIGKILL');
+    process.kill(pid, signal);
   } catch {
     // already gone
   }
+}
+
+/**
+ * SIGKILLs masters and every child they have. They are stopped (SIGSTOP) first, so that none spawns a worker
+ * meanwhile: a worker booting when its master dies can miss the IPC channel's disconnect and outlive it
+ * (README, "Zero-downtime operations"), and the Server's own kill only knows the workers that have logged.
+ */
+function killMasters(masters: number[]): void {
+  for (const pid of masters) signalPid(pid, 'SIGSTOP');
+  for (const pid of [...masters.flatMap(childrenOf), ...masters]) signalPid(pid, 'SIGKILL');
 }
 
 /**
@@ -73,8 +84,8 @@ function assertNoneLost(t: TestContext, target: TestTarget, counts: LoadCounts):
 
 /**
  * Runs the load on a fresh server (-w 2, `args`), then `event` once LOAD_MS has passed, then LOAD_MS more of load
- * once the event has settled; returns the counts. The server, and the pids the event put in `others` (a master it
- * started), are killed whatever happens.
+ * once the event has settled; returns the counts. The server, the masters the event put in `others` (USR2) and
+ * all their children are killed whatever happens.
  */
 async function underLoad(target: TestTarget, args: string[], event: (server: Server) => Promise<void>, others = new Set<number>()): Promise<LoadCounts> {
   let counts: LoadCounts | undefined;
@@ -86,17 +97,20 @@ async function underLoad(target: TestTarget, args: string[], event: (server: Ser
       await sleep(LOAD_MS);
     } finally {
       counts = await load.stop();
-      // Before the server's own kill (its workers, from the log), so that no master spawns workers after it.
-      for (const pid of others) killPid(pid);
+      killMasters([...(server.exit ? [] : [server.pid]), ...others]);
     }
   });
   return counts!;
 }
 
-/** Waits until none of `old` is live and `count` workers are. */
-const waitForReplaced = (server: Server, old: number[], count: number) => waitFor(`${count} workers, none of ${old.join(', ')}`, () => {
-  const live = server.liveWorkers();
-  return live.length === count && !live.some((pid) => old.includes(pid)) ? true : undefined;
+/**
+ * Waits until every worker of `old` has exited and `count` others have been ready. Both only grow, so this holds
+ * even while --max-requests keeps recycling the new workers.
+ */
+const waitForReplaced = (server: Server, old: number[], count: number) => waitFor(`${count} new workers, none of ${old.join(', ')}`, () => {
+  const readyNew = new Set(server.matches(/Worker \(pid:(\d+)\) is ready/).map((m) => Number(m[1])).filter((pid) => !old.includes(pid)));
+  const gone = new Set(server.matches(/Worker \(pid:(\d+)\) exited/).map((m) => Number(m[1])).filter((pid) => old.includes(pid)));
+  return readyNew.size >= count && gone.size === old.length ? true : undefined;
 });
 
 for (const target of TEST_TARGETS) {
