@@ -241,8 +241,12 @@ function hasExited(pid) {
   return (statFields(pid)?.[0] ?? 'Z') === 'Z';
 }
 
-/** How many established TCP connections to `port` process `pid` holds (its socket fds found in /proc/net/tcp). */
-function connectionsHeld(pid, port) {
+/**
+ * How many TCP connections to `port` process `pid` holds, from its socket fds found in /proc/net/tcp: those it
+ * has accepted (ESTABLISHED), and with `ownListener` (reuse-port mode) those queued on its listening socket, which
+ * go down with it too (an inherited listener is the master's: its queue survives the worker).
+ */
+function connectionsHeld(pid, port, ownListener) {
   let inodes;
   try {
     inodes = new Set(fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
@@ -257,9 +261,12 @@ function connectionsHeld(pid, port) {
     let text = '';
     try { text = fs.readFileSync(table, 'utf8'); } catch { continue; }
     for (const row of text.split('\n').slice(1)) {
-      const fields = row.trim().split(/\s+/);
-      // local_address is HEXIP:HEXPORT, state 01 is ESTABLISHED, the inode is the tenth field.
-      if (fields[1]?.endsWith(`:${hexPort}`) && fields[3] === '01' && inodes.has(fields[9])) count++;
+      // local_address HEXIP:HEXPORT, state (01 ESTABLISHED, 0A LISTEN), tx_queue:rx_queue, …, the inode tenth.
+      const [, local, , state, queues, , , , , inode] = row.trim().split(/\s+/);
+      if (!local?.endsWith(`:${hexPort}`) || !inodes.has(inode)) continue;
+      if (state === '01') count++;
+      // A listening socket's rx_queue is its accept queue.
+      else if (state === '0A' && ownListener) count += Number.parseInt(queues.split(':')[1], 16);
     }
   }
   return count;
@@ -307,9 +314,9 @@ const killStep = {
   act(server, scenario) {
     const done = moreWorkers(server, 1, 1);
     const [victim] = liveWorkers(server);
-    scenario.bound = connectionsHeld(victim, server.port);
+    scenario.bound = connectionsHeld(victim, server.port, scenario.reusePort);
     process.kill(victim, 'SIGKILL');
-    scenario.notes.push(`the killed worker held ${scenario.bound} connections`);
+    scenario.notes.push(`the killed worker held ${scenario.bound} connections${scenario.reusePort ? ' (queued on its socket included)' : ''}`);
     return done;
   },
 };
@@ -371,7 +378,7 @@ const stuckStep = {
       const pid = server.timedOut[before];
       if (pid === undefined) return false;
       if (!server.exited.has(pid)) {
-        held = Math.max(held, connectionsHeld(pid, server.port));
+        held = Math.max(held, connectionsHeld(pid, server.port, scenario.reusePort));
         return false;
       }
       if (!noted) {
@@ -443,7 +450,9 @@ const LOADS = {
  * BENCH_SECONDS and at least 1 s after the last step settled. Always stops the server.
  */
 async function runScenario(s, flags) {
-  const scenario = { pidfile: path.join(runDir, `${s.label.replace(/\W+/g, '-')}.pid`), notes: [], bound: 0 };
+  const scenario = {
+    pidfile: path.join(runDir, `${s.label.replace(/\W+/g, '-')}.pid`), reusePort: s.mode === 'reuse-port', notes: [], bound: 0,
+  };
   const args = s.event.args(flags, scenario);
   if (args instanceof Skip) return { skipped: args.message };
   const server = await startServer(s.runtime, s.mode, args);
