@@ -1,4 +1,4 @@
-// Helpers shared by the report scripts (bench.mjs, restart-losses.mjs): progress logging, short commands,
+// Helpers shared by the report scripts (bench.mjs, torture.mjs, test-newer-node.mjs): progress logging, short commands,
 // /proc readings, and how to run tsgunicorn and a script on each runtime (node, deno, bun).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -99,6 +99,11 @@ export function onPath(name) {
   }
   return null;
 }
+
+/** Where `npm run test:newer-node` installs the newer Node (the npm package `node@26`), and torture.mjs finds it. */
+export const NEWER_NODE_PREFIX = path.join(ROOT, 'node_modules', '.cache', 'newer-node');
+/** That Node's executable. */
+export const NEWER_NODE_BIN = path.join(NEWER_NODE_PREFIX, 'node_modules', '.bin', 'node');
 
 /** The project-local binary in node_modules/.bin, else one on PATH. */
 function localBin(name) {

@@ -3,22 +3,20 @@
 // installed once into node_modules/.cache/newer-node; NEWER_NODE=/path/to/node uses another one instead.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
+import { NEWER_NODE_BIN, NEWER_NODE_PREFIX } from './_proc-and-runtimes.mjs';
 
 const PACKAGE = 'node@26';
-const PREFIX = path.join('node_modules', '.cache', 'newer-node');
-const TESTS = ['test/build.test.ts', 'test/upgrade.test.ts', 'test/systemd.test.ts', 'test/limits.test.ts', 'test/server.test.ts', 'test/lifecycle.test.ts', 'test/http1.test.ts', 'test/node-adapter.test.ts', 'test/corpus.test.ts', 'test/framing.test.ts', 'test/proxy.test.ts', 'test/timeouts.test.ts'];
+const TESTS = ['test/build.test.ts', 'test/upgrade.test.ts', 'test/systemd.test.ts', 'test/limits.test.ts', 'test/server.test.ts', 'test/lifecycle.test.ts', 'test/http1.test.ts', 'test/node-adapter.test.ts', 'test/corpus.test.ts', 'test/framing.test.ts', 'test/proxy.test.ts', 'test/timeouts.test.ts', 'test/torture.test.ts'];
 
 /** The newer Node's path, installed on first use. */
 function newerNode() {
   if (process.env.NEWER_NODE) return process.env.NEWER_NODE;
-  const bin = path.join(PREFIX, 'node_modules', '.bin', 'node');
-  if (!fs.existsSync(bin)) {
-    fs.mkdirSync(PREFIX, { recursive: true });
-    const install = spawnSync('npm', ['install', '--prefix', PREFIX, '--no-save', '--no-audit', '--no-fund', PACKAGE], { stdio: 'inherit' });
+  if (!fs.existsSync(NEWER_NODE_BIN)) {
+    fs.mkdirSync(NEWER_NODE_PREFIX, { recursive: true });
+    const install = spawnSync('npm', ['install', '--prefix', NEWER_NODE_PREFIX, '--no-save', '--no-audit', '--no-fund', PACKAGE], { stdio: 'inherit' });
     if (install.status !== 0) throw new Error(`npm install ${PACKAGE} failed`);
   }
-  return path.resolve(bin);
+  return NEWER_NODE_BIN;
 }
 
 const node = newerNode();
