@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseByteSize } from './byte-size.ts';
 import { ConfigError } from './errors.ts';
 import { importUserModule } from './runtime/index.ts';
 import { describeFlag, SETTINGS, type SettingSpec, type Settings, settingByName } from './settings.ts';
@@ -55,6 +56,8 @@ function coerceType(spec: SettingSpec, raw: unknown, origin: string): unknown {
       if (!Number.isFinite(value) || (spec.min !== undefined && value < spec.min)) fail(expected);
       return value;
     }
+    case 'bytes':
+      return parseByteSize(raw) ?? fail('a size in bytes, e.g. 536870912, 512M or 1G');
     case 'boolean':
       if (typeof raw === 'boolean') return raw;
       if (/^(1|true|yes|on)$/i.test(String(raw))) return true;

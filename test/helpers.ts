@@ -134,6 +134,8 @@ export interface StartOptions {
   extraFds?: number[];
   /** The --error-logfile the server writes to: its lines count as log lines too. */
   logFile?: string;
+  /** Starts the master as a process group leader (its workers join the group), as a shell job is. */
+  detached?: boolean;
 }
 
 /** A running tsgunicorn master started by a test. */
@@ -150,6 +152,7 @@ export class Server {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])],
+      detached: options.detached ?? false,
     });
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       let rest = '';
