@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { Agent } from 'undici';
 import { fetchText, fixture, pidOf, requestLoop, Server, sleep, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
@@ -199,6 +200,26 @@ for (const target of TEST_TARGETS) {
           await waitFor('the workers to exit', () => (workers.some(isAlive) ? undefined : true), 10000);
         });
       }
+    });
+
+    it('a keep-alive connection idle when the drain starts still gets its next request answered', async () => {
+      await withRunningServer(Server.start(target, [...LOCAL, fixture('app.ts')]), async (server) => {
+        const pool = new Agent({ connections: 1, keepAliveTimeout: 30000 });
+        try {
+          const first = JSON.parse((await fetchText(`${server.url}/info`, { keepAlive: pool })).body);
+          server.signal('SIGTERM');
+          await server.waitForLine(/Handling signal: term/);
+          // Past the half second for which a drain used to keep an idle keep-alive connection open.
+          await sleep(1000);
+          const reply = await fetchText(`${server.url}/info`, { keepAlive: pool });
+          assert.equal(reply.status, 200);
+          assert.equal(JSON.parse(reply.body).remote.port, first.remote.port, 'the same connection');
+          assert.equal(reply.headers.connection, 'close');
+          assert.equal((await server.waitForExit(20000)).code, 0);
+        } finally {
+          await pool.close();
+        }
+      });
     });
 
     it('a TERM sent to one worker replaces that worker alone', async () => {

@@ -13,9 +13,12 @@
  *   until they are answered (node:http parses a whole chunk it has read, up to 64 KiB of requests, and lifts its
  *   own pause after every request it parses: on Deno one client had 50,000 requests answered without reading);
  * - the connection cap: past `--worker-connections`, a new connection gets a 503 and is closed;
- * - draining: no request in flight is cut, and a connection that is quiet when the drain starts (idle keep-alive,
- *   or accepted but no request yet) gets a short grace to send one more request, which is answered with
- *   `Connection: close`, before it is closed.
+ * - draining: no request in flight is cut, and a request that arrives during the drain is answered with
+ *   `Connection: close`. An idle keep-alive connection is closed only by the keep-alive sweep, as it would be
+ *   without the drain: its client may be sending a request at the very moment it is closed, and only a client
+ *   that knows the timeout (undici: 4 s, below the default 5) avoids that race; closing it early would lose a
+ *   request the client had already sent (1 in 1,000 POSTs across a HUP under keep-alive load). A connection
+ *   accepted without a request yet gets a short grace to send one.
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
@@ -34,6 +37,8 @@ interface ConnectionState {
   bytesRead: number;
   /** Set while the connection waits out its grace before being closed. */
   closeTimer?: ReturnType<typeof setTimeout>;
+  /** It has answered a request: quiet now, it is an idle keep-alive connection. */
+  served: boolean;
   /** Bytes its client had taken (written minus still buffered) at the sweep that first saw them stuck. */
   taken: number;
   /** The sweep clock when its written bytes were first seen stuck; undefined while they flow. */
@@ -59,8 +64,8 @@ export interface TrackerLimits {
 }
 
 /**
- * How long a quiet connection may still bring a request once draining starts. Closing it at once would lose the
- * request a keep-alive client may be sending at that very moment.
+ * How long a connection accepted without a request yet may still bring one once draining starts (its client sends
+ * it right after connecting).
  */
 export const QUIET_CONNECTION_GRACE_MS = 500;
 
@@ -115,7 +120,7 @@ export class ConnectionTracker {
       }
       this.connections.set(socket, {
         busy: 0, bytesRead: 0, waitingSince: this.clock, quietSince: this.clock, taken: 0, parked: [], held: false,
-        guarded: false,
+        guarded: false, served: false,
       });
       if (this.draining) this.closeWhenQuiet(socket);
       socket.once('close', () => {
@@ -166,6 +171,7 @@ export class ConnectionTracker {
       if (!(socket as Socket & { _paused?: boolean })._paused) socket.resume();
     }
     state.quietSince = state.waitingSince = this.clock;
+    state.served = true;
     if (this.draining) this.closeWhenQuiet(socket);
   }
 
@@ -249,9 +255,13 @@ export class ConnectionTracker {
     socket.destroySoon();
   }
 
+  /**
+   * Closes a quiet connection during the drain: one that has not sent a request yet after a short grace; an idle
+   * keep-alive one is left to the sweep's keep-alive timeout (a response during the drain closes its connection).
+   */
   private closeWhenQuiet(socket: Socket): void {
     const state = this.connections.get(socket);
-    if (!state || state.busy > 0 || state.closeTimer) return;
+    if (!state || state.busy > 0 || state.closeTimer || (state.served && this.keepAliveMs > 0)) return;
     state.closeTimer = setTimeout(() => {
       state.closeTimer = undefined;
       if (state.busy === 0) socket.destroy();

@@ -114,6 +114,8 @@ export class H1Connection implements BodySource {
   idleSince: number | undefined = performance.now();
   /** Set once the worker drains: the grace a quiet connection gets before it is closed. */
   private drainGraceMs?: number;
+  /** It has answered a request: quiet now, it is an idle keep-alive connection. */
+  private served = false;
 
   constructor(
     transport: H1Transport, serve: ServeFunction, onError: (message: string, error: unknown) => void, limits: RequestLimits,
@@ -191,10 +193,15 @@ export class H1Connection implements BodySource {
     this.releaseFlushWaiters();
   }
 
-  /** The worker drains: requests in flight finish, and the connection closes once quiet, after `graceMs`. */
+  /**
+   * The worker drains: requests in flight finish (their responses close the connection), and a connection without
+   * a request yet closes after `graceMs` if still quiet. An idle keep-alive connection is left to the keep-alive
+   * sweep, as without the drain: its client may be sending a request at the very moment it is closed, and only a
+   * client that knows the timeout avoids that race.
+   */
   drain(graceMs: number): void {
     this.drainGraceMs = graceMs;
-    this.closeIfIdle(graceMs);
+    if (!this.served) this.closeIfIdle(graceMs);
   }
 
   /** Closes the connection if it is idle: at once, or after `graceMs` if it is still idle then. */
@@ -288,6 +295,7 @@ export class H1Connection implements BodySource {
     }
     if (this.queue.length === 0) {
       this.idleSince = performance.now();
+      this.served = true;
       if (this.drainGraceMs !== undefined) this.closeIfIdle(this.drainGraceMs);
     }
   }
