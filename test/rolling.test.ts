@@ -128,12 +128,12 @@ for (const target of TEST_TARGETS) {
     it('respawns a worker that dies right after it started with growing delays, and the master lives on', async () => {
       const folder = appFolder();
       try {
-        await withRunningServer(Server.start(target, [...LOCAL, folder.app]), async (server) => {
+        // A --min-uptime well above a worker's boot time on a busy machine (uptime counts from the spawn).
+        await withRunningServer(Server.start(target, [...LOCAL, '--min-uptime', '5', folder.app]), async (server) => {
           const [first] = server.liveWorkers();
-          await sleep(1200); // past --min-uptime: this first death gets no delay
           folder.write(CRASHING_APP);
-          process.kill(first, 'SIGKILL');
-          await server.waitForLine(/exited with code 1 \d+\.\d s after it started \(--min-uptime 1 s\): respawning in 2 s/, 20000);
+          process.kill(first, 'SIGKILL'); // an early death too if it had not lived 5 s yet
+          await server.waitForLine(/exited with code 1 \d+\.\d s after it started \(--min-uptime 5 s\): respawning in 2 s/, 30000);
           const delays = server.matches(/respawning in (\d+) s/).map((match) => Number(match[1]));
           assert.deepEqual(delays, [1, 2]);
           assert.equal(server.exit, undefined, 'the master lives on');

@@ -14,10 +14,7 @@
  *   own pause after every request it parses: on Deno one client had 50,000 requests answered without reading);
  * - the connection cap: past `--worker-connections`, a new connection gets a 503 and is closed;
  * - draining: no request in flight is cut, and a request that arrives during the drain is answered with
- *   `Connection: close`. An idle keep-alive connection is closed only by the keep-alive sweep, as it would be
- *   without the drain: its client may be sending a request at the very moment it is closed, and only a client
- *   that knows the timeout (undici: 4 s, below the default 5) avoids that race; closing it early would lose a
- *   request the client had already sent (1 in 1,000 POSTs across a HUP under keep-alive load). A connection
+ *   `Connection: close`. An idle keep-alive connection stays open for drainIdleMs() (see there); a connection
  *   accepted without a request yet gets a short grace to send one.
  */
 import type http from 'node:http';
@@ -68,6 +65,20 @@ export interface TrackerLimits {
  * it right after connecting).
  */
 export const QUIET_CONNECTION_GRACE_MS = 500;
+
+/** The longest a drain keeps an idle keep-alive connection open: the default --keep-alive. */
+const DRAIN_IDLE_MAX_MS = 5000;
+
+/**
+ * How long a drain keeps an idle keep-alive connection open, for a request its client may be sending at that very
+ * moment (closing it then resets the connection and loses the request: 1 keep-alive POST in 3,665 across a HUP
+ * on Deno.serve, which closed them at once; 0.5 s was not enough either). Once a client's own idle timeout has
+ * passed it no longer uses the connection (undici and Node's agent: 4 s), so the drain waits for the keep-alive
+ * timeout, at most 5 s, so that a long --keep-alive does not hold a stop for as long.
+ */
+export function drainIdleMs(keepAliveMs: number): number {
+  return Math.min(keepAliveMs, DRAIN_IDLE_MAX_MS);
+}
 
 /**
  * Requests of one connection the handler works on at once (answers waiting to go out in order included); the
@@ -256,16 +267,16 @@ export class ConnectionTracker {
   }
 
   /**
-   * Closes a quiet connection during the drain: one that has not sent a request yet after a short grace; an idle
-   * keep-alive one is left to the sweep's keep-alive timeout (a response during the drain closes its connection).
+   * Closes a quiet connection during the drain if it stays quiet: an idle keep-alive one after drainIdleMs(), one
+   * without a request yet after a short grace (a request during the drain is answered with `Connection: close`).
    */
   private closeWhenQuiet(socket: Socket): void {
     const state = this.connections.get(socket);
-    if (!state || state.busy > 0 || state.closeTimer || (state.served && this.keepAliveMs > 0)) return;
+    if (!state || state.busy > 0 || state.closeTimer) return;
     state.closeTimer = setTimeout(() => {
       state.closeTimer = undefined;
       if (state.busy === 0) socket.destroy();
-    }, QUIET_CONNECTION_GRACE_MS);
+    }, state.served && this.keepAliveMs > 0 ? drainIdleMs(this.keepAliveMs) : QUIET_CONNECTION_GRACE_MS);
     state.closeTimer.unref();
   }
 

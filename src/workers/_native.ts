@@ -9,7 +9,7 @@ import { MalformedBodyError } from '../http/head-policy.ts';
 import { BodyTooLargeError, fetchRequestViolation, limitedBody, requestLimitsOf } from '../http/limits.ts';
 import { requestDeadlinesOf, timeoutResponse } from '../http/request-deadlines.ts';
 import type { ServeInfo } from '../http/types.ts';
-import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
+import { drainIdleMs, QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { durationsOf, type Settings } from '../settings.ts';
 import type { EngineContext } from './base.ts';
 import { type NativeResponseRules, responseCorrection, withEditedHeaders } from './_native-response.ts';
@@ -17,14 +17,12 @@ import { type NativeResponseRules, responseCorrection, withEditedHeaders } from 
 /**
  * How long a native server serves on once its worker stops accepting, every response saying `Connection: close`,
  * before its stop closes the connections left: Deno.serve's shutdown() and Bun's stop() close idle keep-alive
- * connections at once, and a client may be sending a request on one at that very moment (it gets a reset: 1 POST
- * in 3,665 lost across a HUP on Deno.serve under keep-alive load). After one keep-alive timeout a connection idle
- * since before the stop has been idle longer than a client that knows the timeout keeps it (undici: 4 s, below
- * the default 5), as when the server closes it without a stop. With keep-alive off, only a connection accepted
- * without a request yet is left: it gets a short grace.
+ * connections at once, and a client may be sending a request on one at that very moment (connections.ts,
+ * drainIdleMs()). With keep-alive off, only a connection accepted without a request yet is left: it gets a short
+ * grace.
  */
 export function nativeStopDelayMs(settings: Settings): number {
-  return durationsOf(settings).keepAliveMs || QUIET_CONNECTION_GRACE_MS;
+  return drainIdleMs(durationsOf(settings).keepAliveMs) || QUIET_CONNECTION_GRACE_MS;
 }
 
 /** Marks a response as the last one on its connection; a response with immutable headers is copied first. */

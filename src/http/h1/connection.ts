@@ -194,14 +194,13 @@ export class H1Connection implements BodySource {
   }
 
   /**
-   * The worker drains: requests in flight finish (their responses close the connection), and a connection without
-   * a request yet closes after `graceMs` if still quiet. An idle keep-alive connection is left to the keep-alive
-   * sweep, as without the drain: its client may be sending a request at the very moment it is closed, and only a
-   * client that knows the timeout avoids that race.
+   * The worker drains: requests in flight finish (their responses close the connection), a connection without a
+   * request yet closes after `graceMs` if still quiet, an idle keep-alive one after `idleGraceMs` (its client may
+   * be sending a request at that very moment: connections.ts, drainIdleMs()).
    */
-  drain(graceMs: number): void {
+  drain(graceMs: number, idleGraceMs: number): void {
     this.drainGraceMs = graceMs;
-    if (!this.served) this.closeIfIdle(graceMs);
+    this.closeIfIdle(this.served ? idleGraceMs : graceMs);
   }
 
   /** Closes the connection if it is idle: at once, or after `graceMs` if it is still idle then. */
