@@ -160,10 +160,13 @@ export class Worker {
 
   private installSignals(): void {
     process.on('message', (message: MasterMessage) => this.onMasterMessage(message));
-    process.on('disconnect', () => {
+    const onMasterGone = () => {
       this.logger.info('Master is gone, shutting down');
       this.retire();
-    });
+    };
+    process.on('disconnect', onMasterGone);
+    // A master that died while this worker started closed the channel before there was a listener to hear it.
+    if (!process.connected) onMasterGone();
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) process.on(signal, () => this.onStopSignal(signal));
     process.on('SIGUSR1', () => this.logger.reopenFiles());
     process.on('SIGHUP', () => this.logger.debug('Ignoring SIGHUP in a worker; send HUP to the master'));

@@ -235,6 +235,11 @@ export class Server {
     return this.matches(/Booting worker with pid: (\d+)/).map((m) => Number(m[1]));
   }
 
+  /** Every worker pid the master logged spawning (at debug level), booted or not yet. */
+  spawnedWorkerPids(): number[] {
+    return this.matches(/Spawned worker \(pid:(\d+)\)/).map((m) => Number(m[1]));
+  }
+
   /** Waits until exactly `count` workers are live. */
   waitForReady(count: number, timeoutMs = 20000): Promise<number[]> {
     return waitFor(`${count} ready workers`, () => {
@@ -263,7 +268,7 @@ export class Server {
 
   /** Kills the master and every worker it logged, by pid (test cleanup). */
   async kill(): Promise<void> {
-    for (const pid of new Set([this.child.pid!, this.pid, ...this.allWorkerPids()])) {
+    for (const pid of new Set([this.child.pid!, this.pid, ...this.allWorkerPids(), ...this.spawnedWorkerPids()])) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
