@@ -3,8 +3,10 @@
  * ones whose heartbeat stops, and handles Gunicorn's signals (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1, USR2, WINCH).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { formatByteSize } from './byte-size.ts';
 import { type ConfigSources, resolveSettings } from './config.ts';
 import { allowedCpus } from './cpu-count.ts';
+import { CrashBackoff } from './crash-backoff.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
 import { EXIT, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
@@ -32,6 +34,12 @@ const TICK_MS = 200;
 /** How long a worker told to abort (timeout) or to stop quickly gets before SIGKILL. */
 const ABORT_GRACE_MS = 1000;
 const QUICK_STOP_MS = 2000;
+/**
+ * How long the master waits, after a worker reports a stop signal, to see whether the signal reached the master
+ * too (sent to the process group): one kill() delivers it to all of them at once, but each runtime runs its
+ * handlers on its own schedule, so the worker's message may come first.
+ */
+const GROUP_SIGNAL_SETTLE_MS = 200;
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
 
@@ -48,6 +56,17 @@ export class Arbiter {
   /** Who the workers run as (--user, --group); undefined: as the master. */
   private identity?: ProcessIdentity;
   private generation = 0;
+  /** The last generation number handed out (a failed rollout goes back to an older `generation`). */
+  private newestGeneration = 0;
+  /** What workers are spawned with: the settings of `generation`. */
+  private workerSettings: Settings;
+  /** While a HUP rolls out: the generation and settings to go back to if a new worker fails to boot. */
+  private rollback?: { generation: number; settings: Settings };
+  /** A worker has been ready once: from then on an app that fails to load no longer stops the master. */
+  private booted = false;
+  private readonly crashBackoff = new CrashBackoff();
+  /** Set during --pre-stop-delay after TERM: fires the graceful stop. */
+  private preStop?: ReturnType<typeof setTimeout>;
   private age = 0;
   private stopState?: StopState;
   private pidfile?: Pidfile;
@@ -71,6 +90,7 @@ export class Arbiter {
     this.sources = sources;
     this.runtime = runtime;
     this.logger = logger;
+    this.workerSettings = settings;
   }
 
   /** Binds, spawns the workers and supervises them; resolves with the exit status once the master stops. */
@@ -213,7 +233,7 @@ export class Arbiter {
     switch (signal) {
       case 'SIGTERM':
         if (this.stopState) this.escalate();
-        else this.stop(true);
+        else this.stopAfterPreStopDelay();
         break;
       case 'SIGINT':
       case 'SIGQUIT':
@@ -256,7 +276,7 @@ export class Arbiter {
   }
 
   private spawnWorker(id: number): void {
-    const { settings } = this;
+    const settings = this.workerSettings;
     const jitter = Math.floor(Math.random() * (settings.maxRequestsJitter + 1));
     const { sockets, stdio } = this.workerSockets();
     const boot: WorkerBoot = {
@@ -276,8 +296,9 @@ export class Arbiter {
       this.halt('Worker failed to boot.', EXIT.WORKER_BOOT_ERROR);
       return;
     }
-    const worker = new WorkerHandle(child, id, ++this.age, this.generation);
+    const worker = new WorkerHandle(child, id, ++this.age, this.generation, durationsOf(settings).bootTimeoutMs);
     this.workers.set(worker.pid, worker);
+    this.logger.debug(`Spawned worker (pid:${worker.pid})`);
     child.on('message', (message: WorkerMessage) => this.onWorkerMessage(worker, message));
     child.on('exit', (code, signal) => this.onWorkerExit(worker, code, signal));
     child.on('error', (error) => this.logger.error(`Worker (pid:${worker.pid}): ${error.message}`));
@@ -287,17 +308,22 @@ export class Arbiter {
     worker.seen();
     if (message.type === 'ready') {
       worker.markReady();
+      this.booted = true;
       this.logger.debug(`Worker (pid:${worker.pid}) is ready`);
       this.manageWorkers();
       this.notifyIfReady();
     } else if (message.type === 'heartbeat') {
       const { type: _, ...status } = message;
       worker.ping(status);
+      this.recycleIfOverMemory(worker);
+    } else if (message.type === 'signal') {
+      setTimeout(() => this.onWorkerSignal(worker, message.signal), GROUP_SIGNAL_SETTLE_MS);
     } else if (message.type === 'recycle') {
       worker.markReplacing();
       this.manageWorkers();
     } else if (message.type === 'retiring' && (worker.live || worker.state === 'replacing')) {
       worker.retire(durationsOf(this.settings).gracefulMs + ABORT_GRACE_MS);
+      if (message.crashed) this.onWorkerLost(worker, 'crashed (uncaught exception)');
       this.manageWorkers();
     }
   }
@@ -310,8 +336,10 @@ export class Arbiter {
     else if (signal === 'SIGTERM') logger.info(`Worker (pid:${worker.pid}) was sent SIGTERM!`);
     else if (signal) logger.warning(`Worker (pid:${worker.pid}) was sent ${signal}!`);
     else if (code !== 0) logger.error(`Worker (pid:${worker.pid}) exited with code ${code}.`);
-    if (!this.stopState && code === EXIT.APP_LOAD_ERROR) this.halt('App failed to load.', EXIT.APP_LOAD_ERROR);
-    else if (!this.stopState && code === EXIT.WORKER_BOOT_ERROR) this.halt('Worker failed to boot.', EXIT.WORKER_BOOT_ERROR);
+    const firstBoot = !this.booted && !this.stopState;
+    if (firstBoot && code === EXIT.APP_LOAD_ERROR) this.halt('App failed to load.', EXIT.APP_LOAD_ERROR);
+    else if (firstBoot && code === EXIT.WORKER_BOOT_ERROR) this.halt('Worker failed to boot.', EXIT.WORKER_BOOT_ERROR);
+    else if (!this.stopState && !worker.retired) this.onWorkerLost(worker, signal ? `was killed by ${signal}` : `exited with code ${code}`);
     if (this.stopState) {
       if (this.workers.size === 0) this.finishStop();
     } else {
@@ -320,44 +348,115 @@ export class Arbiter {
   }
 
   /**
-   * Spawns missing workers, retires surplus ones (oldest first) and, once the current generation is ready, the
-   * old generation and the workers waiting for a replacement.
+   * Spawns missing workers, retires surplus ones (oldest first), and replaces the outgoing workers (an older
+   * generation, or asking for a replacement) one by one: while there are some, at most --reload-batch new workers
+   * boot at once, and an outgoing worker is retired only once a new one is ready in its place, so that the ready
+   * workers never fall below the target. During a crash-loop backoff nothing is spawned.
    */
   private manageWorkers(): void {
     if (this.stopState) return;
     const all = [...this.workers.values()];
     const current = all.filter((w) => w.generation === this.generation && w.live);
-    const usedSlots = new Set(current.map((w) => w.slot));
-    for (let count = current.length; count < this.target; count++) {
+    const outgoing = all.filter((w) => w.state === 'replacing' || (w.generation !== this.generation && w.live));
+    const surplus = current.sort((a, b) => a.age - b.age).slice(0, Math.max(0, current.length - this.target));
+    for (const worker of surplus) this.stopWorker(worker, true);
+    const staying = current.filter((w) => !surplus.includes(w));
+    for (const worker of outgoing.filter((w) => w.state === 'booting')) this.stopWorker(worker, false);
+    const serving = outgoing.filter((w) => w.state !== 'booting').sort((a, b) => replaceOrder(a) - replaceOrder(b));
+    const readyCurrent = staying.filter((w) => w.state === 'ready').length;
+    for (const worker of serving.slice(0, Math.max(0, readyCurrent + serving.length - this.target))) this.stopWorker(worker, true);
+    if (this.crashBackoff.waiting(performance.now())) return;
+    const booting = staying.length - readyCurrent;
+    const room = serving.length > 0 ? this.workerSettings.reloadBatch - booting : Infinity;
+    const usedSlots = new Set(staying.map((w) => w.slot));
+    for (let count = staying.length; count < this.target && count - staying.length < room; count++) {
       let slot = 0;
       while (usedSlots.has(slot)) slot++;
       usedSlots.add(slot);
       this.spawnWorker(slot);
       if (this.stopState) return;
     }
-    const surplus = current.sort((a, b) => a.age - b.age).slice(0, Math.max(0, current.length - this.target));
-    for (const worker of surplus) this.stopWorker(worker, true);
-    const readyCurrent = current.filter((w) => w.state === 'ready' && !surplus.includes(w)).length;
-    if (readyCurrent >= this.target) {
-      for (const worker of all) {
-        const replaced = worker.state === 'replacing' || (worker.generation !== this.generation && worker.live);
-        if (replaced) this.stopWorker(worker, true);
-      }
+    if (this.rollback && serving.length === 0 && booting === 0 && staying.length >= this.target) {
+      this.rollback = undefined;
+      this.logger.info(`Reload done: ${staying.length} workers of the new configuration serve`);
     }
   }
 
   private stopWorker(worker: WorkerHandle, graceful: boolean): void {
+    this.logger.debug(`Stopping worker (pid:${worker.pid})${graceful ? ' gracefully' : ''}`);
     worker.retire(graceful ? durationsOf(this.settings).gracefulMs + ABORT_GRACE_MS : QUICK_STOP_MS);
     worker.send({ type: 'stop', graceful });
+  }
+
+  /**
+   * A worker died (`how`) that nobody stopped. A new worker of a HUP that never became ready stops the rollout:
+   * the previous configuration's workers keep serving (and replace the new ones already ready). Any other worker
+   * is respawned, after a crash-loop delay when it died within --min-uptime of its start.
+   */
+  private onWorkerLost(worker: WorkerHandle, how: string): void {
+    const now = performance.now();
+    if (this.rollback && worker.readyAt === undefined && worker.generation === this.generation) {
+      const why = worker.bootTimedOut ? `was not ready within --boot-timeout ${this.workerSettings.bootTimeout} s` : `${how} before it was ready`;
+      this.abandonRollout(`new worker (pid:${worker.pid}) ${why}`);
+      return;
+    }
+    const uptimeMs = now - worker.startedAt;
+    const delayMs = this.crashBackoff.onExit(worker.age, uptimeMs, durationsOf(this.workerSettings).minUptimeMs, now);
+    if (delayMs > 0) {
+      this.logger.warning(`Worker (pid:${worker.pid}) ${how} ${(uptimeMs / 1000).toFixed(1)} s after it started ` +
+        `(--min-uptime ${this.workerSettings.minUptime} s): respawning in ${delayMs / 1000} s`);
+    }
+  }
+
+  /** A HUP's new worker failed to boot: back to the previous configuration, whose workers keep serving. */
+  private abandonRollout(why: string): void {
+    const { generation, settings } = this.rollback!;
+    this.rollback = undefined;
+    this.logger.error(`Reload stopped: ${why}; the previous workers keep serving (send HUP to retry)`);
+    this.applyEnv(this.workerSettings.env, settings.env);
+    this.generation = generation;
+    this.workerSettings = settings;
+  }
+
+  /** A worker reported TERM/INT/QUIT: unless the master got it too (a group signal), stop that worker alone. */
+  private onWorkerSignal(worker: WorkerHandle, signal: 'SIGTERM' | 'SIGINT' | 'SIGQUIT'): void {
+    if (this.stopState || this.preStop || !worker.live) return;
+    this.logger.info(`Worker (pid:${worker.pid}) got ${signal}`);
+    this.stopWorker(worker, signal === 'SIGTERM');
+    this.manageWorkers();
+  }
+
+  /**
+   * --max-worker-memory: a ready worker above it is replaced through the graceful path, one at a time (only
+   * while every worker is ready and none is missing). In reuse-port mode its replacement is ready before it stops
+   * (its socket keeps the port served), otherwise it retires at once and is respawned, as for --max-requests.
+   */
+  private recycleIfOverMemory(worker: WorkerHandle): void {
+    const limit = this.settings.maxWorkerMemory;
+    if (limit <= 0 || worker.lastStatus.rss <= limit || worker.state !== 'ready' || this.rollback) return;
+    const all = [...this.workers.values()];
+    if (all.length < this.target || all.some((w) => w.state !== 'ready')) return;
+    this.logger.info(`Worker (pid:${worker.pid}) uses ${formatByteSize(worker.lastStatus.rss)}, above --max-worker-memory ` +
+      `${formatByteSize(limit)}: replacing it`);
+    if (this.listeners.some((listener) => listener.reusePort)) worker.markReplacing();
+    else this.stopWorker(worker, true);
+    this.manageWorkers();
   }
 
   private onTick(): void {
     this.maybePromote();
     const now = performance.now();
     const { timeoutMs } = durationsOf(this.settings);
+    const { minUptimeMs } = durationsOf(this.workerSettings);
     for (const worker of this.workers.values()) {
       if (worker.killAt !== undefined && now >= worker.killAt) worker.kill();
-      if (timeoutMs <= 0 || this.stopState?.killed || worker.state === 'killed') continue;
+      if (worker.state === 'booting' && worker.bootDeadline !== undefined && now >= worker.bootDeadline) {
+        this.logger.error(`Worker (pid:${worker.pid}) was not ready within --boot-timeout ${this.workerSettings.bootTimeout} s`);
+        worker.timeOutBoot();
+      }
+      if (worker.readyAt !== undefined) this.crashBackoff.survived(worker.age, now - worker.startedAt, minUptimeMs);
+      // Until it is ready a worker answers to --boot-timeout only (its app may load for longer than --timeout).
+      if (timeoutMs <= 0 || this.stopState?.killed || worker.state === 'killed' || worker.state === 'booting') continue;
       if (worker.abortedAt === undefined && now - worker.lastSeen > timeoutMs) {
         this.logger.critical(`WORKER TIMEOUT (pid:${worker.pid})`);
         worker.abort();
@@ -365,6 +464,7 @@ export class Arbiter {
         worker.kill();
       }
     }
+    if (this.crashBackoff.due(now)) this.manageWorkers();
     const stop = this.stopState;
     if (stop && !stop.killed && now >= stop.deadline) {
       stop.killed = true;
@@ -376,6 +476,8 @@ export class Arbiter {
   /** Stops the master: closes the listeners, stops every worker (gracefully or not), then exits. */
   stop(graceful: boolean): void {
     if (this.stopState) return;
+    clearTimeout(this.preStop);
+    this.preStop = undefined;
     const grace = graceful ? durationsOf(this.settings).gracefulMs : QUICK_STOP_MS;
     this.stopState = { graceful, deadline: performance.now() + grace, killed: false };
     // While two masters serve (USR2), the other one serves on: systemd must not hear that the service stops, and
@@ -385,6 +487,20 @@ export class Arbiter {
     for (const listener of this.listeners) listener.close(upgrading);
     for (const worker of this.workers.values()) worker.send({ type: 'stop', graceful });
     if (this.workers.size === 0) this.finishStop();
+  }
+
+  /**
+   * TERM: serve on for --pre-stop-delay (a load balancer may still send new connections until it has seen the
+   * endpoint go), then stop gracefully. A second TERM during the delay stops at once.
+   */
+  private stopAfterPreStopDelay(): void {
+    const { preStopDelayMs } = durationsOf(this.settings);
+    if (preStopDelayMs <= 0 || this.preStop) {
+      this.stop(true);
+      return;
+    }
+    this.logger.info(`Pre-stop delay: serving ${this.settings.preStopDelay} s more before draining`);
+    this.preStop = setTimeout(() => this.stop(true), preStopDelayMs);
   }
 
   /** A second TERM/INT during a graceful stop: tell the workers to quit now and kill them two seconds later. */
@@ -425,7 +541,7 @@ export class Arbiter {
 
   /** HUP: re-reads the configuration and replaces every worker with a new one, without closing the sockets. */
   async reload(): Promise<void> {
-    if (this.stopState) return;
+    if (this.stopState || this.preStop) return;
     this.logger.info('Hang up: Master');
     this.notifier.reloading('Reloading');
     let next: Settings;
@@ -461,11 +577,13 @@ export class Arbiter {
       this.pidfile = next.pidfile ? new Pidfile(next.pidfile) : undefined;
       this.pidfile?.create();
     }
+    this.rollback ??= { generation: this.generation, settings: this.workerSettings };
     this.settings = next;
     this.identity = identity;
     this.handOverFiles();
+    this.workerSettings = next;
     this.target = this.workerCount(next);
-    this.generation++;
+    this.generation = ++this.newestGeneration;
     this.awaitingReady = 'reload';
     this.manageWorkers();
   }
@@ -592,4 +710,9 @@ export class Arbiter {
     this.oldMasterPid = undefined;
     if (this.pidfile && this.settings.pidfile) this.pidfile.rename(this.settings.pidfile);
   }
+}
+
+/** Which outgoing worker goes first: those asking for a replacement, then the oldest. */
+function replaceOrder(worker: WorkerHandle): number {
+  return (worker.state === 'replacing' ? 0 : Number.MAX_SAFE_INTEGER / 2) + worker.age;
 }

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseByteSize } from './byte-size.ts';
 import { ConfigError } from './errors.ts';
 import { importUserModule } from './runtime/index.ts';
 import { describeFlag, SETTINGS, type SettingSpec, type Settings, settingByName } from './settings.ts';
@@ -64,6 +65,8 @@ function coerceType(spec: SettingSpec, raw: unknown, origin: string): unknown {
       const value = typeof raw === 'number' ? raw : /^(0o[0-7]+|0x[\da-f]+|\d+)$/i.test(text) ? Number(text) : NaN;
       return Number.isInteger(value) && value >= (spec.min ?? 0) ? value : fail('an integer: 022 or 0o22 (octal), 0x12, 18');
     }
+    case 'bytes':
+      return parseByteSize(raw) ?? fail('a size in bytes, e.g. 536870912, 512M or 1G');
     case 'boolean':
       if (typeof raw === 'boolean') return raw;
       if (/^(1|true|yes|on)$/i.test(String(raw))) return true;

@@ -21,6 +21,8 @@ export interface HeartbeatMessage {
 /** Worker → master: this worker is draining and will exit (max-requests reached, uncaught error). */
 export interface RetiringMessage {
   type: 'retiring';
+  /** Because of an uncaught error: it counts as a death for the crash-loop backoff. */
+  crashed: boolean;
 }
 
 /** Master → worker: stop accepting and exit (after in-flight requests when graceful). */
@@ -48,8 +50,18 @@ export interface RecycleMessage {
   type: 'recycle';
 }
 
+/**
+ * Worker → master: the worker got a stop signal and leaves it to the master. A TERM or INT often reaches the
+ * whole process group (Ctrl-C, `npm start` wrappers), and then the master stops everything itself (after its
+ * --pre-stop-delay); sent to this worker alone, the master stops it and spawns another.
+ */
+export interface SignalMessage {
+  type: 'signal';
+  signal: 'SIGTERM' | 'SIGINT' | 'SIGQUIT';
+}
+
 /** Messages a worker sends. */
-export type WorkerMessage = ReadyMessage | HeartbeatMessage | RetiringMessage | RecycleMessage;
+export type WorkerMessage = ReadyMessage | HeartbeatMessage | RetiringMessage | RecycleMessage | SignalMessage;
 /** Messages the master sends. */
 export type MasterMessage = StopMessage | ReopenLogsMessage | AbortMessage;
 

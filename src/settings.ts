@@ -21,7 +21,7 @@ export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s 
 export type ProxyProtocolMode = 'off' | 'v1' | 'v2' | 'auto';
 
 /** How a setting's value is read from a string (CLI flag, env var) or checked from a config file. */
-export type SettingType = 'int' | 'number' | 'string' | 'strings' | 'boolean' | 'choice' | 'octal';
+export type SettingType = 'int' | 'number' | 'bytes' | 'string' | 'strings' | 'boolean' | 'choice' | 'octal';
 
 /** One row of the settings table. */
 export interface SettingSpec {
@@ -62,7 +62,9 @@ export interface Settings {
   /** A number, or `auto` (the CPUs this process may use: src/cpu-count.ts) until the arbiter resolves it. */
   workers: number | 'auto';
   timeout: number;
+  bootTimeout: number;
   gracefulTimeout: number;
+  preStopDelay: number;
   keepAlive: number;
   headerTimeout: number;
   requestTimeout: number;
@@ -75,6 +77,9 @@ export interface Settings {
   reusePort: boolean | null;
   maxRequests: number;
   maxRequestsJitter: number;
+  maxWorkerMemory: number;
+  minUptime: number;
+  reloadBatch: number;
   serverHeader: string | null;
   pidfile: string | null;
   chdir: string | null;
@@ -155,8 +160,19 @@ export const SETTINGS: readonly SettingSpec[] = [
     doc: 'A worker whose event loop sends no heartbeat for this long is aborted and killed (0 = never).',
   },
   {
+    name: 'bootTimeout', flag: 'boot-timeout', type: 'number', min: 0, default: 60, meta: 'SECONDS',
+    doc: 'A worker that has not loaded its app and begun serving this long after it started is killed; during ' +
+      'a HUP this stops the rollout (0 = no limit). Until it is ready, --timeout does not apply to it.',
+  },
+  {
     name: 'gracefulTimeout', flag: 'graceful-timeout', type: 'number', min: 0, default: 30, meta: 'SECONDS',
     doc: 'Time workers get to finish in-flight requests on a graceful stop, reload or recycle before SIGKILL.',
+  },
+  {
+    name: 'preStopDelay', flag: 'pre-stop-delay', type: 'number', min: 0, default: 0, meta: 'SECONDS',
+    doc: 'After TERM the master keeps serving (sockets open, workers serving) this long before it drains, so ' +
+      'that a load balancer stops sending new connections first (Kubernetes\' endpoint removal). A second TERM ' +
+      'drains at once.',
   },
   {
     name: 'keepAlive', flag: 'keep-alive', type: 'number', min: 0, default: 5, meta: 'SECONDS',
@@ -215,6 +231,20 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     name: 'maxRequestsJitter', flag: 'max-requests-jitter', type: 'int', min: 0, default: 0, meta: 'INT',
     doc: 'Adds random(0..N) to each worker\'s max-requests so that workers do not all restart at once.',
+  },
+  {
+    name: 'maxWorkerMemory', flag: 'max-worker-memory', type: 'bytes', default: 0, meta: 'BYTES',
+    doc: 'A worker whose resident memory (RSS, from its heartbeat) is above this is replaced gracefully, one ' +
+      'worker at a time: bytes, or with a K, M or G suffix (1024-based), e.g. 512M (0 = off).',
+  },
+  {
+    name: 'minUptime', flag: 'min-uptime', type: 'number', min: 0, default: 1, meta: 'SECONDS',
+    doc: 'A worker that dies sooner than this after it started is respawned after a delay that doubles with ' +
+      'each such death (1 s, 2 s, … up to 30 s); a worker that lives longer resets the delay.',
+  },
+  {
+    name: 'reloadBatch', flag: 'reload-batch', type: 'int', min: 1, default: 1, meta: 'INT',
+    doc: 'On HUP, how many new workers boot at once: each old worker is retired only once a new one is ready.',
   },
   {
     name: 'serverHeader', flag: 'server-header', type: 'string', nullable: true, default: null, meta: 'TEXT',
@@ -342,11 +372,18 @@ export interface Durations {
   writeTimeoutMs: number;
   /** How often a worker sends its heartbeat: a quarter of the timeout, at most once a second. */
   heartbeatMs: number;
+  /** --boot-timeout (0 = no limit). */
+  bootTimeoutMs: number;
+  /** --pre-stop-delay. */
+  preStopDelayMs: number;
+  /** --min-uptime. */
+  minUptimeMs: number;
 }
 
 /** Reads the durations of a configuration in milliseconds. */
 export function durationsOf(
-  settings: Pick<Settings, 'timeout' | 'gracefulTimeout' | 'keepAlive' | 'headerTimeout' | 'requestTimeout' | 'writeTimeout'>,
+  settings: Pick<Settings, 'timeout' | 'gracefulTimeout' | 'keepAlive' | 'headerTimeout' | 'requestTimeout' | 'writeTimeout' |
+    'bootTimeout' | 'preStopDelay' | 'minUptime'>,
 ): Durations {
   const timeoutMs = settings.timeout * 1000;
   return {
@@ -357,5 +394,8 @@ export function durationsOf(
     requestTimeoutMs: settings.requestTimeout * 1000,
     writeTimeoutMs: settings.writeTimeout * 1000,
     heartbeatMs: timeoutMs > 0 ? Math.min(1000, timeoutMs / 4) : 1000,
+    bootTimeoutMs: settings.bootTimeout * 1000,
+    preStopDelayMs: settings.preStopDelay * 1000,
+    minUptimeMs: settings.minUptime * 1000,
   };
 }

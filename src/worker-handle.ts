@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { HeartbeatMessage, MasterMessage } from './messages.ts';
 
 /**
- * booting: spawned, app not serving yet; ready: serving; replacing: asked to be replaced (max-requests in
+ * booting: spawned, app not serving yet (SIGKILLed at `bootDeadline`); ready: serving; replacing: asked to be replaced (max-requests in
  * reuse-port mode) and serving until its replacement is ready; retiring: told to stop (or announced it stops)
  * and SIGKILLed at `killAt`; killed: SIGKILL sent, waiting for its exit.
  */
@@ -33,13 +33,24 @@ export class WorkerHandle {
   killAt?: number;
   /** When it was told to abort because its heartbeat stopped. */
   abortedAt?: number;
+  /** performance.now() at spawn. */
+  readonly startedAt = performance.now();
+  /** While booting: SIGKILL at this performance.now() time (--boot-timeout; undefined: no limit). */
+  readonly bootDeadline?: number;
+  /** When it reported ready (undefined: it never did). */
+  readyAt?: number;
+  /** It was killed for not being ready by its boot deadline. */
+  bootTimedOut = false;
+  /** The master (or the worker itself) stopped it on purpose: its exit is expected. */
+  retired = false;
 
-  constructor(child: ChildProcess, slot: number, age: number, generation: number) {
+  constructor(child: ChildProcess, slot: number, age: number, generation: number, bootTimeoutMs: number) {
     this.child = child;
     this.pid = child.pid!;
     this.slot = slot;
     this.age = age;
     this.generation = generation;
+    if (bootTimeoutMs > 0) this.bootDeadline = this.startedAt + bootTimeoutMs;
   }
 
   /** Booting or ready: counts towards the workers the master wants. */
@@ -54,7 +65,15 @@ export class WorkerHandle {
 
   /** The worker serves. */
   markReady(): void {
-    if (this.state === 'booting') this.state = 'ready';
+    if (this.state !== 'booting') return;
+    this.state = 'ready';
+    this.readyAt = performance.now();
+  }
+
+  /** Still booting at its boot deadline: SIGKILL. */
+  timeOutBoot(): void {
+    this.bootTimedOut = true;
+    this.kill();
   }
 
   /** The worker asked to be replaced; it serves until the master stops it. */
@@ -69,6 +88,7 @@ export class WorkerHandle {
 
   /** The worker stops (asked to, or by itself): it is SIGKILLed if still there after `graceMs`. */
   retire(graceMs: number): void {
+    this.retired = true;
     if (this.state === 'killed') return;
     this.state = 'retiring';
     this.killAt = Math.min(this.killAt ?? Infinity, performance.now() + graceMs);

@@ -142,11 +142,14 @@ export class Worker {
     }
   }
 
-  /** Stops accepting, lets in-flight requests finish (up to the graceful timeout), then exits. */
-  retire(): void {
+  /**
+   * Stops accepting, lets in-flight requests finish (up to the graceful timeout), then exits; `crashed`: because
+   * of an uncaught error.
+   */
+  retire(crashed = false): void {
     if (this.retiring) return;
     this.retiring = true;
-    this.send({ type: 'retiring' });
+    this.send({ type: 'retiring', crashed });
     for (const engine of this.engines) engine.stopAccepting();
     setTimeout(() => this.exit(EXIT.OK), durationsOf(this.settings).gracefulMs).unref();
     void Promise.all(this.engines.map((engine) => engine.drain())).then(() => this.exit(EXIT.OK));
@@ -171,20 +174,31 @@ export class Worker {
 
   private installSignals(): void {
     process.on('message', (message: MasterMessage) => this.onMasterMessage(message));
-    process.on('disconnect', () => {
+    const onMasterGone = () => {
       this.logger.info('Master is gone, shutting down');
       this.retire();
-    });
-    process.on('SIGTERM', () => this.retire());
-    process.on('SIGINT', () => this.exit(EXIT.OK));
-    process.on('SIGQUIT', () => this.exit(EXIT.OK));
+    };
+    process.on('disconnect', onMasterGone);
+    // A master that died while this worker started closed the channel before there was a listener to hear it.
+    if (!process.connected) onMasterGone();
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) process.on(signal, () => this.onStopSignal(signal));
     process.on('SIGUSR1', () => this.logger.reopenFiles());
     process.on('SIGHUP', () => this.logger.debug('Ignoring SIGHUP in a worker; send HUP to the master'));
     process.on('unhandledRejection', (reason) => this.logger.exception('Unhandled promise rejection in the app', reason));
     process.on('uncaughtException', (error) => {
       this.logger.exception('Uncaught exception in the worker; retiring it', error);
-      this.retire();
+      this.retire(true);
     });
+  }
+
+  /**
+   * TERM (graceful) or INT/QUIT (quick): the master decides, since the signal may have reached the whole process
+   * group and the master may keep serving for its --pre-stop-delay first; without a master the worker obeys.
+   */
+  private onStopSignal(signal: 'SIGTERM' | 'SIGINT' | 'SIGQUIT'): void {
+    if (process.connected) this.send({ type: 'signal', signal });
+    else if (signal === 'SIGTERM') this.retire();
+    else this.exit(EXIT.OK);
   }
 
   private send(message: WorkerMessage): void {

@@ -82,6 +82,26 @@ describe('configuration', () => {
     }
   });
 
+  it('reads --max-worker-memory as bytes or with a K/M/G suffix, and the lifecycle settings', async () => {
+    const dir = tempDir();
+    try {
+      assert.equal((await resolveIn(dir, ['app.ts'])).maxWorkerMemory, 0);
+      assert.equal((await resolveIn(dir, ['--max-worker-memory', '512M'])).maxWorkerMemory, 512 * 1024 ** 2);
+      assert.equal((await resolveIn(dir, ['--max-worker-memory', '1GiB'])).maxWorkerMemory, 1024 ** 3);
+      assert.equal((await resolveIn(dir, ['--max-worker-memory', '1.5k'])).maxWorkerMemory, 1536);
+      assert.equal((await resolveIn(dir, ['--max-worker-memory', '4096'])).maxWorkerMemory, 4096);
+      await assert.rejects(resolveIn(dir, ['--max-worker-memory', 'lots']), { message: /invalid value "lots" for --max-worker-memory \(maxWorkerMemory\): expected a size in bytes/ });
+      await assert.rejects(resolveIn(dir, ['--max-worker-memory', '-1M']), ConfigError);
+      await assert.rejects(resolveIn(dir, ['--reload-batch', '0']), { message: /--reload-batch.*>= 1/ });
+      await assert.rejects(resolveIn(dir, ['--boot-timeout', 'soon']), { message: /--boot-timeout.*a number >= 0/ });
+      fs.writeFileSync(path.join(dir, 'tsgunicorn.config.json'), JSON.stringify({ maxWorkerMemory: 1048576, minUptime: 2, preStopDelay: 3 }));
+      const fromFile = await resolveIn(dir, []);
+      assert.deepEqual([fromFile.maxWorkerMemory, fromFile.minUptime, fromFile.preStopDelay], [1048576, 2, 3]);
+    } finally {
+      fs.rmSync(dir, { recursive: true });
+    }
+  });
+
   it('collects repeatable flags and aliases', () => {
     const line = parseCommandLine(['-b', 'a:1', '--bind', 'b:2', '--log-file', 'x.log', '-e', 'A=1', '-e', 'B=2', 'app.ts']);
     assert.deepEqual(line.values.bind, ['a:1', 'b:2']);

@@ -134,6 +134,8 @@ export interface StartOptions {
   extraFds?: number[];
   /** The --error-logfile the server writes to: its lines count as log lines too. */
   logFile?: string;
+  /** Starts the master as a process group leader (its workers join the group), as a shell job is. */
+  detached?: boolean;
 }
 
 /** A running tsgunicorn master started by a test. */
@@ -150,6 +152,7 @@ export class Server {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])],
+      detached: options.detached ?? false,
     });
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       let rest = '';
@@ -232,6 +235,11 @@ export class Server {
     return this.matches(/Booting worker with pid: (\d+)/).map((m) => Number(m[1]));
   }
 
+  /** Every worker pid the master logged spawning (at debug level), booted or not yet. */
+  spawnedWorkerPids(): number[] {
+    return this.matches(/Spawned worker \(pid:(\d+)\)/).map((m) => Number(m[1]));
+  }
+
   /** Waits until exactly `count` workers are live. */
   waitForReady(count: number, timeoutMs = 20000): Promise<number[]> {
     return waitFor(`${count} ready workers`, () => {
@@ -265,7 +273,7 @@ export class Server {
 
   /** Kills the new masters of USR2 upgrades, the master and every worker they logged, by pid (test cleanup). */
   async kill(): Promise<void> {
-    for (const pid of new Set([...this.newMasterPids(), this.child.pid!, this.pid, ...this.allWorkerPids()])) {
+    for (const pid of new Set([...this.newMasterPids(), this.child.pid!, this.pid, ...this.allWorkerPids(), ...this.spawnedWorkerPids()])) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

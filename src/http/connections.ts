@@ -13,9 +13,9 @@
  *   until they are answered (node:http parses a whole chunk it has read, up to 64 KiB of requests, and lifts its
  *   own pause after every request it parses: on Deno one client had 50,000 requests answered without reading);
  * - the connection cap: past `--worker-connections`, a new connection gets a 503 and is closed;
- * - draining: no request in flight is cut, and a connection that is quiet when the drain starts (idle keep-alive,
- *   or accepted but no request yet) gets a short grace to send one more request, which is answered with
- *   `Connection: close`, before it is closed.
+ * - draining: no request in flight is cut, and a request that arrives during the drain is answered with
+ *   `Connection: close`. An idle keep-alive connection stays open for drainIdleMs() (see there); a connection
+ *   accepted without a request yet gets a short grace to send one.
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
@@ -34,6 +34,8 @@ interface ConnectionState {
   bytesRead: number;
   /** Set while the connection waits out its grace before being closed. */
   closeTimer?: ReturnType<typeof setTimeout>;
+  /** It has answered a request: quiet now, it is an idle keep-alive connection. */
+  served: boolean;
   /** Bytes its client had taken (written minus still buffered) at the sweep that first saw them stuck. */
   taken: number;
   /** The sweep clock when its written bytes were first seen stuck; undefined while they flow. */
@@ -59,10 +61,24 @@ export interface TrackerLimits {
 }
 
 /**
- * How long a quiet connection may still bring a request once draining starts. Closing it at once would lose the
- * request a keep-alive client may be sending at that very moment.
+ * How long a connection accepted without a request yet may still bring one once draining starts (its client sends
+ * it right after connecting).
  */
 export const QUIET_CONNECTION_GRACE_MS = 500;
+
+/** The longest a drain keeps an idle keep-alive connection open: the default --keep-alive. */
+const DRAIN_IDLE_MAX_MS = 5000;
+
+/**
+ * How long a drain keeps an idle keep-alive connection open, for a request its client may be sending at that very
+ * moment (closing it then resets the connection and loses the request: 1 keep-alive POST in 3,665 across a HUP
+ * on Deno.serve, which closed them at once; 0.5 s was not enough either). Once a client's own idle timeout has
+ * passed it no longer uses the connection (undici and Node's agent: 4 s), so the drain waits for the keep-alive
+ * timeout, at most 5 s, so that a long --keep-alive does not hold a stop for as long.
+ */
+export function drainIdleMs(keepAliveMs: number): number {
+  return Math.min(keepAliveMs, DRAIN_IDLE_MAX_MS);
+}
 
 /**
  * Requests of one connection the handler works on at once (answers waiting to go out in order included); the
@@ -115,7 +131,7 @@ export class ConnectionTracker {
       }
       this.connections.set(socket, {
         busy: 0, bytesRead: 0, waitingSince: this.clock, quietSince: this.clock, taken: 0, parked: [], held: false,
-        guarded: false,
+        guarded: false, served: false,
       });
       if (this.draining) this.closeWhenQuiet(socket);
       socket.once('close', () => {
@@ -166,6 +182,7 @@ export class ConnectionTracker {
       if (!(socket as Socket & { _paused?: boolean })._paused) socket.resume();
     }
     state.quietSince = state.waitingSince = this.clock;
+    state.served = true;
     if (this.draining) this.closeWhenQuiet(socket);
   }
 
@@ -249,13 +266,17 @@ export class ConnectionTracker {
     socket.destroySoon();
   }
 
+  /**
+   * Closes a quiet connection during the drain if it stays quiet: an idle keep-alive one after drainIdleMs(), one
+   * without a request yet after a short grace (a request during the drain is answered with `Connection: close`).
+   */
   private closeWhenQuiet(socket: Socket): void {
     const state = this.connections.get(socket);
     if (!state || state.busy > 0 || state.closeTimer) return;
     state.closeTimer = setTimeout(() => {
       state.closeTimer = undefined;
       if (state.busy === 0) socket.destroy();
-    }, QUIET_CONNECTION_GRACE_MS);
+    }, state.served && this.keepAliveMs > 0 ? drainIdleMs(this.keepAliveMs) : QUIET_CONNECTION_GRACE_MS);
     state.closeTimer.unref();
   }
 

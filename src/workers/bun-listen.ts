@@ -4,7 +4,7 @@
  * keeps the socket. Draining lets requests in flight finish and closes quiet connections after a short grace.
  */
 import { invalidRequestLine } from '../glogging.ts';
-import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
+import { drainIdleMs, QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
 import { requestLimitsOf } from '../http/limits.ts';
 import { PROXY_HEADER_REFUSAL, type ProxyPreamble, proxyPreambles, type ProxyVerdict } from '../http/proxy-protocol.ts';
@@ -69,9 +69,12 @@ class BunListenEngine implements ServingEngine {
   private readonly connections = new Set<H1Connection>();
   private draining = false;
   private onIdle?: () => void;
+  /** How long a drain keeps an idle keep-alive connection open. */
+  private readonly idleGraceMs: number;
 
   constructor(context: EngineContext) {
     this.context = context;
+    this.idleGraceMs = drainIdleMs(durationsOf(context.settings).keepAliveMs);
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
@@ -100,7 +103,7 @@ class BunListenEngine implements ServingEngine {
         socket.data = connection;
         connections.add(connection);
         proxyHeaders?.open(socket, transport.remoteAddr);
-        if (this.draining) connection.drain(QUIET_CONNECTION_GRACE_MS);
+        if (this.draining) connection.drain(QUIET_CONNECTION_GRACE_MS, this.idleGraceMs);
       },
       data: proxyHeaders
         ? (socket: BunSocket, data: Uint8Array) => proxyHeaders.data(socket, data)
@@ -200,7 +203,7 @@ class BunListenEngine implements ServingEngine {
     this.draining = true;
     return new Promise((resolve) => {
       this.onIdle = resolve;
-      for (const connection of this.connections) connection.drain(QUIET_CONNECTION_GRACE_MS);
+      for (const connection of this.connections) connection.drain(QUIET_CONNECTION_GRACE_MS, this.idleGraceMs);
       if (this.connections.size === 0) resolve();
     });
   }

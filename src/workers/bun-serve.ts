@@ -3,12 +3,11 @@
  * itself (Bun.serve ignores an fd). A graceful stop is `stop()`: no new connections, in-flight requests finish.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import type { RemoteAddress, ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
-import { nativeHandler, type NativeServerRules } from './_native.ts';
+import { nativeHandler, nativeStopDelayMs, type NativeServerRules } from './_native.ts';
 
 /**
  * Visits a Bun.serve request's fields through Bun's `headers.toJSON()` (repeats merged as Headers merges them,
@@ -101,12 +100,9 @@ class BunServeEngine implements ServingEngine {
     }
   }
 
-  /**
-   * Bun's stop() closes idle keep-alive connections at once, and a client may be sending on one at that moment:
-   * for a short grace the worker answers with `Connection: close` (Bun honours it) and keeps accepting, then stops.
-   */
+  /** Serves on for nativeStopDelayMs() (Bun's stop() closes idle keep-alive connections at once), then stops. */
   stopAccepting(): void {
-    this.stopped ??= sleep(QUIET_CONNECTION_GRACE_MS).then(() => Promise.all(this.servers.map((server) => server.stop())));
+    this.stopped ??= sleep(nativeStopDelayMs(this.context.settings)).then(() => Promise.all(this.servers.map((server) => server.stop())));
   }
 
   async drain(): Promise<void> {

@@ -1,12 +1,14 @@
 /**
  * The Deno.serve engine: Deno's own HTTP server on a SO_REUSEPORT socket per TCP bind, opened by the worker
  * itself (Deno.serve takes no fd and no listener). Needs `--unstable-net`, which the Deno runtime adds when it
- * spawns workers. A graceful stop is `shutdown()`: no new connections, in-flight requests finish.
+ * spawns workers. A graceful stop serves on for a keep-alive timeout (with `Connection: close`), then is
+ * `shutdown()`: no new connections, in-flight requests finish.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
-import { nativeHandler, type NativeServerRules } from './_native.ts';
+import { nativeHandler, nativeStopDelayMs, type NativeServerRules } from './_native.ts';
 
 /** The slots of Deno's Response and Request that hold their inner objects (found once, on probes). */
 const innerResponseSlot = Object.getOwnPropertySymbols(new Response('')).find((slot) => slot.description === 'response');
@@ -66,7 +68,7 @@ const Deno = (globalThis as unknown as { Deno: DenoServe }).Deno;
 class DenoServeEngine implements ServingEngine {
   private readonly context: EngineContext;
   private readonly servers: DenoHttpServer[] = [];
-  private shutdowns: Promise<void>[] = [];
+  private stopped?: Promise<unknown>;
 
   constructor(context: EngineContext) {
     this.context = context;
@@ -96,12 +98,13 @@ class DenoServeEngine implements ServingEngine {
     }
   }
 
+  /** Serves on for nativeStopDelayMs() (Deno.serve closes idle keep-alive connections at once), then shuts down. */
   stopAccepting(): void {
-    this.shutdowns = this.servers.map((server) => server.shutdown());
+    this.stopped ??= sleep(nativeStopDelayMs(this.context.settings)).then(() => Promise.all(this.servers.map((server) => server.shutdown())));
   }
 
   async drain(): Promise<void> {
-    await Promise.all(this.shutdowns);
+    await this.stopped;
   }
 }
 

@@ -114,6 +114,8 @@ export class H1Connection implements BodySource {
   idleSince: number | undefined = performance.now();
   /** Set once the worker drains: the grace a quiet connection gets before it is closed. */
   private drainGraceMs?: number;
+  /** It has answered a request: quiet now, it is an idle keep-alive connection. */
+  private served = false;
 
   constructor(
     transport: H1Transport, serve: ServeFunction, onError: (message: string, error: unknown) => void, limits: RequestLimits,
@@ -191,10 +193,14 @@ export class H1Connection implements BodySource {
     this.releaseFlushWaiters();
   }
 
-  /** The worker drains: requests in flight finish, and the connection closes once quiet, after `graceMs`. */
-  drain(graceMs: number): void {
+  /**
+   * The worker drains: requests in flight finish (their responses close the connection), a connection without a
+   * request yet closes after `graceMs` if still quiet, an idle keep-alive one after `idleGraceMs` (its client may
+   * be sending a request at that very moment: connections.ts, drainIdleMs()).
+   */
+  drain(graceMs: number, idleGraceMs: number): void {
     this.drainGraceMs = graceMs;
-    this.closeIfIdle(graceMs);
+    this.closeIfIdle(this.served ? idleGraceMs : graceMs);
   }
 
   /** Closes the connection if it is idle: at once, or after `graceMs` if it is still idle then. */
@@ -288,6 +294,7 @@ export class H1Connection implements BodySource {
     }
     if (this.queue.length === 0) {
       this.idleSince = performance.now();
+      this.served = true;
       if (this.drainGraceMs !== undefined) this.closeIfIdle(this.drainGraceMs);
     }
   }
