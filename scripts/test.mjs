@@ -5,5 +5,5 @@ import fs from 'node:fs';
 
 const only = process.argv.slice(2);
 const files = only.length > 0 ? only : fs.readdirSync('test').filter((f) => f.endsWith('.test.ts')).sort().map((f) => `test/${f}`);
-const result = spawnSync(process.execPath, ['--import', './scripts/register-typescript.mjs', '--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+const result = spawnSync(process.execPath, ['--import', './scripts/register-typescript.mjs', '--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
 process.exit(result.status ?? 1);
