@@ -394,3 +394,13 @@ export async function withRunningServer(server: Server | Promise<Server>, body: 
     await running.kill();
   }
 }
+
+/** Whether a process runs and is not a zombie (a zombie still answers kill(0); its /proc state says Z). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from 'undici';
-import { fetchText, fixture, pidOf, requestLoop, Server, sleep, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { fetchText, fixture, isAlive, pidOf, requestLoop, Server, sleep, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 const GOOD_APP = fs.readFileSync(fixture('app.ts'), 'utf8');
@@ -49,16 +49,6 @@ function workerCounts(lines: string[], from: number): { ready: number; accepting
     if (index >= from) counts.push({ ready: ready.size, accepting: booting.size + ready.size });
   });
   return counts;
-}
-
-/** Whether a process runs (and is not a zombie). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 for (const target of TEST_TARGETS) {

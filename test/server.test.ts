@@ -4,23 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from 'undici';
-import { fetchText, fixture, pidOf, type Reply, requestLoop, type Runnable, Server, sleep, type StartOptions, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { fetchText, fixture, isAlive, pidOf, type Reply, requestLoop, type Runnable, Server, sleep, type StartOptions, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 
 /** Starts the CLI under `runtime` with `args`, runs `body`, and kills everything. */
 function withServer(runtime: Runnable, args: string[], body: (server: Server) => Promise<void>, options: StartOptions = {}): Promise<void> {
   return withRunningServer(Server.start(runtime, args, options), body);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    // A zombie still answers kill(0); its /proc state says Z.
-    process.kill(pid, 0);
-    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 /** Sends HUP and waits until two workers, none of them in `before`, serve and the old ones have exited. */
