@@ -18,6 +18,7 @@
  */
 import net from 'node:net';
 import type { Settings } from '../settings.ts';
+import { pathStartOf } from './request-target.ts';
 import { type PeerMatcher, parsePeerList } from './trusted-peers.ts';
 import type { RemoteAddress } from './types.ts';
 
@@ -142,7 +143,7 @@ export class ForwardingPolicy {
  */
 export function forwardedUrl(url: string, forwarded: Forwarded): string {
   const authorityStart = url.indexOf('//') + 2;
-  const pathStart = url.indexOf('/', authorityStart);
+  const pathStart = pathStartOf(url);
   const scheme = forwarded.https ? 'https' : url.slice(0, authorityStart - 3);
   const host = forwarded.host ?? url.slice(authorityStart, pathStart < 0 ? url.length : pathStart);
   try {

@@ -4,6 +4,7 @@
  */
 import type { Settings } from '../settings.ts';
 import { fetchPolicyViolation, type PolicyViolation } from './head-policy.ts';
+import { pathStartOf } from './request-target.ts';
 
 /** The most any request-line limit can be (Gunicorn caps it at 8190). */
 const MAX_REQUEST_LINE = 8190;
@@ -142,7 +143,7 @@ export function fetchRequestViolation(
 ): LimitViolation | PolicyViolation | undefined {
   const url = request.url;
   const method = request.method;
-  const pathStart = url.indexOf('/', url.indexOf('//') + 2);
+  const pathStart = pathStartOf(url);
   const early = lineViolation(limits, requestLineBytes(method, pathStart < 0 ? 1 : url.length - pathStart));
   if (early) return early;
   seen.count = seen.largest = seen.contentTypes = 0;

@@ -11,3 +11,9 @@ export function absoluteTargetUrl(target: string): string | undefined {
   if (!match) return undefined;
   return match[0].length === match[1].length ? target : match[1] + target.slice(match[0].length);
 }
+
+/**
+ * Where the path of an absolute URL with an authority begins (`http://host/a?b` → the index of `/a`), or -1 when
+ * it has none (`http://host`): a native server's Request URL, whose path and query are the request-target.
+ */
+export const pathStartOf = (url: string): number => url.indexOf('/', url.indexOf('//') + 2);

@@ -10,6 +10,7 @@ import {
   BodyTooLargeError, fetchRequestViolation, forEachHeader, lastContentLength, limitedBody, mergedField, type RequestFieldVisitor, requestLimitsOf,
 } from '../http/limits.ts';
 import { requestDeadlinesOf, timeoutResponse } from '../http/request-deadlines.ts';
+import { pathStartOf } from '../http/request-target.ts';
 import type { ServeInfo } from '../http/types.ts';
 import { drainIdleMs, QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { durationsOf, type Settings } from '../settings.ts';
@@ -54,7 +55,7 @@ function withUrl(request: Request, url: string): void {
  * an authority and no fragment. Slicing costs about 0.14 µs where `new URL()` costs 1.5 µs (Bun).
  */
 function requestTarget(url: string): string {
-  const path = url.indexOf('/', url.indexOf('//') + 2);
+  const path = pathStartOf(url);
   return path < 0 ? '/' : url.slice(path);
 }
 
