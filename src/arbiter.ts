@@ -7,6 +7,9 @@ import { formatByteSize } from './byte-size.ts';
 import { type ConfigSources, resolveSettings } from './config.ts';
 import { allowedCpus } from './cpu-count.ts';
 import { CrashBackoff } from './crash-backoff.ts';
+import type { ControlledMaster, MasterStats } from './control-commands.ts';
+import { ControlServer } from './control-server.ts';
+import { controlSocketPath } from './control-socket-path.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
 import { EXIT, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
@@ -44,7 +47,7 @@ const GROUP_SIGNAL_SETTLE_MS = 200;
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
 
 /** The master process. */
-export class Arbiter {
+export class Arbiter implements ControlledMaster {
   settings: Settings;
   readonly sources: ConfigSources;
   readonly runtime: Runtime;
@@ -84,6 +87,9 @@ export class Arbiter {
   private notifier!: SystemdNotifier;
   /** What the workers becoming ready completes, for sd_notify: the boot, a reload (HUP), or nothing. */
   private awaitingReady?: 'boot' | 'reload' = 'boot';
+  /** The control socket (`tsgunicorn ctl`), once open. */
+  private control?: ControlServer;
+  private readonly startedAt = performance.now();
 
   constructor(settings: Settings, sources: ConfigSources, runtime: Runtime, logger: Logger) {
     this.settings = settings;
@@ -128,6 +134,7 @@ export class Arbiter {
     this.installSignals();
     this.manageWorkers();
     this.tick = setInterval(() => this.onTick(), TICK_MS);
+    void this.openControlSocket();
     return done;
   }
 
@@ -232,29 +239,23 @@ export class Arbiter {
     this.logger.info(`Handling signal: ${signal.slice(3).toLowerCase()}`);
     switch (signal) {
       case 'SIGTERM':
-        if (this.stopState) this.escalate();
-        else this.stopAfterPreStopDelay();
+        this.shutdown(true);
         break;
       case 'SIGINT':
       case 'SIGQUIT':
-        if (this.stopState) this.escalate();
-        else this.stop(false);
+        this.shutdown(false);
         break;
       case 'SIGHUP':
         void this.reload();
         break;
       case 'SIGTTIN':
-        this.target++;
-        this.manageWorkers();
+        this.addWorkers(1);
         break;
       case 'SIGTTOU':
-        this.target = Math.max(1, this.target - 1);
-        this.manageWorkers();
+        this.removeWorkers(1);
         break;
       case 'SIGUSR1':
-        this.logger.reopenFiles();
-        this.handOverFiles();
-        for (const worker of this.workers.values()) worker.send({ type: 'reopen-logs' });
+        this.reopenLogs();
         break;
       case 'SIGUSR2':
         this.reexec();
@@ -524,6 +525,7 @@ export class Arbiter {
     for (const [signal, handler] of this.signalHandlers) process.off(signal, handler);
     this.logger.info('Shutting down: Master');
     if (this.haltReason) this.logger.info(`Reason: ${this.haltReason}`);
+    this.control?.close();
     this.pidfile?.unlink();
     const finish = this.finish;
     this.finish = undefined;
@@ -709,6 +711,89 @@ export class Arbiter {
     this.logger.info(`Master has been promoted (the old master pid:${this.oldMasterPid} is gone).`);
     this.oldMasterPid = undefined;
     if (this.pidfile && this.settings.pidfile) this.pidfile.rename(this.settings.pidfile);
+    this.control?.rename(this.controlSocketFile());
+  }
+
+  /**
+   * Opens the control socket once the first workers are spawned (Gunicorn's order). A new master of a USR2
+   * upgrade binds `<path>.2` while the old master still serves the path, and moves it there when promoted.
+   */
+  private async openControlSocket(): Promise<void> {
+    if (this.settings.controlSocketDisable) return;
+    const file = this.controlSocketFile();
+    const control = new ControlServer(this.oldMasterPid === undefined ? file : `${file}.2`, this, () => this.logger);
+    if (!(await control.open(this.settings.controlSocketMode))) return;
+    if (this.finish) this.control = control;
+    else control.close();
+  }
+
+  /** The control socket's path for the current settings (as `tsgunicorn ctl` finds it). */
+  private controlSocketFile(): string {
+    return controlSocketPath(this.settings, this.sources.env, this.sources.cwd);
+  }
+
+  /** TERM (graceful) or INT/QUIT: starts the stop, or hurries one already under way. */
+  shutdown(graceful: boolean): void {
+    if (this.stopState) this.escalate();
+    else if (graceful) this.stopAfterPreStopDelay();
+    else this.stop(false);
+  }
+
+  /** TTIN, `count` times: returns the new number of workers. */
+  addWorkers(count: number): number {
+    this.target += count;
+    this.manageWorkers();
+    return this.target;
+  }
+
+  /** TTOU, `count` times (never below one worker): returns the new number of workers. */
+  removeWorkers(count: number): number {
+    this.target = Math.max(1, this.target - count);
+    this.manageWorkers();
+    return this.target;
+  }
+
+  /** USR1: reopens the master's log files, then the workers'. */
+  reopenLogs(): void {
+    this.logger.reopenFiles();
+    this.handOverFiles();
+    for (const worker of this.workers.values()) worker.send({ type: 'reopen-logs' });
+  }
+
+  /** Stops one live worker gracefully (`tsgunicorn ctl worker kill`); the master spawns another in its place. */
+  killWorker(pid: number): boolean {
+    const worker = this.workers.get(pid);
+    if (!worker?.live || this.stopState) return false;
+    this.logger.info(`Stopping worker (pid:${pid}) on request of the control socket`);
+    this.stopWorker(worker, true);
+    this.manageWorkers();
+    return true;
+  }
+
+  /** The master and its workers now, for `tsgunicorn ctl stats`. */
+  controlStats(): MasterStats {
+    const now = performance.now();
+    const seconds = (ms: number) => Math.round(ms / 100) / 10;
+    return {
+      pid: process.pid,
+      version: VERSION,
+      runtime: `${this.runtime.name} ${this.runtime.version}`,
+      engine: this.engineDescription(),
+      uptimeSeconds: seconds(now - this.startedAt),
+      targetWorkers: this.target,
+      workers: [...this.workers.values()].sort((a, b) => a.slot - b.slot || a.age - b.age).map((worker) => ({
+        pid: worker.pid,
+        slot: worker.slot,
+        state: worker.state,
+        generation: worker.generation,
+        ageSeconds: seconds(now - worker.startedAt),
+        heartbeatAgeSeconds: seconds(now - worker.lastSeen),
+        requests: worker.lastStatus.requests,
+        inFlight: worker.lastStatus.active,
+        rssBytes: worker.lastStatus.rss,
+        lagMs: worker.lastStatus.lagMs,
+      })),
+    };
   }
 }
 

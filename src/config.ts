@@ -229,6 +229,7 @@ export function formatSettings(settings: Settings): string {
 export function helpText(): string {
   const lines = [
     'Usage: tsgunicorn [OPTIONS] APP', '       tsgunicorn build APP [-o FILE] [--target bun|node|deno]   (see tsgunicorn build --help)',
+    '       tsgunicorn ctl [--socket PATH] [--json] COMMAND [ARGS]   (control a running server: tsgunicorn ctl --help)',
     '', 'APP is MODULE[:EXPORT], e.g. app.ts or src/server.js:handler.', '', 'Options:',
   ];
   for (const spec of SETTINGS) {

@@ -14,10 +14,13 @@ function fail(message: string): number {
 }
 
 /**
- * Runs tsgunicorn's master with the given sources; resolves with the process exit status.
+ * Runs tsgunicorn's master with the given sources (or `tsgunicorn ctl` when the first word is `ctl`); resolves
+ * with the process exit status.
  * `appProvided` is true when the caller (serve()) supplies the handler itself, so no APP argument is needed.
  */
 export async function runMaster(sources: ConfigSources, appProvided = false): Promise<number> {
+  // `tsgunicorn ctl …` here rather than in cli.ts: executables built by `tsgunicorn build` come through serve().
+  if (sources.argv[0] === 'ctl') return (await import('./ctl.ts')).runCtl(sources.argv.slice(1), sources.env, sources.cwd);
   const runtime = await currentRuntime();
   let settings;
   try {

@@ -16,6 +16,8 @@ export interface HeartbeatMessage {
   active: number;
   /** Resident set size in bytes. */
   rss: number;
+  /** The worst event-loop lag since the previous heartbeat, in milliseconds (src/event-loop-lag.ts). */
+  lagMs?: number;
 }
 
 /** Worker → master: this worker is draining and will exit (max-requests reached, uncaught error). */

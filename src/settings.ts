@@ -89,6 +89,12 @@ export interface Settings {
   umask: number;
   env: string[];
   procName: string | null;
+  /** The control socket's path; null: the default (src/control-socket-path.ts). */
+  controlSocket: string | null;
+  /** The control socket file's mode (0600: the master's user only). */
+  controlSocketMode: number;
+  /** --no-control-socket: the master opens no control socket. */
+  controlSocketDisable: boolean;
   logLevel: LogLevel;
   errorLog: string;
   accessLog: string | null;
@@ -104,6 +110,10 @@ export interface Settings {
 function checkEnvEntries(entries: string[]): void {
   const bad = entries.find((entry) => !/^[^=]+=/.test(entry));
   if (bad !== undefined) throw new ConfigError(`invalid value "${bad}" for -e/--env: expected KEY=VALUE`);
+}
+
+function checkFileMode(mode: number): void {
+  if (mode > 0o777) throw new ConfigError(`invalid value "0${mode.toString(8)}" for --control-socket-mode: expected a file mode, 0 to 0777`);
 }
 
 function checkSecureSchemeHeaders(entries: string[]): void {
@@ -287,6 +297,21 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     name: 'procName', flag: 'name', short: 'n', type: 'string', nullable: true, default: null, meta: 'NAME',
     doc: 'Base of the process titles: `tsgunicorn: master [NAME]`, `tsgunicorn: worker [NAME]`.',
+  },
+  {
+    name: 'controlSocket', flag: 'control-socket', type: 'string', nullable: true, default: null, meta: 'PATH',
+    doc: 'The unix socket `tsgunicorn ctl` steers the master through. Default: <pidfile>.ctl with --pid, else ' +
+      '$XDG_RUNTIME_DIR/tsgunicorn-NAME.ctl (NAME: --name, else the app file\'s name), else the same in ' +
+      '~/.tsgunicorn/ (README, "Control socket").',
+  },
+  {
+    name: 'controlSocketMode', flag: 'control-socket-mode', type: 'octal', min: 0, default: 0o600, meta: 'MODE', validate: checkFileMode,
+    doc: 'The control socket file\'s permissions (octal as --umask reads it; default 0600 = 384: only the ' +
+      'master\'s user may connect, and whoever connects can stop the server).',
+  },
+  {
+    name: 'controlSocketDisable', flag: 'no-control-socket', type: 'boolean', default: false,
+    doc: 'Open no control socket.',
   },
   {
     name: 'logLevel', flag: 'log-level', type: 'choice', choices: LOG_LEVELS,

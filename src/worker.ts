@@ -4,6 +4,7 @@
  * master's messages, and retires gracefully (stop, max-requests, an uncaught error, the master gone).
  */
 import { AppLoadError, loadApp } from './app.ts';
+import { EventLoopLag } from './event-loop-lag.ts';
 import { Logger } from './glogging.ts';
 import type { FetchHandler } from './http/types.ts';
 import { EXIT, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
@@ -33,6 +34,7 @@ export class Worker {
   private readonly appHandler?: FetchHandler;
   private readonly counters = new RequestCounters();
   private readonly engines: ServingEngine[] = [];
+  private readonly lag = new EventLoopLag();
   private logger!: Logger;
   private runtime!: Runtime;
   private retiring = false;
@@ -70,6 +72,7 @@ export class Worker {
     this.logger.info(`Booting worker with pid: ${process.pid}`);
     this.installSignals();
     setInterval(() => this.heartbeat(), durationsOf(this.settings).heartbeatMs);
+    this.lag.start();
   }
 
   /** Becomes --user/--group (Gunicorn's init_process does it first): the app never runs with the master's rights. */
@@ -157,7 +160,7 @@ export class Worker {
 
   private heartbeat(): void {
     const { finished, inFlight } = this.counters;
-    this.send({ type: 'heartbeat', requests: finished, active: inFlight, rss: process.memoryUsage().rss });
+    this.send({ type: 'heartbeat', requests: finished, active: inFlight, rss: process.memoryUsage().rss, lagMs: this.lag.takeWorst() });
   }
 
   private onMasterMessage(message: MasterMessage): void {
