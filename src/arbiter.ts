@@ -760,12 +760,16 @@ export class Arbiter implements ControlledMaster {
     for (const worker of this.workers.values()) worker.send({ type: 'reopen-logs' });
   }
 
-  /** Stops one live worker gracefully (`tsgunicorn ctl worker kill`); the master spawns another in its place. */
+  /**
+   * Stops one live worker gracefully (`tsgunicorn ctl worker kill`) and spawns another in its place; in reuse-port
+   * mode the new one is ready before the old one stops (its socket keeps the port served), as --max-worker-memory.
+   */
   killWorker(pid: number): boolean {
     const worker = this.workers.get(pid);
     if (!worker?.live || this.stopState) return false;
     this.logger.info(`Stopping worker (pid:${pid}) on request of the control socket`);
-    this.stopWorker(worker, true);
+    if (this.listeners.some((listener) => listener.reusePort)) worker.markReplacing();
+    else this.stopWorker(worker, true);
     this.manageWorkers();
     return true;
   }

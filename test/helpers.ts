@@ -79,6 +79,13 @@ export const fixture = (name: string) => path.join(ROOT, 'test', 'fixtures', nam
 /** Sleeps. */
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The XDG_RUNTIME_DIR of every process the tests start, so that the servers' default control sockets
+ * (tsgunicorn-NAME.ctl) stay out of the home directory; removed when the test process exits.
+ */
+const RUNTIME_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-run-'));
+process.on('exit', () => fs.rmSync(RUNTIME_DIR, { recursive: true, force: true }));
+
 /** A fresh temporary directory, removed by the caller. */
 export function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-test-'));
@@ -108,7 +115,7 @@ export function runCli(runtime: Runnable, args: string[], options: { env?: Recor
   const [command, ...prefix] = cliCommand(runtime);
   const child = spawn(command, [...prefix, ...args], {
     cwd: options.cwd ?? ROOT,
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, XDG_RUNTIME_DIR: RUNTIME_DIR, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -150,7 +157,7 @@ export class Server {
     this.#logFile = options.logFile;
     this.child = spawn(command[0], [...command.slice(1), ...args], {
       cwd: options.cwd ?? ROOT,
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, XDG_RUNTIME_DIR: RUNTIME_DIR, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])],
       detached: options.detached ?? false,
     });
