@@ -211,6 +211,33 @@ for (const target of TEST_TARGETS) {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
+
+    it('USR2: the new master binds <path>.2 beside the old one\'s socket and takes the path when promoted', async () => {
+      const dir = tempDir();
+      const pidfile = path.join(dir, 'master.pid');
+      const file = `${pidfile}.ctl`;
+      try {
+        await withRunningServer(Server.start(target, [...LOCAL, '-p', pidfile, fixture('app.ts')]), async (server) => {
+          const oldMaster = server.pid;
+          server.signal('SIGUSR2');
+          const newMaster = Number((await server.waitForLine(/started a new master \(pid:(\d+)\)/))[1]);
+          await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Control socket at ${file}\\.2$`));
+          const viaPidfile = await ctlCli(target, ['--pid', pidfile, '--json', 'stats']);
+          assert.equal(JSON.parse(viaPidfile.stdout).pid, oldMaster, viaPidfile.stderr);
+          assert.equal((await stats(target, `${file}.2`)).pid, newMaster);
+          server.signal('SIGTERM');
+          assert.equal((await server.waitForExit()).code, 0);
+          await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Master has been promoted`));
+          await waitFor('the socket to move to its path', () => (fs.existsSync(file) && !fs.existsSync(`${file}.2`) ? true : undefined));
+          assert.equal((await stats(target, file)).pid, newMaster);
+          assert.equal((await ctl(target, file, ['shutdown', 'fast'])).code, 0);
+          await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Shutting down: Master`));
+          await waitFor('the socket file to go', () => (fs.existsSync(file) ? undefined : true));
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 }
 
