@@ -132,7 +132,8 @@ export class ControlServer {
     this.logger().info(`Control: ${[request.command, ...request.args].join(' ').replace(/[\x00-\x1f\x7f]/g, '?')}`);
     try {
       const outcome = runControlCommand(this.master, request);
-      await new Promise<void>((resolve) => socket.write(encodeFrame({ id, ok: true, result: outcome.result } satisfies ControlReply), () => resolve()));
+      const reply = encodeFrame({ id, ok: true, result: outcome.result } satisfies ControlReply);
+      await new Promise<void>((resolve) => socket.write(reply, () => resolve()));
       outcome.afterReply?.();
     } catch (error) {
       if (!(error instanceof ControlCommandError)) this.logger().exception('Control command failed', error);

@@ -1,6 +1,7 @@
 // `tsgunicorn build` (an executable with the app bundled in) and dist/tsgunicorn.js (one self-contained file),
 // each run from an empty folder, as a user copies them to a server.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -29,14 +30,20 @@ function copyAlone(file: string): string {
 }
 
 /**
- * Runs a server with 2 workers from its folder: it serves, HUP replaces both workers, USR2 starts a new master
- * (the same executable or script, run again), TERM makes the old master exit 0 and the new one take over.
+ * Runs a server with 2 workers from its folder: it serves, `ctl stats` (the same command with `ctl`) lists its
+ * workers, HUP replaces both workers, USR2 starts a new master (the same executable or script, run again), TERM
+ * makes the old master exit 0 and the new one take over.
  */
 async function servesHupsAndStops(command: string[], args: string[], cwd: string): Promise<void> {
-  const server = await Server.startCommand(command, ['-w', '2', '-b', '127.0.0.1:0', ...args], { cwd, workers: 2 });
+  const control = path.join(cwd, 'server.ctl');
+  const server = await Server.startCommand(command, ['-w', '2', '-b', '127.0.0.1:0', '--control-socket', control, ...args], { cwd, workers: 2 });
   try {
     const first = server.liveWorkers();
     assert.equal(new Set(first).size, 2);
+    await server.waitForLine(/Control socket at /);
+    const ctl = spawnSync(command[0], [...command.slice(1), 'ctl', '--socket', control, '--json', 'stats'], { cwd, timeout: 20_000, encoding: 'utf8' });
+    assert.equal(ctl.status, 0, ctl.stderr);
+    assert.deepEqual(JSON.parse(ctl.stdout).workers.map((w: { pid: number }) => w.pid).sort(), [...first].sort());
     const reply = await fetchText(`${server.url}/`);
     assert.equal(reply.status, 200);
     assert.match(reply.body, /pid=\d+/);

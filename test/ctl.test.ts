@@ -96,7 +96,8 @@ for (const target of TEST_TARGETS) {
       const dir = tempDir();
       const file = path.join(dir, 'master.ctl');
       try {
-        await withRunningServer(Server.start(target, [...LOCAL, '-w', '2', '--control-socket', file, fixture('app.ts')], { workers: 2 }), async (server) => {
+        const args = [...LOCAL, '-w', '2', '--control-socket', file, fixture('app.ts')];
+        await withRunningServer(Server.start(target, args, { workers: 2 }), async (server) => {
           await server.waitForLine(/Control socket at /);
           assert.equal(fs.statSync(file).mode & 0o777, 0o600);
           const before = await stats(target, file);
@@ -120,7 +121,8 @@ for (const target of TEST_TARGETS) {
             const live = server.liveWorkers();
             return live.length === 1 && live[0] !== survivor ? live[0] : undefined;
           });
-          const lagged = await pollStats(target, file, (s) => s.workers.length === 1 && s.workers[0].pid === replacement && s.workers[0].lagMs !== undefined);
+          const lagged = await pollStats(target, file, ({ workers }) => workers.length === 1 && workers[0].pid === replacement &&
+            workers[0].lagMs !== undefined);
           assert.ok(lagged.workers[0].lagMs! >= 0);
 
           const unknown = await ctl(target, file, ['frobnicate']);
