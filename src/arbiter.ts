@@ -573,6 +573,7 @@ export class Arbiter implements ControlledMaster {
       next.proxyProtocol = 'off';
     }
     this.applyEnv(this.settings.env, next.env);
+    this.keepControlSocket(next);
     await this.rebind(next);
     if (next.pidfile !== this.settings.pidfile) {
       this.pidfile?.unlink();
@@ -725,6 +726,15 @@ export class Arbiter implements ControlledMaster {
     if (!(await control.open(this.settings.controlSocketMode))) return;
     if (this.finish) this.control = control;
     else control.close();
+  }
+
+  /** HUP keeps the control socket where it is: another path (or --no-control-socket) takes a restart, said once. */
+  private keepControlSocket(next: Settings): void {
+    if (!this.control || this.oldMasterPid !== undefined) return;
+    const wanted = next.controlSocketDisable ? 'none' : controlSocketPath(next, this.sources.env, this.sources.cwd);
+    if (wanted !== this.control.file) {
+      this.logger.warning(`Reload: the control socket stays at ${this.control.file} (${wanted} takes a restart)`);
+    }
   }
 
   /** The control socket's path for the current settings (as `tsgunicorn ctl` finds it). */

@@ -74,7 +74,7 @@ describe('control protocol frames', () => {
 });
 
 describe('event-loop lag', () => {
-  it('reports a blocked loop as lag, and the worst only once', async () => {
+  it('reports a blocked loop as lag', async () => {
     const lag = new EventLoopLag();
     lag.start();
     await sleep(150);
@@ -84,9 +84,8 @@ describe('event-loop lag', () => {
       // Blocks the loop as a synchronous handler would.
     }
     await sleep(150);
-    assert.ok(lag.takeWorst() >= 150);
-    await sleep(150);
-    assert.ok(lag.takeWorst() < 150);
+    // The 100 ms timer was due within the first 100 ms of the block: it fired at least 200 ms late.
+    assert.ok(lag.takeWorst() >= 200);
   });
 });
 
