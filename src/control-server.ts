@@ -14,15 +14,18 @@ import { withUmask } from './privileges.ts';
 /** A client that sends nothing for this long is disconnected. */
 const IDLE_MS = 60_000;
 
-/** Whether something accepts connections on the unix socket `file` (a stale file refuses them). */
-function isServing(file: string): Promise<boolean> {
+/**
+ * Whether the unix socket `file` is stale: nothing listens on it (connecting is refused). A socket we may not
+ * connect to (another user's) is not taken for stale.
+ */
+function isStale(file: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = net.connect(file);
     probe.on('connect', () => {
       probe.destroy();
-      resolve(true);
+      resolve(false);
     });
-    probe.on('error', () => resolve(false));
+    probe.on('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
   });
 }
 
@@ -63,7 +66,7 @@ export class ControlServer {
     try {
       const stat = fs.lstatSync(file, { throwIfNoEntry: false });
       if (stat && !stat.isSocket()) throw new Error('a file that is not a socket is in the way');
-      if (stat && await isServing(file)) throw new Error('another live master serves it (stop that one, or give --control-socket)');
+      if (stat && !(await isStale(file))) throw new Error('another live master serves it (or it is another user\'s): stop that one, or give --control-socket');
       if (stat) fs.rmSync(file, { force: true });
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
       await withUmask(0o177, () => new Promise<void>((resolve, reject) => {
