@@ -99,6 +99,20 @@ for (const target of TEST_TARGETS) {
         const more = await poll(server, '13 requests', (s) => s.get(`${DURATION}_count`) === 13);
         assert.equal(more.get('tsgunicorn_requests_total{method="GET",code="200",class="2xx"}'), 8);
         await waitFor('statsd error log line', () => (sum('app.gunicorn.log.error') >= 1 ? true : undefined));
+
+        // a HUP replaces the worker: counted as a reload, the sums stay
+        server.signal('SIGHUP');
+        const reloaded = await poll(server, 'the reload counted', (s) => s.get('tsgunicorn_worker_restarts_total{reason="reload"}') === 1);
+        assert.equal(reloaded.get(`${DURATION}_count`), 13);
+      });
+    });
+
+    it('hands over the last counts of a worker that retires at --max-requests', async () => {
+      await withRunningServer(Server.start(target, [...LOCAL, '--max-requests', '4', fixture('app.ts')]), async (server) => {
+        for (let i = 0; i < 10; i++) assert.equal((await fetchText(`${server.url}/`)).status, 200);
+        const counted = await poll(server, 'the 10 requests', (s) => s.get(`${DURATION}_count`) === 10);
+        assert.equal(counted.get('tsgunicorn_requests_total{method="GET",code="200",class="2xx"}'), 10);
+        assert.ok(counted.get('tsgunicorn_worker_restarts_total{reason="max-requests"}')! >= 1);
       });
     });
 
