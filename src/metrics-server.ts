@@ -53,15 +53,21 @@ export class MetricsServer {
   private listenOnce(): Promise<void> {
     const address = parseAddress(this.bind, '--metrics-bind', METRICS_DEFAULT_PORT);
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
+      // Listeners of this attempt only: a listen() callback would stay behind a failed attempt and fire later.
+      const onError = (error: Error) => {
+        this.server.off('listening', onListening);
+        reject(error);
+      };
       const onListening = () => {
-        this.server.off('error', reject);
+        this.server.off('error', onError);
         this.logger().info(`Metrics at: ${this.url()} (/metrics, /healthz, /readyz)`);
         resolve();
       };
-      if (address.kind === 'tcp') this.server.listen(address.port, address.host, onListening);
-      else if (address.kind === 'unix') this.server.listen(address.path, onListening);
-      else reject(new Error('an fd:// address cannot serve metrics'));
+      this.server.once('error', onError);
+      this.server.once('listening', onListening);
+      if (address.kind === 'tcp') this.server.listen(address.port, address.host);
+      else if (address.kind === 'unix') this.server.listen(address.path);
+      else onError(new Error('an fd:// address cannot serve metrics'));
     });
   }
 

@@ -2,7 +2,7 @@
 // a graceful stop, and the statsd lines, on every target.
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fetchText, fixture, runCli, Server, sleep, TEST_TARGETS, waitFor, withRunningServer } from './helpers.ts';
 
@@ -125,17 +125,47 @@ for (const target of TEST_TARGETS) {
         const slow = fetchText(`${server.url}/slow?ms=4000`, { timeoutMs: 20000 });
         await poll(server, 'the slow request in flight', (s) => s.get('tsgunicorn_requests_in_flight') === 1);
         server.signal('SIGTERM');
-        let status = 0;
-        for (let i = 0; i < 100 && status !== 503; i++) {
-          status = (await fetchText(`${base}/readyz`)).status;
-          if (status !== 503) await sleep(50);
-        }
-        assert.equal(status, 503);
+        assert.equal(await statusUntil(`${base}/readyz`, 503), 503);
         const health = await fetchText(`${base}/healthz`);
         assert.equal(health.status, 200);
         assert.equal((await slow).status, 200);
         assert.equal((await server.waitForExit(20000)).code, 0);
       });
+    });
+
+    it('lets the new master of a binary upgrade take the metrics address once the old master exits', async () => {
+      const port = await freePort();
+      const args = ['-b', '127.0.0.1:0', '--metrics-bind', `127.0.0.1:${port}`, fixture('app.ts')];
+      await withRunningServer(Server.start(target, args), async (server) => {
+        const oldMaster = server.pid;
+        server.signal('SIGUSR2');
+        const newMaster = Number((await server.waitForLine(/started a new master \(pid:(\d+)\)/))[1]);
+        await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Metrics: 127\\.0\\.0\\.1:${port} is taken`), 20000);
+        process.kill(oldMaster, 'SIGTERM');
+        await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Metrics at: http://127\\.0\\.0\\.1:${port} `), 20000);
+        assert.equal(await statusUntil(`http://127.0.0.1:${port}/readyz`, 200), 200);
+        assert.equal(server.matches(/Metrics at: /).length, 2, 'one line per master');
+      });
+    });
+  });
+}
+
+/** GETs `url` every 50 ms until it answers `wanted`, at most 200 times; returns the last status. */
+async function statusUntil(url: string, wanted: number): Promise<number> {
+  let status = 0;
+  for (let i = 0; i < 200 && status !== wanted; i++) {
+    status = (await fetchText(url)).status;
+    if (status !== wanted) await sleep(50);
+  }
+  return status;
+}
+
+/** A loopback port nobody listens on (bound, then let go). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
     });
   });
 }
