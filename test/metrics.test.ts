@@ -4,6 +4,11 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { defaultSettings } from '../src/config.ts';
+import { Logger } from '../src/glogging.ts';
+import { ServerMetrics } from '../src/metrics.ts';
+import { RequestStats } from '../src/request-stats.ts';
+import { StatsdReporter } from '../src/statsd.ts';
 import { fetchText, fixture, runCli, Server, sleep, TEST_TARGETS, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0', '--metrics-bind', '127.0.0.1:0'];
@@ -180,6 +185,39 @@ async function poll(server: Server, what: string, done: (samples: Map<string, nu
   }
   throw new Error(`no scrape showed ${what} within 15 s; the last one: ${JSON.stringify([...last])}`);
 }
+
+describe('statsd lines', () => {
+  it('carry one prefix dot, the tags, and per bucket the mean duration with a 1/count sample rate', async () => {
+    const listener = dgram.createSocket('udp4');
+    const lines: string[] = [];
+    listener.on('message', (packet) => lines.push(...packet.toString().split('\n')));
+    await new Promise<void>((resolve) => listener.bind(0, '127.0.0.1', resolve));
+    const metrics = new ServerMetrics();
+    const settings = { statsdHost: `127.0.0.1:${(listener.address() as AddressInfo).port}`, statsdPrefix: 'app..', dogstatsdTags: 'env:test' };
+    const logger = new Logger({ ...defaultSettings({}), logLevel: 'critical' });
+    const reporter = new StatsdReporter(settings, metrics, () => 2, () => logger);
+    try {
+      const stats = new RequestStats();
+      for (const ms of [1, 2, 3]) stats.record('GET', 200, ms);
+      stats.record('PUT', 503, 30);
+      metrics.addHeartbeat({ type: 'heartbeat', requests: 4, active: 0, rss: 0, stats: stats.takeDelta() });
+      reporter.flush();
+      await waitFor('the datagram', () => (lines.some((line) => line.startsWith('app.gunicorn.workers')) ? true : undefined));
+      assert.deepEqual(lines.sort(), [
+        'app.gunicorn.request.duration:2|ms|@0.333333|#env:test',
+        'app.gunicorn.request.duration:30|ms|#env:test',
+        'app.gunicorn.request.status.200:3|c|#env:test',
+        'app.gunicorn.request.status.503:1|c|#env:test',
+        'app.gunicorn.requests:4|c|#env:test',
+        'app.gunicorn.workers:2|g|#env:test',
+      ]);
+    } finally {
+      reporter.close();
+      logger.close();
+      listener.close();
+    }
+  });
+});
 
 describe('metrics settings', () => {
   it('refuses a statsd unix socket and an fd:// metrics address', async () => {
