@@ -88,7 +88,7 @@ export class MetricsServer {
   close(): void {
     clearTimeout(this.retry);
     this.server.close();
-    this.server.closeAllConnections?.();
+    this.server.closeAllConnections();
   }
 }
 

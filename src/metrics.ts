@@ -29,6 +29,7 @@ export class ServerMetrics {
   readonly buckets: number[] = DURATION_BUCKETS_S.map(() => 0).concat(0);
   /** The durations' sum per bucket, in seconds. */
   readonly bucketSums: number[] = this.buckets.map(() => 0);
+  /** Worker restarts by reason. */
   readonly restarts = Object.fromEntries(RESTART_REASONS.map((reason) => [reason, 0])) as Record<RestartReason, number>;
   private readonly loggedCounts: LoggedCounts = { warning: 0, error: 0, critical: 0, exception: 0 };
 
