@@ -13,14 +13,18 @@ import { controlSocketPath } from './control-socket-path.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
 import { EXIT, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
+import { ServerMetrics } from './metrics.ts';
+import { MetricsServer } from './metrics-server.ts';
 import { Pidfile } from './pidfile.ts';
 import { describeIdentity, handOver, privilegedPorts, withUmask, workerIdentity } from './privileges.ts';
 import { processTitle } from './proctitle.ts';
+import { renderPrometheus } from './prometheus.ts';
 import type { EngineName, ProcessIdentity, Runtime } from './runtime/index.ts';
 import { durationsOf, type Settings } from './settings.ts';
 import {
   activatedListener, createListeners, kernelMigratesQueuedConnections, type Listener, RESETS_ON_RESTART_WARNING,
 } from './sock.ts';
+import { sameStatsd, StatsdReporter } from './statsd.ts';
 import { type ActivatedSocket, SystemdNotifier, takeActivatedSockets, takeNotifySocket } from './systemd.ts';
 import { spawnNewMaster, takeUpgradeHandoff, type UpgradeHandoff } from './upgrade.ts';
 import { VERSION } from './version.ts';
@@ -90,6 +94,10 @@ export class Arbiter implements ControlledMaster {
   /** The control socket (`tsgunicorn ctl`), once open. */
   private control?: ControlServer;
   private readonly startedAt = performance.now();
+  /** The sums of the workers' request statistics and the restarts, for --metrics-bind and --statsd-host. */
+  private readonly metrics = new ServerMetrics();
+  private metricsServer?: MetricsServer;
+  private statsd?: StatsdReporter;
 
   constructor(settings: Settings, sources: ConfigSources, runtime: Runtime, logger: Logger) {
     this.settings = settings;
@@ -117,10 +125,12 @@ export class Arbiter implements ControlledMaster {
     logger.info(`Starting tsgunicorn ${VERSION} (${this.runtime.name} ${this.runtime.version})`);
     if (handoff) logger.info(`Binary upgrade: the old master (pid:${handoff.oldMasterPid}) serves beside this one until it exits`);
     try {
+      await this.startMetricsServer(handoff !== undefined);
       this.listeners = activated
         ? this.activatedListeners(activated)
         : await withUmask(settings.umask, () => this.openListeners(handoff));
     } catch (error) {
+      this.metricsServer?.close();
       this.pidfile?.unlink();
       throw error;
     }
@@ -133,6 +143,7 @@ export class Arbiter implements ControlledMaster {
     const done = new Promise<number>((resolve) => (this.finish = resolve));
     this.installSignals();
     this.manageWorkers();
+    this.reloadStatsd(settings);
     this.tick = setInterval(() => this.onTick(), TICK_MS);
     void this.openControlSocket();
     return done;
@@ -316,13 +327,17 @@ export class Arbiter implements ControlledMaster {
     } else if (message.type === 'heartbeat') {
       const { type: _, ...status } = message;
       worker.ping(status);
+      this.metrics.addHeartbeat(message);
       this.recycleIfOverMemory(worker);
     } else if (message.type === 'signal') {
       setTimeout(() => this.onWorkerSignal(worker, message.signal), GROUP_SIGNAL_SETTLE_MS);
     } else if (message.type === 'recycle') {
       worker.markReplacing();
+      this.metrics.restarted('max-requests');
       this.manageWorkers();
     } else if (message.type === 'retiring' && (worker.live || worker.state === 'replacing')) {
+      // Retiring by itself and not crashed: it reached --max-requests (inherited sockets).
+      if (!message.crashed && worker.live) this.metrics.restarted('max-requests');
       worker.retire(durationsOf(this.settings).gracefulMs + ABORT_GRACE_MS);
       if (message.crashed) this.onWorkerLost(worker, 'crashed (uncaught exception)');
       this.manageWorkers();
@@ -365,7 +380,10 @@ export class Arbiter implements ControlledMaster {
     for (const worker of outgoing.filter((w) => w.state === 'booting')) this.stopWorker(worker, false);
     const serving = outgoing.filter((w) => w.state !== 'booting').sort((a, b) => replaceOrder(a) - replaceOrder(b));
     const readyCurrent = staying.filter((w) => w.state === 'ready').length;
-    for (const worker of serving.slice(0, Math.max(0, readyCurrent + serving.length - this.target))) this.stopWorker(worker, true);
+    for (const worker of serving.slice(0, Math.max(0, readyCurrent + serving.length - this.target))) {
+      if (worker.state !== 'replacing') this.metrics.restarted('reload');
+      this.stopWorker(worker, true);
+    }
     if (this.crashBackoff.waiting(performance.now())) return;
     const booting = staying.length - readyCurrent;
     const room = serving.length > 0 ? this.workerSettings.reloadBatch - booting : Infinity;
@@ -395,6 +413,8 @@ export class Arbiter implements ControlledMaster {
    * is respawned, after a crash-loop delay when it died within --min-uptime of its start.
    */
   private onWorkerLost(worker: WorkerHandle, how: string): void {
+    // The timeouts were counted where the master acted.
+    if (worker.abortedAt === undefined && !worker.bootTimedOut) this.metrics.restarted('crash');
     const now = performance.now();
     if (this.rollback && worker.readyAt === undefined && worker.generation === this.generation) {
       const why = worker.bootTimedOut ? `was not ready within --boot-timeout ${this.workerSettings.bootTimeout} s` : `${how} before it was ready`;
@@ -423,6 +443,7 @@ export class Arbiter implements ControlledMaster {
   private onWorkerSignal(worker: WorkerHandle, signal: 'SIGTERM' | 'SIGINT' | 'SIGQUIT'): void {
     if (this.stopState || this.preStop || !worker.live) return;
     this.logger.info(`Worker (pid:${worker.pid}) got ${signal}`);
+    this.metrics.restarted('signal');
     this.stopWorker(worker, signal === 'SIGTERM');
     this.manageWorkers();
   }
@@ -439,6 +460,7 @@ export class Arbiter implements ControlledMaster {
     if (all.length < this.target || all.some((w) => w.state !== 'ready')) return;
     this.logger.info(`Worker (pid:${worker.pid}) uses ${formatByteSize(worker.lastStatus.rss)}, above --max-worker-memory ` +
       `${formatByteSize(limit)}: replacing it`);
+    this.metrics.restarted('memory');
     if (this.listeners.some((listener) => listener.reusePort)) worker.markReplacing();
     else this.stopWorker(worker, true);
     this.manageWorkers();
@@ -454,6 +476,7 @@ export class Arbiter implements ControlledMaster {
       if (worker.state === 'booting' && worker.bootDeadline !== undefined && now >= worker.bootDeadline) {
         this.logger.error(`Worker (pid:${worker.pid}) was not ready within --boot-timeout ${this.workerSettings.bootTimeout} s`);
         worker.timeOutBoot();
+        this.metrics.restarted('timeout');
       }
       if (worker.readyAt !== undefined) this.crashBackoff.survived(worker.age, now - worker.startedAt, minUptimeMs);
       // Until it is ready a worker answers to --boot-timeout only (its app may load for longer than --timeout).
@@ -461,6 +484,7 @@ export class Arbiter implements ControlledMaster {
       if (worker.abortedAt === undefined && now - worker.lastSeen > timeoutMs) {
         this.logger.critical(`WORKER TIMEOUT (pid:${worker.pid})`);
         worker.abort();
+        this.metrics.restarted('timeout');
       } else if (worker.abortedAt !== undefined && now - worker.abortedAt >= ABORT_GRACE_MS) {
         worker.kill();
       }
@@ -522,6 +546,8 @@ export class Arbiter implements ControlledMaster {
   private finishStop(): void {
     if (!this.finish) return;
     clearInterval(this.tick);
+    this.metricsServer?.close();
+    this.statsd?.close();
     for (const [signal, handler] of this.signalHandlers) process.off(signal, handler);
     this.logger.info('Shutting down: Master');
     if (this.haltReason) this.logger.info(`Reason: ${this.haltReason}`);
@@ -575,6 +601,11 @@ export class Arbiter implements ControlledMaster {
     this.applyEnv(this.settings.env, next.env);
     this.keepControlSocket(next);
     await this.rebind(next);
+    if (next.metricsBind !== this.settings.metricsBind) {
+      this.logger.warning('Reload: metricsBind changes only with a restart; keeping the current one');
+      next.metricsBind = this.settings.metricsBind;
+    }
+    this.reloadStatsd(next);
     if (next.pidfile !== this.settings.pidfile) {
       this.pidfile?.unlink();
       this.pidfile = next.pidfile ? new Pidfile(next.pidfile) : undefined;
@@ -704,6 +735,37 @@ export class Arbiter implements ControlledMaster {
     this.logger.info('Stopping the workers gracefully (WINCH); this master keeps its sockets: HUP brings workers back, TERM ends it');
     this.target = 0;
     this.manageWorkers();
+  }
+
+  /**
+   * --metrics-bind: serves /metrics, /healthz and /readyz. A new master of a binary upgrade waits for its old
+   * master to free the address; any other master cannot start without it.
+   */
+  private async startMetricsServer(upgrading: boolean): Promise<void> {
+    const bind = this.settings.metricsBind;
+    if (bind === null) return;
+    this.metricsServer = new MetricsServer(bind, {
+      metricsText: () => renderPrometheus({
+        metrics: this.metrics, workers: this.workers.values(), target: this.target, uptimeS: performance.now() / 1000,
+        version: VERSION, runtime: `${this.runtime.name} ${this.runtime.version}`,
+      }),
+      // Not ready from TERM on, --pre-stop-delay included: that is when a load balancer should stop sending.
+      ready: () => !this.stopState && !this.preStop && [...this.workers.values()].some((w) => w.state === 'ready' || w.state === 'replacing'),
+    }, () => this.logger);
+    try {
+      await this.metricsServer.listen(upgrading);
+    } catch (error) {
+      throw new ConfigError(`--metrics-bind ${bind}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Starts, replaces or stops the statsd reporter as `next` says (at boot and on HUP). */
+  private reloadStatsd(next: Settings): void {
+    if (this.statsd && sameStatsd(next, this.settings)) return;
+    this.statsd?.close();
+    this.statsd = next.statsdHost === null
+      ? undefined
+      : new StatsdReporter(next, this.metrics, () => this.workers.size, () => this.logger);
   }
 
   /** A new master whose old master is gone (it was re-parented) takes over: Gunicorn's maybe_promote_master. */

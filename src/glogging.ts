@@ -539,6 +539,24 @@ export function invalidRequestLine(ip: string | undefined, reason: string): stri
   return `Invalid request from ip=${ip || '-'}: ${reason}`;
 }
 
+/** Warning, error, critical and exception lines logged, whatever --log-level (statsd's `gunicorn.log.*`). */
+export interface LoggedCounts {
+  warning: number;
+  error: number;
+  critical: number;
+  exception: number;
+}
+
+const logged: LoggedCounts = { warning: 0, error: 0, critical: 0, exception: 0 };
+
+/** The lines this process logged since the last call (undefined: none), for the metrics; counting starts afresh. */
+export function takeLoggedCounts(): LoggedCounts | undefined {
+  if (logged.warning + logged.error + logged.critical + logged.exception === 0) return undefined;
+  const counts = { ...logged };
+  logged.warning = logged.error = logged.critical = logged.exception = 0;
+  return counts;
+}
+
 /**
  * Gunicorn-style logger: an error log with level filtering and an optional
  * access log. Each error line is written at once with a single write call; access lines are batched.
@@ -590,21 +608,25 @@ export class Logger {
 
   /** Logs at warning level. */
   warning(msg: string): void {
+    logged.warning++;
     this.#log('warning', msg);
   }
 
   /** Logs at error level. */
   error(msg: string): void {
+    logged.error++;
     this.#log('error', msg);
   }
 
   /** Logs at critical level. */
   critical(msg: string): void {
+    logged.critical++;
     this.#log('critical', msg);
   }
 
   /** Logs `msg` at error level followed by the error's stack (or `String(err)`), in one write. */
   exception(msg: string, err: unknown): void {
+    logged.exception++;
     if (this.#closed || SEVERITY.error < this.#threshold) return;
     this.#log('error', msg, describeError(err));
   }

@@ -1,4 +1,6 @@
 /** The structured messages master and workers exchange over the IPC channel. */
+import type { LoggedCounts } from './glogging.ts';
+import type { RequestStatsDelta } from './request-stats.ts';
 import type { ProcessIdentity, TcpAddress } from './runtime/index.ts';
 import type { Settings } from './settings.ts';
 
@@ -14,6 +16,10 @@ export interface HeartbeatMessage {
   requests: number;
   /** Requests in flight now. */
   active: number;
+  /** Requests counted since the previous heartbeat, with --metrics-bind or --statsd-host only. */
+  stats?: RequestStatsDelta;
+  /** Warning/error/critical/exception lines logged since the previous heartbeat, with the metrics on only. */
+  logged?: LoggedCounts;
   /** Resident set size in bytes. */
   rss: number;
   /** The worst event-loop lag since the previous heartbeat, in milliseconds (src/event-loop-lag.ts). */

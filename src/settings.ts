@@ -2,7 +2,7 @@
  * The one declarative table of tsgunicorn's settings. CLI parsing, config-file validation, `--print-config`,
  * `--help` and the README's settings list are all derived from it.
  */
-import { parseBind } from './address.ts';
+import { parseAddress, parseBind } from './address.ts';
 import { ConfigError } from './errors.ts';
 import { parsePeerList } from './http/trusted-peers.ts';
 import { isValidFieldValue } from './http/response-policy.ts';
@@ -99,6 +99,10 @@ export interface Settings {
   errorLog: string;
   accessLog: string | null;
   accessLogFormat: string;
+  metricsBind: string | null;
+  statsdHost: string | null;
+  statsdPrefix: string;
+  dogstatsdTags: string;
   forwardedAllowIps: string;
   secureSchemeHeaders: string[];
   proxyProtocol: ProxyProtocolMode;
@@ -135,6 +139,33 @@ function checkServerHeader(value: string): void {
   if (value.trim() === '' || !isValidFieldValue(value)) {
     throw new ConfigError(`invalid value ${JSON.stringify(value)} for --server-header: expected printable latin-1 text`);
   }
+}
+
+/** The port of a --metrics-bind without one. */
+export const METRICS_DEFAULT_PORT = 9100;
+/** The port of a --statsd-host without one (Gunicorn's). */
+export const STATSD_DEFAULT_PORT = 8125;
+
+function checkMetricsBind(bind: string): void {
+  if (parseAddress(bind, '--metrics-bind', METRICS_DEFAULT_PORT).kind === 'fd') {
+    throw new ConfigError(`invalid value "${bind}" for --metrics-bind: expected HOST:PORT or unix:PATH`);
+  }
+}
+
+function checkStatsdHost(host: string): void {
+  // node:dgram, the one UDP API of all three runtimes, has no unix datagram sockets.
+  if (host.startsWith('unix:') || parseAddress(host, '--statsd-host', STATSD_DEFAULT_PORT).kind !== 'tcp') {
+    throw new ConfigError(`invalid value "${host}" for --statsd-host: expected HOST:PORT (UDP; unix sockets are not supported)`);
+  }
+}
+
+/** A statsd prefix or tag list goes into every line as it is: white space and `forbidden` would break the line. */
+function checkStatsdText(flag: string, forbidden: string) {
+  return (value: string) => {
+    if (/\s/.test(value) || [...forbidden].some((char) => value.includes(char))) {
+      throw new ConfigError(`invalid value ${JSON.stringify(value)} for ${flag}: no white space or ${forbidden} allowed`);
+    }
+  };
 }
 
 /** Every setting, in the order `--help`, `--print-config` and the README show them. */
@@ -330,6 +361,29 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: DEFAULT_ACCESS_LOG_FORMAT, meta: 'FORMAT', validate: checkAccessLogFormat,
     doc: 'Access log line with Gunicorn\'s atoms: h l u t r s b B f a T M D L p m U q H, %({name}i) and ' +
       '%({name}o); or json: one JSON object per line (README, "Logging").',
+  },
+  {
+    name: 'metricsBind', flag: 'metrics-bind', type: 'string', nullable: true, default: null, meta: 'ADDRESS',
+    validate: checkMetricsBind,
+    doc: 'Serve metrics and health checks from the master at HOST:PORT (or unix:PATH): /metrics in Prometheus text ' +
+      'format, /healthz (the master is alive), /readyz (a worker is ready and the server is not stopping). Off by ' +
+      'default (README, "Metrics and health").',
+  },
+  {
+    name: 'statsdHost', flag: 'statsd-host', type: 'string', nullable: true, default: null, meta: 'HOST:PORT',
+    validate: checkStatsdHost,
+    doc: 'Send Gunicorn\'s statsd metrics (gunicorn.requests, gunicorn.request.duration, …) over UDP to this address ' +
+      `(port ${STATSD_DEFAULT_PORT} when omitted), from the master once a second. Off by default.`,
+  },
+  {
+    name: 'statsdPrefix', flag: 'statsd-prefix', type: 'string', default: '', meta: 'PREFIX',
+    validate: checkStatsdText('--statsd-prefix', '|:#@'),
+    doc: 'Put PREFIX. before every statsd metric name.',
+  },
+  {
+    name: 'dogstatsdTags', flag: 'dogstatsd-tags', type: 'string', default: '', meta: 'TAGS',
+    validate: checkStatsdText('--dogstatsd-tags', '|#@'),
+    doc: 'DogStatsD tags added to every statsd line, as key:value pairs separated by commas.',
   },
   {
     name: 'forwardedAllowIps', flag: 'forwarded-allow-ips', type: 'string', env: 'FORWARDED_ALLOW_IPS',

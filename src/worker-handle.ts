@@ -10,7 +10,9 @@ import type { HeartbeatMessage, MasterMessage } from './messages.ts';
  * reuse-port mode) and serving until its replacement is ready; retiring: told to stop (or announced it stops)
  * and SIGKILLed at `killAt`; killed: SIGKILL sent, waiting for its exit.
  */
-export type WorkerState = 'booting' | 'ready' | 'replacing' | 'retiring' | 'killed';
+export type WorkerState = (typeof WORKER_STATES)[number];
+/** Every WorkerState, in lifecycle order. */
+export const WORKER_STATES = ['booting', 'ready', 'replacing', 'retiring', 'killed'] as const;
 
 /** What the worker last reported in a heartbeat. */
 export type WorkerStatus = Omit<HeartbeatMessage, 'type'>;

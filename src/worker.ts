@@ -5,11 +5,12 @@
  */
 import { AppLoadError, loadApp } from './app.ts';
 import { EventLoopLag } from './event-loop-lag.ts';
-import { Logger } from './glogging.ts';
+import { Logger, takeLoggedCounts } from './glogging.ts';
 import type { FetchHandler } from './http/types.ts';
-import { EXIT, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
+import { EXIT, type HeartbeatMessage, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
 import { describeIdentity } from './privileges.ts';
 import { processTitle } from './proctitle.ts';
+import { countsRequests, RequestStats } from './request-stats.ts';
 import { currentRuntime, type EngineName, type Runtime } from './runtime/index.ts';
 import { durationsOf, type Settings } from './settings.ts';
 import { type RequestHooks, RequestCounters, type ServingEngine } from './workers/base.ts';
@@ -33,6 +34,8 @@ export class Worker {
   private readonly settings: Settings;
   private readonly appHandler?: FetchHandler;
   private readonly counters = new RequestCounters();
+  /** Request statistics for the master's metrics, with --metrics-bind or --statsd-host only. */
+  private readonly stats?: RequestStats;
   private readonly engines: ServingEngine[] = [];
   private readonly lag = new EventLoopLag();
   private logger!: Logger;
@@ -46,6 +49,7 @@ export class Worker {
     this.boot = boot;
     this.settings = boot.settings;
     this.appHandler = handler;
+    if (countsRequests(this.settings)) this.stats = new RequestStats();
   }
 
   /** Boots and serves; returns once the worker is serving (it exits by itself later). */
@@ -118,13 +122,15 @@ export class Worker {
     const keepAliveOff = this.settings.keepAlive === 0;
     const lastRequest = () => maxRequests > 0 && this.counters.started >= maxRequests;
     return {
+      timed: this.logger.accessEnabled || this.stats !== undefined,
       onRequestStart: () => {
         this.counters.started++;
       },
       // The response that reaches max-requests already closes its connection, as Gunicorn's does.
       shouldCloseConnection: () => this.retiring || keepAliveOff || lastRequest(),
-      onRequestDone: (entry) => {
+      onRequestDone: (entry, method, status, startedAt) => {
         this.counters.finished++;
+        this.stats?.record(method, status, performance.now() - startedAt);
         if (this.logger.accessEnabled) this.logger.access(entry());
         if (lastRequest() && !this.retiring && !this.replacing) this.recycle();
       },
@@ -160,7 +166,12 @@ export class Worker {
 
   private heartbeat(): void {
     const { finished, inFlight } = this.counters;
-    this.send({ type: 'heartbeat', requests: finished, active: inFlight, rss: process.memoryUsage().rss, lagMs: this.lag.takeWorst() });
+    this.send({ type: 'heartbeat', requests: finished, active: inFlight, rss: process.memoryUsage().rss, lagMs: this.lag.takeWorst(), ...this.statsSinceLastHeartbeat() });
+  }
+
+  /** The request statistics and log lines counted since the last heartbeat, with the metrics on only. */
+  private statsSinceLastHeartbeat(): Pick<HeartbeatMessage, 'stats' | 'logged'> | undefined {
+    return this.stats && { stats: this.stats.takeDelta(), logged: takeLoggedCounts() };
   }
 
   private onMasterMessage(message: MasterMessage): void {
@@ -210,6 +221,8 @@ export class Worker {
 
   private exit(code: number): never {
     this.logger.info(`Worker exiting (pid: ${process.pid})`);
+    // What was counted since the last heartbeat (IPC writes go out at once when the pipe has room).
+    if (this.stats) this.heartbeat();
     this.logger.close();
     process.exit(code);
   }

@@ -54,13 +54,14 @@ describe('deploy/: Kubernetes manifests', () => {
     assert.equal(deployment.spec.strategy.rollingUpdate.maxUnavailable, 0, 'a rollout never has fewer ready pods');
   });
 
-  it('probe the container\'s port, which the Service targets and tsgunicorn binds', () => {
+  it('probe a port tsgunicorn binds (the app\'s or --metrics-bind\'s); the Service targets the app\'s', () => {
     assert.equal(typeof containerPort, 'number');
     assert.ok(container.readinessProbe && container.livenessProbe, 'readiness and liveness probes');
+    const bound = [argValue('--bind'), argValue('--metrics-bind')].filter(Boolean).map((bind) => Number(bind!.split(':').pop()));
     for (const probe of [container.readinessProbe, container.livenessProbe] as Tree[]) {
       const action = (probe.httpGet ?? probe.tcpSocket) as Tree;
       assert.ok(action, 'an httpGet or tcpSocket probe');
-      assert.equal(portNumber(action.port), containerPort);
+      assert.ok(bound.includes(portNumber(action.port)!), `probe port ${action.port} is one of ${bound}`);
     }
     assert.equal(portNumber((service.spec.ports as Tree[])[0].targetPort), containerPort);
     assert.equal(argValue('--bind'), `0.0.0.0:${containerPort}`);

@@ -24,6 +24,7 @@ before(async () => {
   const listener = createRequestListener((request, info) => handler(request, info), {
     logger,
     shouldCloseConnection: () => false,
+    timed: false,
     onRequestStart: () => {},
     onRequestDone: (entry) => finished.push(entry()),
   });

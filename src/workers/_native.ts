@@ -100,8 +100,8 @@ const NO_ENTRY = (): AccessEntry => {
  * (`rules`; none where tsgunicorn parses requests and writes responses itself, as bun-listen does: then its own
  * parser has applied the limits and the head rules), failures answered with 500,
  * `Connection: close` when the worker drains or reaches max-requests. A handler that answers at once is answered
- * at once (no promise in between, no closure per request). With the access log on, the request is reported done when `done` settles (Deno: the response is
- * sent), with its duration; otherwise as soon as the handler has answered. With --request-timeout on, the app gets
+ * at once (no promise in between, no closure per request). With the access log or the metrics on, the request is reported done when `done` settles
+ * (Deno: the response is sent), with its duration; otherwise as soon as the handler has answered. With --request-timeout on, the app gets
  * a copy of the Request whose signal also aborts when its time is up (the runtime's own signal cannot be aborted
  * by anyone else): the copy is made only then.
  */
@@ -129,12 +129,16 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
     let response = isResponse(value) ? value : failed(request, info, notAResponse(value));
     if (correct) response = correct(request, response);
     if (hooks.shouldCloseConnection()) response = withConnectionClose(response);
-    if (!logger.accessEnabled) {
-      hooks.onRequestDone(NO_ENTRY);
+    if (!hooks.timed) {
+      hooks.onRequestDone(NO_ENTRY, '', 0, 0);
       return response;
     }
-    const entry = accessEntry(request, response, info, startedAt);
-    const finish = () => hooks.onRequestDone(() => ({ ...entry, durationMicros: Math.round((performance.now() - startedAt) * 1000) }));
+    const { method } = request;
+    const { status } = response;
+    const entry = logger.accessEnabled ? accessEntry(request, response, info, startedAt) : undefined;
+    const finish = () => hooks.onRequestDone(
+      entry ? () => ({ ...entry, durationMicros: Math.round((performance.now() - startedAt) * 1000) }) : NO_ENTRY, method, status, startedAt,
+    );
     if (done) done.then(finish, finish);
     else finish();
     return response;
@@ -150,7 +154,7 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
   };
   return (request: Request, info: ServeInfo, done?: Promise<unknown>): Response | Promise<Response> => {
     hooks.onRequestStart();
-    const startedAt = logger.accessEnabled ? performance.now() : 0;
+    const startedAt = hooks.timed ? performance.now() : 0;
     let forwardingHeaders: { get(name: string): string | null | undefined } | undefined;
     let init: RequestInit & { duplex?: 'half' } | undefined;
     if (checkLimits) {

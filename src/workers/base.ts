@@ -15,8 +15,16 @@ export interface RequestHooks {
   onRequestStart(): void;
   /** True when the response should close its connection (draining, keep-alive off, the last request). */
   shouldCloseConnection(): boolean;
-  /** The request has been answered (or abandoned by its client); `entry()` builds its access-log entry. */
-  onRequestDone(entry: () => AccessEntry): void;
+  /**
+   * Whether engines read the clock when a request starts (performance.now()): the access log or the metrics want
+   * its duration. Off, an engine reads nothing it would not read anyway.
+   */
+  readonly timed: boolean;
+  /**
+   * The request has been answered (or abandoned by its client). With `timed` on: its method, response status and
+   * start time; off, an engine may pass `'', 0, 0` instead. `entry()` builds its access-log entry.
+   */
+  onRequestDone(entry: () => AccessEntry, method: string, status: number, startedAt: number): void;
 }
 
 /** Everything an engine gets from its worker. */

@@ -48,13 +48,14 @@ class NodeHttpEngine implements ServingEngine {
     this.requestListener = this.tracker.admitting(createRequestListener(handler, {
       logger,
       shouldCloseConnection: hooks.shouldCloseConnection,
+      timed: hooks.timed,
       onRequestStart: (incoming) => {
         hooks.onRequestStart();
         this.tracker.requestStarted(incoming.socket);
       },
-      onRequestDone: (entry, incoming) => {
+      onRequestDone: (entry, incoming, status, startedAt) => {
         this.tracker.requestDone(incoming.socket);
-        hooks.onRequestDone(entry);
+        hooks.onRequestDone(entry, incoming.method!, status, startedAt);
       },
     }, {
       answerAfterParse: runtime.nodeHttpAnswersAfterParse,

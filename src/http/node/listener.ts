@@ -1,7 +1,7 @@
 /**
  * Serves a Fetch handler as a node:http request listener: gives the handler a lazy Request, writes its Response
  * back, aborts the request's signal when the client goes away, and reports each request's start and end to the
- * worker. Per request it adds one `close` listener and reads no clock unless the access log is on.
+ * worker. Per request it adds one `close` listener and reads no clock unless the access log or the metrics are on.
  */
 import type http from 'node:http';
 import { type AccessEntry, invalidRequestLine, type Logger } from '../../glogging.ts';
@@ -23,8 +23,13 @@ export interface AdapterHooks {
   shouldCloseConnection(): boolean;
   /** Called when a request has arrived, before the handler runs. */
   onRequestStart(incoming: http.IncomingMessage): void;
-  /** Called once the request's response has closed (sent, or abandoned); `entry()` builds its access-log entry. */
-  onRequestDone(entry: () => AccessEntry, incoming: http.IncomingMessage): void;
+  /** Whether each request's start time is read (performance.now()): the access log or the metrics want it. */
+  timed: boolean;
+  /**
+   * Called once the request's response has closed (sent, or abandoned), with its status and start time (0 unless
+   * `timed`); `entry()` builds its access-log entry.
+   */
+  onRequestDone(entry: () => AccessEntry, incoming: http.IncomingMessage, status: number, startedAt: number): void;
 }
 
 function headerGetter(read: (name: string) => string | string[] | number | undefined) {
@@ -64,7 +69,7 @@ class Exchange {
   readonly hooks: AdapterHooks;
   readonly request: NodeRequest;
   readonly sent: SentResponse = { bytes: 0 };
-  /** performance.now() at the start, with the access log on only. */
+  /** performance.now() at the start, with `hooks.timed` only. */
   readonly startedAt: number;
   /** `--server-header`. */
   readonly serverHeader: string | null;
@@ -82,7 +87,7 @@ class Exchange {
     this.hooks = hooks;
     this.serverHeader = serverHeader;
     this.request = new NodeRequest(incoming, bodyLimit, awaitsContinue ? res : undefined);
-    this.startedAt = hooks.logger.accessEnabled ? performance.now() : 0;
+    this.startedAt = hooks.timed ? performance.now() : 0;
   }
 
   /** The response has closed: sent in full, or cut (then the request's signal aborts). */
@@ -103,7 +108,7 @@ class Exchange {
       start: new Date(performance.timeOrigin + startedAt),
       durationMicros: Math.round((finishedAt - startedAt) * 1000),
       pid: process.pid,
-    }), incoming);
+    }), incoming, res.statusCode, startedAt);
   }
 
   /** Refuses the request with `status` (logged as an invalid request); the connection closes after it. */
