@@ -208,18 +208,30 @@ export function withRequestHooks(
 ): FetchHandler {
   const { preRequest, postRequest } = hooks;
   if (!preRequest && !postRequest) return handler;
+  // Called directly rather than through callHook: no argument array per request.
+  const guarded = (name: HookName, call: () => unknown) => {
+    try {
+      const result = call();
+      if (typeof (result as Promise<unknown> | undefined)?.then === 'function') {
+        (result as Promise<unknown>).then(undefined, (error: unknown) => logHookFailure(worker.log, name, error));
+      }
+    } catch (error) {
+      logHookFailure(worker.log, name, error);
+    }
+  };
   const report = (request: Request, startedAt: number, value: unknown, error?: unknown) => {
     const response = error === undefined && isResponse(value) ? value : undefined;
     const failure = response ? undefined : error ?? value;
-    callHook(worker.log, 'postRequest', postRequest, worker, request, {
+    const outcome: RequestOutcome = {
       status: response ? response.status : failureStatus(failure),
       durationMs: performance.now() - startedAt,
       response,
       error: failure,
-    });
+    };
+    guarded('postRequest', () => postRequest!(worker, request, outcome));
   };
   return (request, info) => {
-    if (preRequest) callHook(worker.log, 'preRequest', preRequest, worker, request, info);
+    if (preRequest) guarded('preRequest', () => preRequest(worker, request, info));
     if (!postRequest) return handler(request, info);
     const startedAt = performance.now();
     let result: Response | Promise<Response>;

@@ -3,7 +3,9 @@
  * the master replaces its workers. The files are the app module and the local modules it imports (its import
  * graph, from esbuild's metafile: bare, `npm:`, `jsr:`, `node:` and URL imports are not followed), the config
  * file and the --reload-extra-file files. The graph is walked again after every change, so that a new import is
- * watched too; while the app does not parse, the files found last stay watched.
+ * watched too. While the graph cannot be walked (the app does not parse, or esbuild cannot be loaded), a change
+ * to any file beside the watched ones counts as well (dotfiles aside: editors' swap files), so that the fix of a
+ * broken import is seen.
  *
  * node:fs.watch on each file's directory (not on the file: an editor that saves by renaming a new file over the
  * old one would end a file watch) reports the changes on Node, Deno and Bun alike.
@@ -38,8 +40,10 @@ export class SourceWatcher {
   private readonly changed = new Set<string>();
   private debounce?: ReturnType<typeof setTimeout>;
   private closed = false;
-  /** The graph could not be walked with esbuild: said once. */
-  private warnedNoGraph = false;
+  /** The last walk of the import graph failed: any file in the watched directories counts. */
+  private graphUnknown = false;
+  /** esbuild could not be loaded: said once. */
+  private warnedNoEsbuild = false;
 
   constructor(options: SourceWatcherOptions) {
     this.options = options;
@@ -48,7 +52,8 @@ export class SourceWatcher {
   /** Finds the files and starts watching them. */
   async start(): Promise<void> {
     await this.refresh();
-    this.options.log.info(`Reloading on changes to ${this.watched.size} file(s) (--reload; for development)`);
+    const beside = this.graphUnknown ? ' and to the files beside them until the app parses' : '';
+    this.options.log.info(`Reloading on changes to ${this.watched.size} file(s)${beside} (--reload; for development)`);
     this.options.log.debug(`Watching: ${[...this.watched].join(', ')}`);
   }
 
@@ -64,6 +69,7 @@ export class SourceWatcher {
   private async refresh(): Promise<void> {
     const { entry, files } = this.options;
     const graph = await this.importGraph(entry);
+    this.graphUnknown = graph === undefined;
     this.watched = new Set([...(graph ?? [...this.watched, entry]), ...files].map((file) => path.resolve(file)));
     if (this.closed) return;
     const needed = new Set([...this.watched].map((file) => path.dirname(file)));
@@ -93,11 +99,11 @@ export class SourceWatcher {
     try {
       esbuild = await import('esbuild');
     } catch (error) {
-      if (!this.warnedNoGraph) {
-        this.options.log.warning(`--reload watches ${entry} but not its imports: esbuild cannot be loaded ` +
-          `(${(error as Error).message.split('\n')[0]})`);
+      if (!this.warnedNoEsbuild) {
+        this.options.log.warning(`--reload watches the files beside ${entry} instead of its imports: esbuild cannot ` +
+          `be loaded (${(error as Error).message.split('\n')[0]})`);
       }
-      this.warnedNoGraph = true;
+      this.warnedNoEsbuild = true;
       return undefined;
     }
     const workingDirectory = path.dirname(path.resolve(entry));
@@ -125,7 +131,7 @@ export class SourceWatcher {
   private onEvent(directory: string, name: string | Buffer | null): void {
     if (this.closed || !name) return;
     const file = path.join(directory, name.toString());
-    if (!this.watched.has(file)) return;
+    if (!this.watched.has(file) && (!this.graphUnknown || path.basename(file).startsWith('.'))) return;
     this.changed.add(file);
     clearTimeout(this.debounce);
     this.debounce = setTimeout(() => void this.settle(), DEBOUNCE_MS);
