@@ -142,6 +142,22 @@ for (const target of TEST_TARGETS) {
       }
     });
 
+    it('serve() takes hooks in its options: its workers run them from the code, without a config file', async () => {
+      const log = hookLog();
+      try {
+        await withRunningServer(Server.startScript(target, fixture('serve-hooks-script.ts'), ['-b', '127.0.0.1:0'], { env: log.env }), async (server) => {
+          const [worker] = server.liveWorkers();
+          assert.equal((await fetchText(`${server.url}/`)).status, 200);
+          await waitForHook(log, 'preRequest');
+          assert.deepEqual(log.lines().map(({ name, pid }) => `${name} ${pid}`), [
+            `onStarting ${server.pid}`, `postWorkerInit ${worker}`, `preRequest ${worker}`,
+          ]);
+        });
+      } finally {
+        log.remove();
+      }
+    });
+
     it('a hook that throws is logged in one line with its name, and the server serves', async () => {
       const throwing = ['onStarting', 'whenReady', 'preFork', 'postFork', 'postWorkerInit', 'preRequest', 'postRequest'];
       const log = hookLog(throwing);
