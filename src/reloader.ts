@@ -44,6 +44,8 @@ export class SourceWatcher {
   private graphUnknown = false;
   /** esbuild could not be loaded: said once. */
   private warnedNoEsbuild = false;
+  /** The walk in progress: walks run one after another (each stops esbuild's service when it is done). */
+  private walking: Promise<void> = Promise.resolve();
 
   constructor(options: SourceWatcherOptions) {
     this.options = options;
@@ -65,8 +67,13 @@ export class SourceWatcher {
     this.directories.clear();
   }
 
-  /** Walks the import graph again and watches the directories of the files found. */
-  private async refresh(): Promise<void> {
+  /** Walks the import graph again (after the walk in progress) and watches the directories of the files found. */
+  private refresh(): Promise<void> {
+    this.walking = this.walking.then(() => this.walk());
+    return this.walking;
+  }
+
+  private async walk(): Promise<void> {
     const { entry, files } = this.options;
     const graph = await this.importGraph(entry);
     this.graphUnknown = graph === undefined;
