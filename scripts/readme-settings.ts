@@ -13,7 +13,7 @@ export const END = '<!-- settings:end -->';
 export function settingsTable(): string {
   const rows = SETTINGS.map((spec) => {
     const flag = spec.flag ? `\`${describeFlag(spec)}${spec.meta ? ` ${spec.meta}` : ''}\``
-      : spec.type === 'function' ? 'config file only' : `positional \`${spec.meta}\``;
+      : spec.type === 'function' ? 'none (config file or serve())' : `positional \`${spec.meta}\``;
     const env = spec.env ? `\`${spec.env}\`` : '';
     const fallback = spec.default === null ? 'unset' : `\`${JSON.stringify(spec.default)}\``;
     return `| \`${spec.name}\` | ${flag} | ${env} | ${fallback} | ${spec.doc.replaceAll('|', '\\|')} |`;
