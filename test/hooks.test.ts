@@ -5,6 +5,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import type { RequestOutcome } from '../mod.ts';
+import { withRequestHooks } from '../src/hooks.ts';
+import type { FetchHandler } from '../src/http/types.ts';
+import type { Settings } from '../src/settings.ts';
 import { fetchText, fixture, runCli, Server, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const CONFIG = fixture('hooks.config.ts');
@@ -102,6 +106,13 @@ for (const target of TEST_TARGETS) {
           assert.deepEqual(interrupted.map((line) => line.pid), [first]);
           assert.ok(log.lines().some((line) => line.name === 'childExit' && line.detail === `worker=${first}`));
           assert.ok(!log.lines().some((line) => line.name === 'workerInt' && line.pid === second));
+          // INT to the master alone: its quick stop runs workerInt in each worker, once.
+          const serving = await server.waitForReady(2);
+          server.signal('SIGINT');
+          await server.waitForExit();
+          const quick = log.lines().filter((line) => line.name === 'workerInt').map((line) => line.pid);
+          assert.deepEqual(quick.slice(1).sort(), [...serving].sort());
+          assert.deepEqual(log.lines().filter((line) => line.name === 'onExit').map((line) => line.pid), [server.pid]);
         });
       } finally {
         log.remove();
@@ -177,6 +188,68 @@ for (const target of TEST_TARGETS) {
     });
   });
 }
+
+describe('preRequest and postRequest around a handler', () => {
+  const info = { remoteAddr: { transport: 'tcp' as const, hostname: '127.0.0.1', port: 1 } };
+  const request = new Request('http://localhost/path');
+  /** A worker view whose log keeps the error lines; the outcomes postRequest saw. */
+  function recorder() {
+    const errors: string[] = [];
+    const outcomes: RequestOutcome[] = [];
+    const log = { debug() {}, info() {}, warning() {}, critical() {}, error: (line: string) => void errors.push(line) };
+    const worker = { pid: 1, slot: 0, ppid: 0, settings: {} as Settings, requests: 0, log };
+    const postRequest = (_worker: unknown, _request: Request, outcome: RequestOutcome) => void outcomes.push(outcome);
+    return { errors, outcomes, worker, postRequest };
+  }
+
+  it('leaves the handler as it is when neither is set', () => {
+    const handler = () => new Response('hi');
+    assert.equal(withRequestHooks(handler, {}, recorder().worker), handler);
+  });
+
+  it('gives postRequest the status: the response\'s, 500 for a throw or a non-Response, the error\'s own for a refused body', async () => {
+    const { outcomes, worker, postRequest } = recorder();
+    const answers: (() => unknown)[] = [
+      () => new Response('created', { status: 201 }),
+      async () => new Response(null, { status: 204 }),
+      () => {
+        throw new Error('sync throw');
+      },
+      async () => {
+        throw Object.assign(new Error('too large'), { status: 413 });
+      },
+      () => 'not a response',
+    ];
+    for (const answer of answers) {
+      const wrapped = withRequestHooks(answer as FetchHandler, { postRequest }, worker);
+      try {
+        await wrapped(request, info);
+      } catch {
+        // The engine answers a throw; the hook saw it first.
+      }
+    }
+    assert.deepEqual(outcomes.map((outcome) => outcome.status), [201, 204, 500, 413, 500]);
+    assert.ok(outcomes.every((outcome) => outcome.durationMs >= 0));
+    assert.equal(outcomes[0].response?.status, 201);
+    assert.match(String(outcomes[2].error), /sync throw/);
+    assert.equal(outcomes[4].error, 'not a response');
+  });
+
+  it('logs a throwing or rejecting request hook in one line and serves the request', async () => {
+    const { errors, worker } = recorder();
+    const wrapped = withRequestHooks(() => new Response('served'), {
+      preRequest: () => {
+        throw new Error('pre fails');
+      },
+      postRequest: async () => {
+        throw new Error('post fails');
+      },
+    }, worker);
+    assert.equal(await (await wrapped(request, info)).text(), 'served');
+    await waitFor('the rejection logged', () => (errors.length === 2 ? true : undefined));
+    assert.deepEqual(errors, ['Error in hook preRequest: Error: pre fails', 'Error in hook postRequest: Error: post fails']);
+  });
+});
 
 describe('server hooks in the configuration', () => {
   it('--print-config shows a hook as <function>; a hook that is not a function is one error line and exit 1', async () => {
