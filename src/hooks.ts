@@ -143,19 +143,23 @@ function logHookFailure(log: HookLog, name: HookName, error: unknown): void {
 
 type HookArgs<Name extends HookName> = Parameters<ServerHooks[Name]>;
 
-/** Calls a hook that is not waited for (when set); a throw or a rejection is logged. */
-export function callHook<Name extends HookName>(
-  log: HookLog, name: Name, hook: ServerHooks[Name] | null | undefined, ...args: HookArgs<Name>
-): void {
-  if (!hook) return;
+/** Runs a call of the hook `name` without waiting for it; a throw or a rejection is logged. */
+function guarded(log: HookLog, name: HookName, call: () => unknown): void {
   try {
-    const result = (hook as (...values: HookArgs<Name>) => unknown)(...args);
+    const result = call();
     if (typeof (result as Promise<unknown> | undefined)?.then === 'function') {
       (result as Promise<unknown>).then(undefined, (error: unknown) => logHookFailure(log, name, error));
     }
   } catch (error) {
     logHookFailure(log, name, error);
   }
+}
+
+/** Calls a hook that is not waited for (when set); a throw or a rejection is logged. */
+export function callHook<Name extends HookName>(
+  log: HookLog, name: Name, hook: ServerHooks[Name] | null | undefined, ...args: HookArgs<Name>
+): void {
+  if (hook) guarded(log, name, () => (hook as (...values: HookArgs<Name>) => unknown)(...args));
 }
 
 /** Calls a hook (when set) and waits for it; a throw or a rejection is logged. */
@@ -208,17 +212,6 @@ export function withRequestHooks(
 ): FetchHandler {
   const { preRequest, postRequest } = hooks;
   if (!preRequest && !postRequest) return handler;
-  // Called directly rather than through callHook: no argument array per request.
-  const guarded = (name: HookName, call: () => unknown) => {
-    try {
-      const result = call();
-      if (typeof (result as Promise<unknown> | undefined)?.then === 'function') {
-        (result as Promise<unknown>).then(undefined, (error: unknown) => logHookFailure(worker.log, name, error));
-      }
-    } catch (error) {
-      logHookFailure(worker.log, name, error);
-    }
-  };
   const report = (request: Request, startedAt: number, value: unknown, error?: unknown) => {
     const response = error === undefined && isResponse(value) ? value : undefined;
     const failure = response ? undefined : error ?? value;
@@ -228,10 +221,11 @@ export function withRequestHooks(
       response,
       error: failure,
     };
-    guarded('postRequest', () => postRequest!(worker, request, outcome));
+    guarded(worker.log, 'postRequest', () => postRequest!(worker, request, outcome));
   };
   return (request, info) => {
-    if (preRequest) guarded('preRequest', () => preRequest(worker, request, info));
+    // Called through guarded() rather than callHook: no argument array per request.
+    if (preRequest) guarded(worker.log, 'preRequest', () => preRequest(worker, request, info));
     if (!postRequest) return handler(request, info);
     const startedAt = performance.now();
     let result: Response | Promise<Response>;
