@@ -92,7 +92,7 @@ export class Arbiter {
   private awaitingReady?: 'boot' | 'reload' = 'boot';
   /** --reload: watches the app's source files. */
   private sourceWatcher?: SourceWatcher;
-  /** --reload: a worker could not load the app; none is spawned until a source file changes. */
+  /** --reload: a worker could not load the app; none is spawned until a source file changes (or a HUP). */
   private waitingForChange = false;
   /** What the server hooks get (src/hooks.ts), made on first use. */
   private view?: ArbiterView;
@@ -479,12 +479,11 @@ export class Arbiter {
     if (this.stopState) watcher.close();
   }
 
-  /** --reload: some source files changed; reload, even after a failed boot (it may be the fix). */
+  /** --reload: some source files changed; reload as HUP does, also after a failed boot (it may be the fix). */
   private onSourceChange(changed: string[]): void {
     if (this.stopState) return;
     const shown = changed.map((file) => (file.startsWith(`${process.cwd()}${path.sep}`) ? path.relative(process.cwd(), file) : file));
     this.logger.info(`Reloading: ${shown.join(', ')} changed`);
-    this.waitingForChange = false;
     void this.reload();
   }
 
@@ -639,6 +638,7 @@ export class Arbiter {
   /** HUP: re-reads the configuration and replaces every worker with a new one, without closing the sockets. */
   async reload(): Promise<void> {
     if (this.stopState || this.preStop) return;
+    this.waitingForChange = false;
     this.logger.info('Hang up: Master');
     this.notifier.reloading('Reloading');
     let next: Settings;
