@@ -9,6 +9,9 @@ import type { Settings } from './src/settings.ts';
 
 export type { FetchHandler, RemoteAddress, ServeInfo } from './src/http/types.ts';
 export type { Settings } from './src/settings.ts';
+export type {
+  ArbiterView, ExitedWorker, ForkingWorker, HookLog, ParentArbiter, RequestOutcome, ServerHooks, WorkerInfo, WorkerView,
+} from './src/hooks.ts';
 export { VERSION } from './src/version.ts';
 
 /** Settings as written in a config file or passed to serve(): any subset, by name. */
@@ -35,7 +38,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   const handler = fetch ? toFetchHandler(fetch, 'serve({ fetch })') : undefined;
   const boot = workerBootFromEnv();
   if (boot) {
-    await (await import('./src/worker.ts')).runWorker(boot, handler);
+    await (await import('./src/worker.ts')).runWorker(boot, handler, settings);
     return new Promise<number>(() => {});
   }
   const { runMaster } = await import('./src/main.ts');

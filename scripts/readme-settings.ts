@@ -12,7 +12,8 @@ export const END = '<!-- settings:end -->';
 /** The settings table as Markdown. */
 export function settingsTable(): string {
   const rows = SETTINGS.map((spec) => {
-    const flag = spec.flag ? `\`${describeFlag(spec)}${spec.meta ? ` ${spec.meta}` : ''}\`` : `positional \`${spec.meta}\``;
+    const flag = spec.flag ? `\`${describeFlag(spec)}${spec.meta ? ` ${spec.meta}` : ''}\``
+      : spec.type === 'function' ? 'none (config file or serve())' : `positional \`${spec.meta}\``;
     const env = spec.env ? `\`${spec.env}\`` : '';
     const fallback = spec.default === null ? 'unset' : `\`${JSON.stringify(spec.default)}\``;
     return `| \`${spec.name}\` | ${flag} | ${env} | ${fallback} | ${spec.doc.replaceAll('|', '\\|')} |`;

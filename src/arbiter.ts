@@ -3,6 +3,8 @@
  * ones whose heartbeat stops, and handles Gunicorn's signals (TERM, INT/QUIT, HUP, TTIN/TTOU, USR1, USR2, WINCH).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { parseAppSpec } from './app.ts';
 import { formatByteSize } from './byte-size.ts';
 import { type ConfigSources, resolveSettings } from './config.ts';
 import { allowedCpus } from './cpu-count.ts';
@@ -12,6 +14,7 @@ import { ControlServer } from './control-server.ts';
 import { controlSocketPath } from './control-socket-path.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
+import { type ArbiterView, awaitHook, callHook, workerHooksSet, workerInfo } from './hooks.ts';
 import { EXIT, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
 import { ServerMetrics } from './metrics.ts';
 import { MetricsServer } from './metrics-server.ts';
@@ -19,6 +22,7 @@ import { Pidfile } from './pidfile.ts';
 import { describeIdentity, handOver, privilegedPorts, withUmask, workerIdentity } from './privileges.ts';
 import { processTitle } from './proctitle.ts';
 import { renderPrometheus } from './prometheus.ts';
+import { SourceWatcher } from './reloader.ts';
 import type { EngineName, ProcessIdentity, Runtime } from './runtime/index.ts';
 import { durationsOf, type Settings } from './settings.ts';
 import {
@@ -58,8 +62,10 @@ export class Arbiter implements ControlledMaster {
   logger: Logger;
   listeners: Listener[] = [];
   readonly workers = new Map<number, WorkerHandle>();
-  /** How many workers should run (workers, `auto` resolved, changed by TTIN/TTOU). */
-  target = 0;
+  /** How many workers should run, 0 until resolved (see `target`). */
+  private workerTarget = 0;
+  /** The target has been set once (nworkersChanged gets null as the previous count the first time). */
+  private targetSet = false;
   /** Who the workers run as (--user, --group); undefined: as the master. */
   private identity?: ProcessIdentity;
   private generation = 0;
@@ -98,6 +104,12 @@ export class Arbiter implements ControlledMaster {
   private readonly metrics = new ServerMetrics();
   private metricsServer?: MetricsServer;
   private statsd?: StatsdReporter;
+  /** --reload: watches the app's source files. */
+  private sourceWatcher?: SourceWatcher;
+  /** --reload: a worker could not load the app; none is spawned until a source file changes (or a HUP). */
+  private waitingForChange = false;
+  /** What the server hooks get (src/hooks.ts), made on first use. */
+  private view?: ArbiterView;
 
   constructor(settings: Settings, sources: ConfigSources, runtime: Runtime, logger: Logger) {
     this.settings = settings;
@@ -105,6 +117,41 @@ export class Arbiter implements ControlledMaster {
     this.runtime = runtime;
     this.logger = logger;
     this.workerSettings = settings;
+  }
+
+  /** How many workers should run (workers, `auto` resolved, changed by TTIN/TTOU); a change runs nworkersChanged. */
+  get target(): number {
+    return this.workerTarget;
+  }
+
+  set target(count: number) {
+    const previous = this.targetSet ? this.workerTarget : null;
+    this.workerTarget = count;
+    this.targetSet = true;
+    if (count !== previous) callHook(this.logger, 'nworkersChanged', this.settings.nworkersChanged, this.hookView, count, previous);
+  }
+
+  /** The master as the server hooks see it (src/hooks.ts). */
+  private get hookView(): ArbiterView {
+    const arbiter = this;
+    this.view ??= {
+      pid: process.pid,
+      get settings() {
+        return arbiter.settings;
+      },
+      get workers() {
+        return [...arbiter.workers.values()].map(workerInfo);
+      },
+      get numWorkers() {
+        return arbiter.target;
+      },
+      get log() {
+        return arbiter.logger;
+      },
+      reload: () => void arbiter.reload(),
+      stop: (graceful = true) => arbiter.stop(graceful),
+    };
+    return this.view;
   }
 
   /** Binds, spawns the workers and supervises them; resolves with the exit status once the master stops. */
@@ -123,6 +170,7 @@ export class Arbiter implements ControlledMaster {
     }
     this.runtime.setProcessTitle(processTitle('master', settings.procName, settings.app));
     logger.info(`Starting tsgunicorn ${VERSION} (${this.runtime.name} ${this.runtime.version})`);
+    await awaitHook(logger, 'onStarting', settings.onStarting, this.hookView);
     if (handoff) logger.info(`Binary upgrade: the old master (pid:${handoff.oldMasterPid}) serves beside this one until it exits`);
     try {
       await this.startMetricsServer(handoff !== undefined);
@@ -140,12 +188,14 @@ export class Arbiter implements ControlledMaster {
     if (this.identity) logger.info(`Workers run as ${describeIdentity(this.identity)}`);
     this.target = this.workerCount(settings);
     this.explainMode(this.listeners.some((listener) => listener.reusePort));
+    await awaitHook(logger, 'whenReady', settings.whenReady, this.hookView);
     const done = new Promise<number>((resolve) => (this.finish = resolve));
     this.installSignals();
     this.manageWorkers();
     this.reloadStatsd(settings);
     this.tick = setInterval(() => this.onTick(), TICK_MS);
     void this.openControlSocket();
+    if (settings.reload) void this.watchSources();
     return done;
   }
 
@@ -297,7 +347,9 @@ export class Arbiter implements ControlledMaster {
       sockets,
       maxRequests: settings.maxRequests > 0 ? settings.maxRequests + jitter : 0,
       identity: this.identity,
+      hooks: workerHooksSet(settings),
     };
+    callHook(this.logger, 'preFork', this.settings.preFork, this.hookView, { slot: id, age: this.age + 1 });
     const { command, args } = this.runtime.workerCommand();
     const child = spawn(command, args, {
       stdio: ['ignore', 'inherit', 'inherit', ...stdio, 'ipc'],
@@ -347,14 +399,16 @@ export class Arbiter implements ControlledMaster {
   private onWorkerExit(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
     this.workers.delete(worker.pid);
     const { logger } = this;
+    callHook(logger, 'childExit', this.settings.childExit, this.hookView, { ...workerInfo(worker), exitCode: code, signal });
     logger.debug(`Worker (pid:${worker.pid}) exited; it had served ${worker.lastStatus.requests} requests at its last heartbeat`);
     if (signal === 'SIGKILL') logger.error(`Worker (pid:${worker.pid}) was sent SIGKILL! Perhaps out of memory?`);
     else if (signal === 'SIGTERM') logger.info(`Worker (pid:${worker.pid}) was sent SIGTERM!`);
     else if (signal) logger.warning(`Worker (pid:${worker.pid}) was sent ${signal}!`);
     else if (code !== 0) logger.error(`Worker (pid:${worker.pid}) exited with code ${code}.`);
-    const firstBoot = !this.booted && !this.stopState;
+    const firstBoot = !this.booted && !this.stopState && !this.settings.reload;
     if (firstBoot && code === EXIT.APP_LOAD_ERROR) this.halt('App failed to load.', EXIT.APP_LOAD_ERROR);
     else if (firstBoot && code === EXIT.WORKER_BOOT_ERROR) this.halt('Worker failed to boot.', EXIT.WORKER_BOOT_ERROR);
+    else if (this.failedToBootUnderReload(worker, code)) this.waitForChange(worker);
     else if (!this.stopState && !worker.retired) this.onWorkerLost(worker, signal ? `was killed by ${signal}` : `exited with code ${code}`);
     if (this.stopState) {
       if (this.workers.size === 0) this.finishStop();
@@ -384,7 +438,7 @@ export class Arbiter implements ControlledMaster {
       if (worker.state !== 'replacing') this.metrics.restarted('reload');
       this.stopWorker(worker, true);
     }
-    if (this.crashBackoff.waiting(performance.now())) return;
+    if (this.crashBackoff.waiting(performance.now()) || this.waitingForChange) return;
     const booting = staying.length - readyCurrent;
     const room = serving.length > 0 ? this.workerSettings.reloadBatch - booting : Infinity;
     const usedSlots = new Set(staying.map((w) => w.slot));
@@ -427,6 +481,47 @@ export class Arbiter implements ControlledMaster {
       this.logger.warning(`Worker (pid:${worker.pid}) ${how} ${(uptimeMs / 1000).toFixed(1)} s after it started ` +
         `(--min-uptime ${this.workerSettings.minUptime} s): respawning in ${delayMs / 1000} s`);
     }
+  }
+
+  /**
+   * --reload watches the app's source files (src/reloader.ts): a change reloads as HUP does. Whether it is on,
+   * and which extra files, are read at start only.
+   */
+  private async watchSources(): Promise<void> {
+    const { app, config, reloadExtraFiles } = this.settings;
+    // serve() from code has no APP: its script, which every worker runs again, is the app.
+    const entry = app ? parseAppSpec(app).file : process.argv[1];
+    const files = [...(config ? [config] : []), ...reloadExtraFiles];
+    const watcher = new SourceWatcher({
+      entry, files, log: this.logger, onChange: (changed) => this.onSourceChange(changed),
+    });
+    this.sourceWatcher = watcher;
+    await watcher.start();
+    if (this.stopState) watcher.close();
+  }
+
+  /** --reload: some source files changed; reload as HUP does, also after a failed boot (it may be the fix). */
+  private onSourceChange(changed: string[]): void {
+    if (this.stopState) return;
+    const shown = changed.map((file) => (file.startsWith(`${process.cwd()}${path.sep}`) ? path.relative(process.cwd(), file) : file));
+    this.logger.info(`Reloading: ${shown.join(', ')} changed`);
+    void this.reload();
+  }
+
+  /** --reload: a worker exited with a boot or app-load error before it was ready (the app does not load). */
+  private failedToBootUnderReload(worker: WorkerHandle, code: number | null): boolean {
+    return this.settings.reload && !this.stopState && !worker.retired && worker.readyAt === undefined &&
+      (code === EXIT.APP_LOAD_ERROR || code === EXIT.WORKER_BOOT_ERROR);
+  }
+
+  /**
+   * --reload: the app does not load; the workers still serving (the previous version's) go on, and no worker is
+   * spawned until the next change, instead of halting (a first boot) or respawning in a loop.
+   */
+  private waitForChange(worker: WorkerHandle): void {
+    if (this.rollback && worker.generation === this.generation) this.abandonRollout(`new worker (pid:${worker.pid}) could not load the app`);
+    if (!this.waitingForChange) this.logger.error('The app failed to load: waiting for a source file to change (--reload)');
+    this.waitingForChange = true;
   }
 
   /** A HUP's new worker failed to boot: back to the previous configuration, whose workers keep serving. */
@@ -553,9 +648,10 @@ export class Arbiter implements ControlledMaster {
     if (this.haltReason) this.logger.info(`Reason: ${this.haltReason}`);
     this.control?.close();
     this.pidfile?.unlink();
+    this.sourceWatcher?.close();
     const finish = this.finish;
     this.finish = undefined;
-    finish(this.exitCode);
+    void awaitHook(this.logger, 'onExit', this.settings.onExit, this.hookView).then(() => finish(this.exitCode));
   }
 
   /** Sets the -e/--env variables, removing the ones a previous configuration set and no longer does. */
@@ -570,6 +666,7 @@ export class Arbiter implements ControlledMaster {
   /** HUP: re-reads the configuration and replaces every worker with a new one, without closing the sockets. */
   async reload(): Promise<void> {
     if (this.stopState || this.preStop) return;
+    this.waitingForChange = false;
     this.logger.info('Hang up: Master');
     this.notifier.reloading('Reloading');
     let next: Settings;
@@ -619,6 +716,7 @@ export class Arbiter implements ControlledMaster {
     this.target = this.workerCount(next);
     this.generation = ++this.newestGeneration;
     this.awaitingReady = 'reload';
+    await awaitHook(this.logger, 'onReload', next.onReload, this.hookView);
     this.manageWorkers();
   }
 
@@ -696,6 +794,7 @@ export class Arbiter implements ControlledMaster {
       return;
     }
     const { argv, cwd, env } = this.sources;
+    callHook(this.logger, 'preExec', this.settings.preExec, this.hookView);
     const child = spawnNewMaster({
       runtime: this.runtime, argv, cwd, env, listeners: this.listeners, socketActivated: this.socketActivated,
       notifySocket: this.notifier.socket,

@@ -83,6 +83,8 @@ function coerceType(spec: SettingSpec, raw: unknown, origin: string): unknown {
     }
     case 'string':
       return typeof raw === 'string' && raw !== '' ? raw : fail('a non-empty string');
+    case 'function':
+      return typeof raw === 'function' ? raw : fail('a function (set in a config file or serve() options)');
   }
 }
 
@@ -222,7 +224,8 @@ export async function resolveSettings(sources: ConfigSources): Promise<Settings 
 /** The resolved configuration as `name = value` lines, for `--print-config`. */
 export function formatSettings(settings: Settings): string {
   const width = Math.max(...SETTINGS.map((spec) => spec.name.length));
-  return SETTINGS.map((spec) => `${spec.name.padEnd(width)} = ${JSON.stringify(settings[spec.name])}`).join('\n');
+  const show = (value: unknown) => (typeof value === 'function' ? '<function>' : JSON.stringify(value));
+  return SETTINGS.map((spec) => `${spec.name.padEnd(width)} = ${show(settings[spec.name])}`).join('\n');
 }
 
 /** The `--help` text, generated from the settings table. */

@@ -1,6 +1,7 @@
 /** The structured messages master and workers exchange over the IPC channel. */
 import type { LoggedCounts } from './glogging.ts';
 import type { RequestStatsDelta } from './request-stats.ts';
+import type { HookName } from './hooks.ts';
 import type { ProcessIdentity, TcpAddress } from './runtime/index.ts';
 import type { Settings } from './settings.ts';
 
@@ -100,6 +101,8 @@ export interface WorkerBoot {
   maxRequests: number;
   /** The user and groups to drop to before loading the app (--user, --group); absent: stay as spawned. */
   identity?: ProcessIdentity;
+  /** The worker hooks set (src/hooks.ts), which the worker reads from the config file itself. */
+  hooks?: HookName[];
 }
 
 /** Process exit statuses with a meaning to the master (Gunicorn's). */

@@ -4,6 +4,7 @@
  */
 import { parseAddress, parseBind } from './address.ts';
 import { ConfigError } from './errors.ts';
+import type { HookName, HookSettings } from './hooks.ts';
 import { parsePeerList } from './http/trusted-peers.ts';
 import { isValidFieldValue } from './http/response-policy.ts';
 import { lookupGroup, lookupUser } from './passwd.ts';
@@ -21,7 +22,7 @@ export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s 
 export type ProxyProtocolMode = 'off' | 'v1' | 'v2' | 'auto';
 
 /** How a setting's value is read from a string (CLI flag, env var) or checked from a config file. */
-export type SettingType = 'int' | 'number' | 'bytes' | 'string' | 'strings' | 'boolean' | 'choice' | 'octal';
+export type SettingType = 'int' | 'number' | 'bytes' | 'string' | 'strings' | 'boolean' | 'choice' | 'octal' | 'function';
 
 /** One row of the settings table. */
 export interface SettingSpec {
@@ -53,8 +54,8 @@ export interface SettingSpec {
   doc: string;
 }
 
-/** The resolved configuration every part of tsgunicorn reads. */
-export interface Settings {
+/** The resolved configuration every part of tsgunicorn reads (the server hooks included: src/hooks.ts). */
+export interface Settings extends HookSettings {
   app: string | null;
   config: string | null;
   bind: string[];
@@ -80,6 +81,8 @@ export interface Settings {
   maxWorkerMemory: number;
   minUptime: number;
   reloadBatch: number;
+  reload: boolean;
+  reloadExtraFiles: string[];
   serverHeader: string | null;
   pidfile: string | null;
   chdir: string | null;
@@ -166,6 +169,11 @@ function checkStatsdText(flag: string, forbidden: string) {
       throw new ConfigError(`invalid value ${JSON.stringify(value)} for ${flag}: no white space or ${forbidden} allowed`);
     }
   };
+}
+
+/** A server hook's row: a function, set in a config file or serve()'s options only (README, "Server hooks"). */
+function hookRow(name: HookName, doc: string): SettingSpec {
+  return { name, type: 'function', nullable: true, default: null, doc: `Server hook. ${doc}` };
 }
 
 /** Every setting, in the order `--help`, `--print-config` and the README show them. */
@@ -286,6 +294,16 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     name: 'reloadBatch', flag: 'reload-batch', type: 'int', min: 1, default: 1, meta: 'INT',
     doc: 'On HUP, how many new workers boot at once: each old worker is retired only once a new one is ready.',
+  },
+  {
+    name: 'reload', flag: 'reload', type: 'boolean', default: false,
+    doc: 'For development: replace the workers (a rolling reload, as HUP) when the app\'s source files change: the ' +
+      'app module and the local modules it imports, the config file, and --reload-extra-file (README, "Dev mode: ' +
+      '--reload"). An app that fails to load is logged once and the master waits for the next change.',
+  },
+  {
+    name: 'reloadExtraFiles', flag: 'reload-extra-file', type: 'strings', default: [], meta: 'FILE',
+    doc: 'With --reload, also reload when this file changes, repeatable (templates, data files).',
   },
   {
     name: 'serverHeader', flag: 'server-header', type: 'string', nullable: true, default: null, meta: 'TEXT',
@@ -416,6 +434,22 @@ export const SETTINGS: readonly SettingSpec[] = [
     doc: 'Peers allowed to send a PROXY protocol header, as --forwarded-allow-ips lists them; a header from ' +
       'another peer closes the connection. Unix-socket peers are always allowed.',
   },
+  hookRow('onStarting', 'Master, before it binds; awaited: `(arbiter) => void`.'),
+  hookRow('onReload', 'Master, on HUP or --reload, with the new settings, before new workers spawn; awaited: `(arbiter)`.'),
+  hookRow('whenReady', 'Master, once its sockets listen, before the first workers spawn; awaited: `(arbiter)`.'),
+  hookRow('preFork', 'Master, before it spawns a worker: `(arbiter, { slot, age })`.'),
+  hookRow('postFork', 'Worker, once started, before the app loads; awaited: `({ pid, settings }, worker)`.'),
+  hookRow('postWorkerInit', 'Worker, once the app is loaded, before it serves; awaited: `(worker)`.'),
+  hookRow('workerInt', 'Worker, on INT or QUIT (a quick stop): `(worker)`.'),
+  hookRow('workerAbort', 'Worker, aborted by the master on --timeout: `(worker)`.'),
+  hookRow('preExec', 'Master, on USR2, before it starts the new master: `(arbiter)`.'),
+  hookRow('preRequest', 'Worker, before the handler gets a request; not awaited: `(worker, request, info)`.'),
+  hookRow('postRequest', 'Worker, once the handler answered; not awaited: `(worker, request, { status, durationMs, ' +
+    'response, error })`.'),
+  hookRow('childExit', 'Master, after a worker exited: `(arbiter, { pid, slot, exitCode, signal, … })`.'),
+  hookRow('workerExit', 'Worker, as it exits: `({ pid, settings }, worker)`.'),
+  hookRow('nworkersChanged', 'Master, when the number of workers to run changes: `(arbiter, count, previous)`.'),
+  hookRow('onExit', 'Master, just before it exits; awaited: `(arbiter)`.'),
   {
     name: 'checkConfig', flag: 'check-config', type: 'boolean', default: false,
     doc: 'Check the configuration and that the app loads, then exit 0 (good) or 1 (bad).',

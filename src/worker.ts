@@ -6,6 +6,7 @@
 import { AppLoadError, loadApp } from './app.ts';
 import { EventLoopLag } from './event-loop-lag.ts';
 import { Logger, takeLoggedCounts } from './glogging.ts';
+import { awaitHook, callHook, type HookSettings, loadWorkerHooks, type ParentArbiter, type WorkerView, withRequestHooks } from './hooks.ts';
 import type { FetchHandler } from './http/types.ts';
 import { EXIT, type HeartbeatMessage, type MasterMessage, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
 import { describeIdentity } from './privileges.ts';
@@ -33,6 +34,14 @@ export class Worker {
   private readonly boot: WorkerBoot;
   private readonly settings: Settings;
   private readonly appHandler?: FetchHandler;
+  /** Settings given in code (serve()'s options): their hooks win over the config file's. */
+  private readonly codeSettings?: Record<string, unknown>;
+  /** The worker hooks set (src/hooks.ts), and what they are given. */
+  private hooks: Partial<HookSettings> = {};
+  private hookView!: WorkerView;
+  private parentView!: ParentArbiter;
+  /** workerInt has run (a quick stop may come both as a signal and as the master's message). */
+  private interrupted = false;
   private readonly counters = new RequestCounters();
   /** Request statistics for the master's metrics, with --metrics-bind or --statsd-host only. */
   private readonly stats?: RequestStats;
@@ -45,18 +54,21 @@ export class Worker {
   private replacing = false;
 
   /** `handler` serves instead of loading `settings.app` (serve() from code). */
-  constructor(boot: WorkerBoot, handler?: FetchHandler) {
+  constructor(boot: WorkerBoot, handler?: FetchHandler, codeSettings?: Record<string, unknown>) {
     this.boot = boot;
     this.settings = boot.settings;
     this.appHandler = handler;
     if (countsRequests(this.settings)) this.stats = new RequestStats();
+    this.codeSettings = codeSettings;
   }
 
   /** Boots and serves; returns once the worker is serving (it exits by itself later). */
   async run(): Promise<void> {
     await this.init();
+    await this.loadHooks();
     const handler = await this.loadHandler();
-    await this.serve(handler);
+    await awaitHook(this.logger, 'postWorkerInit', this.hooks.postWorkerInit, this.hookView);
+    await this.serve(withRequestHooks(handler, this.hooks, this.hookView));
   }
 
   /** Process set-up before the app loads: environment, title, logger, signals, heartbeat. */
@@ -88,6 +100,33 @@ export class Worker {
       process.stderr.write(`tsgunicorn worker: cannot run as ${describeIdentity(this.boot.identity)}: ${(error as Error).message}\n`);
       process.exit(EXIT.WORKER_BOOT_ERROR);
     }
+  }
+
+  /** Reads the worker hooks the master found set (src/hooks.ts) and runs postFork. */
+  private async loadHooks(): Promise<void> {
+    const { counters, logger, settings } = this;
+    this.hookView = {
+      pid: process.pid, slot: this.boot.id, ppid: process.ppid, settings, log: logger,
+      get requests() {
+        return counters.finished;
+      },
+    };
+    this.parentView = { pid: process.ppid, settings };
+    if (!this.boot.hooks?.length) return;
+    try {
+      this.hooks = await loadWorkerHooks(settings.config, this.boot.hooks, this.codeSettings);
+    } catch (error) {
+      this.logger.exception('Cannot load the server hooks', error);
+      this.exit(EXIT.WORKER_BOOT_ERROR);
+    }
+    await awaitHook(logger, 'postFork', this.hooks.postFork, this.parentView, this.hookView);
+  }
+
+  /** INT or QUIT, as a signal or the master's quick stop: workerInt, once. */
+  private interrupt(): void {
+    if (this.interrupted) return;
+    this.interrupted = true;
+    callHook(this.logger, 'workerInt', this.hooks.workerInt, this.hookView);
   }
 
   private async loadHandler(): Promise<FetchHandler> {
@@ -177,11 +216,15 @@ export class Worker {
   private onMasterMessage(message: MasterMessage): void {
     if (message.type === 'stop') {
       if (message.graceful) this.retire();
-      else this.exit(EXIT.OK);
+      else {
+        this.interrupt();
+        this.exit(EXIT.OK);
+      }
     } else if (message.type === 'reopen-logs') {
       this.logger.reopenFiles();
     } else if (message.type === 'abort') {
       this.logger.error(`Worker aborted by the master (pid: ${process.pid})`);
+      callHook(this.logger, 'workerAbort', this.hooks.workerAbort, this.hookView);
       this.exit(1);
     }
   }
@@ -210,6 +253,7 @@ export class Worker {
    * group and the master may keep serving for its --pre-stop-delay first; without a master the worker obeys.
    */
   private onStopSignal(signal: 'SIGTERM' | 'SIGINT' | 'SIGQUIT'): void {
+    if (signal !== 'SIGTERM') this.interrupt();
     if (process.connected) this.send({ type: 'signal', signal });
     else if (signal === 'SIGTERM') this.retire();
     else this.exit(EXIT.OK);
@@ -223,12 +267,16 @@ export class Worker {
     this.logger.info(`Worker exiting (pid: ${process.pid})`);
     // What was counted since the last heartbeat (IPC writes go out at once when the pipe has room).
     if (this.stats) this.heartbeat();
+    if (this.hookView) callHook(this.logger, 'workerExit', this.hooks.workerExit, this.parentView, this.hookView);
     this.logger.close();
     process.exit(code);
   }
 }
 
-/** Runs this process as a worker until it is told to stop; `handler` overrides loading `settings.app`. */
-export function runWorker(boot: WorkerBoot, handler?: FetchHandler): Promise<void> {
-  return new Worker(boot, handler).run();
+/**
+ * Runs this process as a worker until it is told to stop; `handler` overrides loading `settings.app`, and
+ * `codeSettings` (serve()'s options) may hold hooks.
+ */
+export function runWorker(boot: WorkerBoot, handler?: FetchHandler, codeSettings?: Record<string, unknown>): Promise<void> {
+  return new Worker(boot, handler, codeSettings).run();
 }
