@@ -100,6 +100,8 @@ export class FrameParser {
     // Two bytes tell the header's whole length.
     while (this.headerLength < 2 && offset < data.byteLength) header[this.headerLength++] = data[offset++];
     if (this.headerLength < 2) return offset;
+    // Checked as soon as the first two bytes are in: an unmasked frame's header is shorter than a masked one's.
+    if (this.headerLength === 2) this.checkFirstBytes();
     const lengthCode = header[1] & 0x7f;
     const needed = 2 + (lengthCode === 126 ? 2 : lengthCode === 127 ? 8 : 0) + 4;
     while (this.headerLength < needed && offset < data.byteLength) header[this.headerLength++] = data[offset++];
@@ -109,10 +111,14 @@ export class FrameParser {
     return offset;
   }
 
-  private startFrame(lengthCode: number, headerBytes: number): void {
+  private checkFirstBytes(): void {
     const header = this.header;
     if ((header[0] & 0x70) !== 0) throw new FrameError(1002, 'a frame has reserved bits set (no extension was negotiated)');
     if ((header[1] & 0x80) === 0) throw new FrameError(1002, 'a client frame is not masked');
+  }
+
+  private startFrame(lengthCode: number, headerBytes: number): void {
+    const header = this.header;
     this.fin = (header[0] & 0x80) !== 0;
     const opcode = header[0] & 0x0f;
     let length = lengthCode;
