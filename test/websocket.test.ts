@@ -178,10 +178,14 @@ describe('WebSocket', () => {
         await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '-w', '1', fixture('websocket-app.ts')]), async (server) => {
           const [pid] = server.liveWorkers();
           const text = (value: string) => Buffer.from(value);
-          assert.equal(await closeCodeAfter(wsUrl(server, '/raw'), clientFrame(1, text('hi'), { mask: false })), 1002);
-          assert.equal(await closeCodeAfter(wsUrl(server, '/raw'), clientFrame(3, text('hi'))), 1002);
-          assert.equal(await closeCodeAfter(wsUrl(server, '/raw'), clientFrame(9, Buffer.alloc(126))), 1002);
-          assert.equal(await closeCodeAfter(wsUrl(server, '/raw'), clientFrame(1, Buffer.from([0xc3, 0x28]))), 1007);
+          // Deno.serve's WebSockets read frames themselves: they take an unmasked frame, and close the connection
+          // without a close frame on the other violations (README, "WebSocket").
+          const denoServe = target.runtime === 'deno' && target.mode === 'reuse-port';
+          const expected = (code: number) => (denoServe ? null : code);
+          if (!denoServe) assert.equal(await closeCodeAfter(wsUrl(server, '/raw'), clientFrame(1, text('hi'), { mask: false })), 1002);
+          assert.equal(await closeCodeAfter(wsUrl(server, '/raw'), clientFrame(3, text('hi'))), expected(1002));
+          assert.equal(await closeCodeAfter(wsUrl(server, '/raw'), clientFrame(9, Buffer.alloc(126))), expected(1002));
+          assert.equal(await closeCodeAfter(wsUrl(server, '/raw'), clientFrame(1, Buffer.from([0xc3, 0x28]))), expected(1007));
           assert.deepEqual(server.liveWorkers(), [pid]);
           assert.equal((await fetchText(`${server.url}/`)).status, 200);
         });
