@@ -78,6 +78,9 @@ export function upgradableInfo(
   return info;
 }
 
+/** upgrade() of a request that is no Upgrade request at all (node:http hands it to the request listener). */
+export const notUpgradable = (): boolean => false;
+
 /** Starts a WebSocket on a transport whose handshake has been written. */
 export type WebSocketStarter = (transport: WebSocketTransport, offer: UpgradeOffer) => WebSocketConnection;
 

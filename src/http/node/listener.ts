@@ -16,7 +16,8 @@ import { MalformedRequestError, NodeRequest } from './request.ts';
 import { refusingOn } from './socket-refusals.ts';
 import { type SentResponse, sendResponse } from './response.ts';
 import type { NodeUpgrades } from '../../websocket/node-upgrade.ts';
-import { upgradableInfo, UpgradeOffer } from '../../websocket/upgrade-offer.ts';
+import type { UpgradableInfo } from '../../websocket/app-handler.ts';
+import { notUpgradable, upgradableInfo, UpgradeOffer } from '../../websocket/upgrade-offer.ts';
 
 /** What the adapter needs from the worker around it. */
 export interface AdapterHooks {
@@ -255,8 +256,12 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
     let result: Response | Promise<Response>;
     try {
       let info = forwarding ? forwardedInfo(exchange, forwarding) : serveInfoFor(incoming.socket);
-      // node:http marks the requests it hands to the 'upgrade' event (`upgrade` is missing from its typings).
-      if (upgrades && (incoming as { upgrade?: boolean }).upgrade) info = exchange.offerUpgrade(upgrades, info);
+      // node:http marks the requests it hands to the 'upgrade' event (`upgrade` is missing from its typings); the
+      // others' info answers upgrade() with false, as on every engine.
+      if (upgrades) {
+        if ((incoming as { upgrade?: boolean }).upgrade) info = exchange.offerUpgrade(upgrades, info);
+        else (info as UpgradableInfo).upgrade = notUpgradable;
+      }
       result = handler(NodeRequest.forHandler(exchange.request), info);
     } catch (error) {
       exchange.send(exchange.failed(error));
