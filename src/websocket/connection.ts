@@ -58,6 +58,14 @@ export class WebSocketConnection implements AppWebSocket {
   private closeCode = 1006;
   private closeReason = '';
   private closeTimer?: ReturnType<typeof setTimeout>;
+  /**
+   * Frames sent while a chunk of the client's bytes is being read (the app answering its messages), written in one
+   * go once the chunk has been read: one write per chunk instead of one per message.
+   */
+  private corked?: Uint8Array[];
+  private corkedBytes = 0;
+  /** The connection is to end once the corked frames (a close frame last) are written. */
+  private endAfterUncork = false;
 
   constructor(transport: WebSocketTransport, options: WebSocketOptions) {
     this.transport = transport;
@@ -91,12 +99,44 @@ export class WebSocketConnection implements AppWebSocket {
   /** Bytes from the client. */
   onData(data: Uint8Array): void {
     if (this.readyState === READY.closed) return;
+    this.corked = [];
     try {
       this.parser.feed(data);
     } catch (error) {
       if (!(error instanceof FrameError)) throw error;
       this.options.logger.warning(invalidRequestLine(this.remoteAddress, `WebSocket: ${error.message}`));
       this.fail(error.code, error.code === 1009 ? 'Message Too Big' : 'Protocol Error');
+    } finally {
+      this.uncork();
+    }
+  }
+
+  /** Writes the frames sent while reading a chunk, in one write. */
+  private uncork(): void {
+    const frames = this.corked!;
+    this.corked = undefined;
+    const bytes = this.corkedBytes;
+    this.corkedBytes = 0;
+    if (frames.length > 0) {
+      this.transport.write(frames.length === 1 ? frames[0] : Buffer.concat(frames, bytes));
+      if (this.transport.bufferedAmount() > 0) this.awaitingDrain = true;
+    }
+    if (this.endAfterUncork) this.transport.end();
+  }
+
+  /** Closes the connection after what has been written, the corked frames included. */
+  private end(): void {
+    if (this.corked) this.endAfterUncork = true;
+    else this.transport.end();
+  }
+
+  /** Writes a frame, or keeps it for the write after the chunk being read. */
+  private output(frame: Uint8Array): void {
+    if (this.corked) {
+      this.corked.push(frame);
+      this.corkedBytes += frame.byteLength;
+    } else {
+      this.transport.write(frame);
     }
   }
 
@@ -152,7 +192,7 @@ export class WebSocketConnection implements AppWebSocket {
   }
 
   getBufferedAmount(): number {
-    return this.transport.bufferedAmount();
+    return this.transport.bufferedAmount() + this.corkedBytes;
   }
 
   /** Sends the server's close frame and waits (bounded) for the client's. */
@@ -173,7 +213,7 @@ export class WebSocketConnection implements AppWebSocket {
       this.writeFrame(OPCODE.close, closePayload(code, reason));
     }
     this.readyState = READY.closing;
-    this.transport.end();
+    this.end();
   }
 
   /** A violation: the close frame with its code, then the TCP close without waiting for the client's. */
@@ -184,12 +224,12 @@ export class WebSocketConnection implements AppWebSocket {
       this.writeFrame(OPCODE.close, closePayload(code, reason));
     }
     this.readyState = READY.closing;
-    this.transport.end();
+    this.end();
   }
 
   private sendFrames(frames: Uint8Array[]): number {
     if (this.readyState !== READY.open) return 0;
-    if (this.transport.bufferedAmount() > this.options.maxMessage) {
+    if (this.getBufferedAmount() > this.options.maxMessage) {
       // A client that does not read: nothing more is queued for it, it is cut (Bun's closeOnBackpressureLimit).
       this.options.logger.warning(`WebSocket client ip=${this.remoteAddress || '-'} left more than ` +
         `${this.options.maxMessage} bytes unread (--ws-max-message); connection closed`);
@@ -198,16 +238,16 @@ export class WebSocketConnection implements AppWebSocket {
     }
     let bytes = 0;
     for (const frame of frames) {
-      this.transport.write(frame);
+      this.output(frame);
       bytes += frame.byteLength;
     }
-    if (this.transport.bufferedAmount() === 0) return bytes;
+    if (this.corked || this.transport.bufferedAmount() === 0) return bytes;
     this.awaitingDrain = true;
     return -1;
   }
 
   private writeFrame(opcode: number, payload: Uint8Array): void {
-    for (const frame of encodeFrame(opcode, payload)) this.transport.write(frame);
+    for (const frame of encodeFrame(opcode, payload)) this.output(frame);
   }
 }
 
