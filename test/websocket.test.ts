@@ -1,6 +1,7 @@
 // WebSocket upgrades on every target, with a real client (undici's WebSocket): echo of 1,000 messages each way
 // (text and binary, one over 64 KiB), a plain request on the same port, a Hono app with tsgunicorn/hono's
-// upgradeWebSocket, a message over --ws-max-message closed with 1009, bad frames closed with 1002 / 1007 while the
+// upgradeWebSocket (and hono/deno's natively on Deno.serve), a message over --ws-max-message closed with 1009, bad
+// frames closed with 1002 / 1007 while the
 // worker lives on, and a graceful stop (TERM) that closes open WebSockets with 1001. The frame parser on its own
 // below: fragments, control frames, violations.
 import assert from 'node:assert/strict';
@@ -156,6 +157,17 @@ describe('WebSocket', () => {
           assert.equal(text, 'hono: hi');
           assert.deepEqual([...new Uint8Array(binary as ArrayBuffer)], [1, 2, 3]);
           assert.match((await fetchText(`${server.url}/`)).body, /^hono pid=/);
+          client.socket.close();
+        });
+      });
+
+      it('serves hono/deno\'s upgradeWebSocket (Deno.upgradeWebSocket) natively on Deno.serve', {
+        skip: target.runtime === 'deno' && target.mode === 'reuse-port' ? false : 'Deno.upgradeWebSocket needs Deno.serve\'s own request (Deno reuse-port only)',
+      }, async () => {
+        await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '-w', '1', fixture('hono-deno-websocket-app.ts')]), async (server) => {
+          const client = await Client.open(wsUrl(server, '/ws'));
+          client.socket.send('hi');
+          assert.deepEqual(await client.received(1), ['deno: hi']);
           client.socket.close();
         });
       });
