@@ -1,9 +1,8 @@
 // WebSocket upgrades on every target, with a real client (undici's WebSocket): echo of 1,000 messages each way
 // (text and binary, one over 64 KiB), a plain request on the same port, a Hono app with tsgunicorn/hono's
 // upgradeWebSocket (and hono/deno's natively on Deno.serve), a message over --ws-max-message closed with 1009, bad
-// frames closed with 1002 / 1007 while the
-// worker lives on, and a graceful stop (TERM) that closes open WebSockets with 1001. The frame parser on its own
-// below: fragments, control frames, violations.
+// frames closed with 1002 / 1007 while the worker lives on, a client that does not read cut, and a graceful stop (TERM) that closes open WebSockets
+// with 1001. The frame parser on its own below: fragments, control frames, violations.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
@@ -183,6 +182,28 @@ describe('WebSocket', () => {
           next.socket.send('still here');
           assert.deepEqual(await next.received(1), ['still here']);
           next.socket.close();
+        });
+      });
+
+      it('cuts a client that leaves more than --ws-max-message bytes unread, and serves on', async () => {
+        await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '-w', '1', '--ws-max-message', '1M', fixture('websocket-app.ts')]), async (server) => {
+          const { hostname, port } = new URL(server.url);
+          // The app sends 400 × 64 KiB as fast as send() takes them; this client reads the 101 and nothing after.
+          const socket = net.connect({ host: hostname, port: Number(port) }, () => socket.write(
+            `GET /stream?count=400&size=65536 HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
+          socket.once('data', () => socket.pause());
+          socket.on('error', () => {});
+          try {
+            // Bun.serve closes such a connection itself (backpressureLimit), without a log line.
+            if (!(target.runtime === 'bun' && target.mode === 'reuse-port')) await server.waitForLine(/left more than 1048576 bytes unread/);
+            const next = await Client.open(wsUrl(server, '/echo'));
+            next.socket.send('served');
+            assert.deepEqual(await next.received(1), ['served']);
+            next.socket.close();
+          } finally {
+            socket.destroy();
+          }
         });
       });
 

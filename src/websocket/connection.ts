@@ -66,6 +66,8 @@ export class WebSocketConnection implements AppWebSocket {
   private corkedBytes = 0;
   /** The connection is to end once the corked frames (a close frame last) are written. */
   private endAfterUncork = false;
+  /** The client's close frame or a violation has been read: nothing after it is read. */
+  private inputEnded = false;
 
   constructor(transport: WebSocketTransport, options: WebSocketOptions) {
     this.transport = transport;
@@ -98,7 +100,7 @@ export class WebSocketConnection implements AppWebSocket {
 
   /** Bytes from the client. */
   onData(data: Uint8Array): void {
-    if (this.readyState === READY.closed) return;
+    if (this.readyState === READY.closed || this.inputEnded) return;
     this.corked = [];
     try {
       this.parser.feed(data);
@@ -159,8 +161,7 @@ export class WebSocketConnection implements AppWebSocket {
   }
 
   send(message: string | ArrayBufferLike | ArrayBufferView): number {
-    if (typeof message === 'string') return this.sendFrames(encodeText(message));
-    return this.sendFrames(encodeFrame(OPCODE.binary, bytesOf(message)));
+    return typeof message === 'string' ? this.sendText(message) : this.sendBinary(message);
   }
 
   /** Sends a text message (Bun's sendText). */
@@ -174,11 +175,11 @@ export class WebSocketConnection implements AppWebSocket {
   }
 
   ping(data: string | ArrayBufferLike | ArrayBufferView = ''): number {
-    return this.sendFrames(encodeFrame(OPCODE.ping, typeof data === 'string' ? Buffer.from(data) : bytesOf(data)));
+    return this.sendFrames(encodeFrame(OPCODE.ping, controlPayload(data)));
   }
 
   pong(data: string | ArrayBufferLike | ArrayBufferView = ''): number {
-    return this.sendFrames(encodeFrame(OPCODE.pong, typeof data === 'string' ? Buffer.from(data) : bytesOf(data)));
+    return this.sendFrames(encodeFrame(OPCODE.pong, controlPayload(data)));
   }
 
   close(code = 1000, reason = ''): void {
@@ -213,6 +214,7 @@ export class WebSocketConnection implements AppWebSocket {
       this.writeFrame(OPCODE.close, closePayload(code, reason));
     }
     this.readyState = READY.closing;
+    this.inputEnded = true;
     this.end();
   }
 
@@ -224,6 +226,7 @@ export class WebSocketConnection implements AppWebSocket {
       this.writeFrame(OPCODE.close, closePayload(code, reason));
     }
     this.readyState = READY.closing;
+    this.inputEnded = true;
     this.end();
   }
 
@@ -249,6 +252,11 @@ export class WebSocketConnection implements AppWebSocket {
   private writeFrame(opcode: number, payload: Uint8Array): void {
     for (const frame of encodeFrame(opcode, payload)) this.output(frame);
   }
+}
+
+/** A ping's or pong's payload as the app gives it, cut to the 125 bytes a control frame carries. */
+function controlPayload(data: string | ArrayBufferLike | ArrayBufferView): Uint8Array {
+  return (typeof data === 'string' ? Buffer.from(data) : bytesOf(data)).subarray(0, 125);
 }
 
 /** The bytes of a binary message as the app gives them. */
