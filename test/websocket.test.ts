@@ -1,5 +1,5 @@
 // WebSocket upgrades on every target, with a real client (undici's WebSocket): echo of 1,000 messages each way
-// (text and binary, one over 64 KiB), a plain request on the same port, a Hono app with tsgunicorn/hono's
+// (text and binary, one over 64 KiB), the upgrade logged once as a 101, a plain request on the same port, a Hono app with tsgunicorn/hono's
 // upgradeWebSocket (and hono/deno's natively on Deno.serve), a message over --ws-max-message closed with 1009, bad
 // frames closed with 1002 / 1007 while the worker lives on, a client that does not read cut, and a graceful stop (TERM) that closes open WebSockets
 // with 1001. The frame parser on its own below: fragments, control frames, violations.
@@ -124,7 +124,7 @@ describe('WebSocket', () => {
   for (const target of TEST_TARGETS) {
     describe(target.name, () => {
       it('echoes 1,000 text and binary messages each way, one over 64 KiB; a plain request works on the same port', async () => {
-        await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '-w', '1', fixture('websocket-app.ts')]), async (server) => {
+        await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '-w', '1', '--access-logfile', '-', fixture('websocket-app.ts')]), async (server) => {
           const client = await Client.open(wsUrl(server, '/echo'));
           const large = crypto.randomBytes(100 * 1024);
           const sent: (string | Buffer)[] = [];
@@ -144,6 +144,8 @@ describe('WebSocket', () => {
           assert.match(plain.body, /^plain pid=/);
           client.socket.close(1000, 'done');
           assert.equal((await client.closeCode()).code, 1000);
+          // The upgrade request is logged once, as a 101, with the client's address.
+          assert.equal(server.matches(/^127\.0\.0\.1 .*"GET \/echo HTTP\/1\.1" 101 /).length, 1);
         });
       });
 

@@ -18,9 +18,16 @@ import type { WebSocketSessions } from './sessions.ts';
  */
 export const UPGRADE_ANSWER = Symbol('tsgunicorn.upgradeAnswer');
 
+/**
+ * Set on a request's info by an upgrade that leaves the request's own headers unreadable (Deno's): a copy taken
+ * before, for the access log.
+ */
+export const UPGRADED_REQUEST_HEADERS = Symbol('tsgunicorn.upgradedRequestHeaders');
+
 /** An info whose request may have been upgraded. */
 export interface UpgradedInfo extends ServeInfo {
   [UPGRADE_ANSWER]?: Response | null;
+  [UPGRADED_REQUEST_HEADERS]?: Headers;
 }
 
 /** Whether the handler upgraded the request this info came with. */

@@ -9,7 +9,7 @@ import type { Logger } from '../glogging.ts';
 import type { RemoteAddress, ServeInfo } from '../http/types.ts';
 import { type AppWebSocket, callApp, type UpgradableInfo, type UpgradeOptions, type WebSocketHandler } from '../websocket/app-handler.ts';
 import type { WebSocketSessions } from '../websocket/sessions.ts';
-import { UPGRADE_ANSWER, type UpgradedInfo } from '../websocket/upgrade-offer.ts';
+import { UPGRADE_ANSWER, UPGRADED_REQUEST_HEADERS, type UpgradedInfo } from '../websocket/upgrade-offer.ts';
 
 interface DenoUpgrade {
   upgradeWebSocket(request: Request, options?: { protocol?: string }): { socket: WebSocket; response: Response };
@@ -117,6 +117,8 @@ export class DenoUpgradableInfo implements UpgradableInfo {
   upgrade(_request: Request, options?: UpgradeOptions): boolean {
     if (this.request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return false;
     const { hostname } = this.remoteAddr;
+    // Deno's request can no longer tell its headers once upgraded: the access log gets a copy.
+    const headers = this.context.logger.accessEnabled ? new Headers(this.request.headers) : undefined;
     let upgraded: { socket: WebSocket; response: Response };
     try {
       upgraded = Deno.upgradeWebSocket(this.request);
@@ -128,6 +130,7 @@ export class DenoUpgradableInfo implements UpgradableInfo {
     if (options?.headers) new Headers(options.headers).forEach((value, name) => response.headers.set(name, value));
     serveSocket(socket, new DenoServerWebSocket(socket, options?.data, hostname, this.context), this.context);
     (this as UpgradedInfo)[UPGRADE_ANSWER] = response;
+    (this as UpgradedInfo)[UPGRADED_REQUEST_HEADERS] = headers;
     return true;
   }
 }

@@ -16,7 +16,7 @@ import { drainIdleMs, QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { durationsOf, type Settings } from '../settings.ts';
 import type { EngineContext } from './base.ts';
 import { type NativeResponseRules, responseCorrection, withEditedHeaders } from './_native-response.ts';
-import { isUpgraded, UPGRADE_ANSWER, type UpgradedInfo } from '../websocket/upgrade-offer.ts';
+import { isUpgraded, UPGRADE_ANSWER, UPGRADED_REQUEST_HEADERS, type UpgradedInfo } from '../websocket/upgrade-offer.ts';
 
 /**
  * How long a native server serves on once its worker stops accepting, every response saying `Connection: close`,
@@ -60,11 +60,14 @@ function requestTarget(url: string): string {
   return path < 0 ? '/' : url.slice(path);
 }
 
+/** What the access log reads of a request. */
+type LoggedRequest = Pick<Request, 'method' | 'url' | 'headers'>;
+
 /**
  * The access-log entry, minus the duration, read while the request is still open (Deno closes a Request once
  * its response is sent). Built only when the access log is on.
  */
-function accessEntry(request: Request, response: Pick<Response, 'status' | 'headers'>, info: ServeInfo, startedAt: number): AccessEntry {
+function accessEntry(request: LoggedRequest, response: Pick<Response, 'status' | 'headers'>, info: ServeInfo, startedAt: number): AccessEntry {
   return {
     remoteAddr: info.remoteAddr.hostname,
     method: request.method,
@@ -131,7 +134,7 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
   };
   const serveUpgrades = context.websocket !== undefined;
   const answer = (request: Request, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, value: unknown): Response => {
-    if (serveUpgrades && isUpgraded(info)) return upgradedAnswer(request, info, done, startedAt, value);
+    if (serveUpgrades && isUpgraded(info)) return upgradedAnswer(request, info, startedAt, value);
     let response = isResponse(value) ? value : failed(request, info, notAResponse(value));
     // A 101 from Deno.upgradeWebSocket goes to Deno.serve as it is: its Upgrade and Connection complete the handshake.
     const switching = response.status === 101;
@@ -141,15 +144,17 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
   };
   /**
    * The app upgraded the request with info.upgrade(): whatever it returned is dropped (Bun's server.upgrade asks
-   * for no Response), the access log records a 101, and the server gets the answer the engine's upgrade left.
+   * for no Response), the access log records a 101 at once (Deno's `completed` of an upgraded request does not
+   * settle when the 101 is sent), and the server gets the answer the engine's upgrade left.
    */
-  const upgradedAnswer = (request: Request, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, value: unknown) => {
+  const upgradedAnswer = (request: Request, info: ServeInfo, startedAt: number, value: unknown) => {
     if (isResponse(value)) value.body?.cancel().catch(() => {});
-    reportDone(request, info, done, startedAt, SWITCHING_PROTOCOLS);
+    const headers = (info as UpgradedInfo)[UPGRADED_REQUEST_HEADERS];
+    reportDone(headers ? { method: request.method, url: request.url, headers } : request, info, undefined, startedAt, SWITCHING_PROTOCOLS);
     return (info as UpgradedInfo)[UPGRADE_ANSWER] ?? new Response(null);
   };
   const reportDone = <Answer extends Pick<Response, 'status' | 'headers'>>(
-    request: Request, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, response: Answer,
+    request: LoggedRequest, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, response: Answer,
   ): Answer => {
     if (!logger.accessEnabled) {
       hooks.onRequestDone(NO_ENTRY);

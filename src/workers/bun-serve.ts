@@ -69,6 +69,8 @@ const MAX_IDLE_TIMEOUT_S = 255;
 class BunServeInfo implements ServeInfo {
   private readonly server: BunServer;
   private readonly request: Request;
+  /** The client's address, kept by upgrade(): Bun's requestIP() no longer tells it once the request is upgraded. */
+  private address?: RemoteAddress;
 
   constructor(server: BunServer, request: Request) {
     this.server = server;
@@ -76,6 +78,7 @@ class BunServeInfo implements ServeInfo {
   }
 
   get remoteAddr(): RemoteAddress {
+    if (this.address) return this.address;
     const ip = this.server.requestIP(this.request);
     return { transport: 'tcp', hostname: ip?.address ?? '', port: ip?.port ?? 0 };
   }
@@ -85,6 +88,7 @@ class BunServeInfo implements ServeInfo {
    * without Host); Bun throws when the app has no `websocket` export.
    */
   upgrade(_request: Request, options?: UpgradeOptions): boolean {
+    this.address = this.remoteAddr;
     const upgraded = this.server.upgrade(this.request, options);
     if (upgraded) (this as UpgradedInfo)[UPGRADE_ANSWER] = null;
     return upgraded;
