@@ -9,6 +9,7 @@ import type { Settings } from './src/settings.ts';
 
 export type { FetchHandler, RemoteAddress, ServeInfo } from './src/http/types.ts';
 export type { Settings } from './src/settings.ts';
+export type { AppWebSocket, UpgradableInfo, UpgradeOptions, WebSocketHandler } from './src/websocket/app-handler.ts';
 export { VERSION } from './src/version.ts';
 
 /** Settings as written in a config file or passed to serve(): any subset, by name. */

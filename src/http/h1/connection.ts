@@ -16,7 +16,7 @@ import { RequestError, type RequestHead, RequestParser } from './request-parser.
 import { type AppFields, appFields, checkStatusText, type Framing, type HeadOptions, isBodyless, responseHead } from './response-head.ts';
 import type { UpgradeOptions } from '../../websocket/app-handler.ts';
 import type { WebSocketConnection, WebSocketTransport } from '../../websocket/connection.ts';
-import { upgradableInfo, UpgradeOffer, type WebSocketStarter } from '../../websocket/upgrade-offer.ts';
+import { upgradableInfo, UpgradeOffer, type UpgradedInfo, type WebSocketStarter } from '../../websocket/upgrade-offer.ts';
 
 /** The socket under a connection, as the engine provides it. */
 export interface H1Transport {
@@ -425,7 +425,7 @@ export class H1Connection implements BodySource {
    * info.upgrade() for the request being answered: a WebSocket handshake is taken over once the handler returns
    * (the request's head said Upgrade, so llhttp reads nothing after it).
    */
-  private acceptUpgrade(info: Parameters<UpgradeOffer['accept']>[0], options: UpgradeOptions | undefined): boolean {
+  private acceptUpgrade(info: UpgradedInfo, options: UpgradeOptions | undefined): boolean {
     const exchange = this.queue[0];
     if (!exchange?.head.upgrade || this.upgradeOffer) return this.upgradeOffer !== undefined;
     const { method, rawHeaders } = exchange.head;
