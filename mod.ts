@@ -4,6 +4,7 @@
  */
 import { toFetchHandler } from './src/app.ts';
 import type { FetchHandler } from './src/http/types.ts';
+import type { WebSocketHandler } from './src/websocket/app-handler.ts';
 import { workerBootFromEnv } from './src/messages.ts';
 import type { Settings } from './src/settings.ts';
 
@@ -17,8 +18,11 @@ export type Config = Partial<Omit<Settings, 'printConfig' | 'checkConfig'>>;
 
 /** Options for serve(): settings plus, instead of an `app` path, the handler itself. */
 export interface ServeOptions extends Config {
-  /** The Fetch handler (or an object with fetch(), such as a Hono app) to serve. */
-  fetch?: FetchHandler | { fetch: FetchHandler };
+  /**
+   * The Fetch handler (or an object with fetch(), such as a Hono app) to serve; an object's `websocket` handler
+   * serves WebSocket upgrades (README, "WebSocket").
+   */
+  fetch?: FetchHandler | { fetch: FetchHandler; websocket?: WebSocketHandler };
 }
 
 /** Types a config file's default export: `export default defineConfig({ workers: 4 })`. */
