@@ -87,6 +87,17 @@ function clientFrame(opcode: number, payload: Uint8Array, { fin = true, mask = t
   ]);
 }
 
+/** A masked client frame with a 64-bit length (for payloads over 64 KiB). */
+function clientFrame64(opcode: number, payload: Uint8Array, fin = true): Buffer {
+  const head = Buffer.alloc(14);
+  head[0] = (fin ? 0x80 : 0) | opcode;
+  head[1] = 0x80 | 127;
+  head.writeBigUInt64BE(BigInt(payload.byteLength), 2);
+  const key = crypto.randomBytes(4);
+  key.copy(head, 10);
+  return Buffer.concat([head, Buffer.from(payload.map((byte, i) => byte ^ key[i & 3]))]);
+}
+
 /**
  * Opens a WebSocket by hand, sends `frames` and resolves with the close code of the server's close frame (null
  * when the connection closed without one).
@@ -273,6 +284,20 @@ describe('FrameParser', () => {
       clientFrame(8, Buffer.from([0x03, 0xe8, 0x62, 0x79, 0x65])),
     ]);
     assert.deepEqual(parse(bytes), [['ping', 'p'], 'héllo wörld', [1, 2, 3], ['pong', 'q'], ['close', 1000, 'bye']]);
+  });
+
+  it('reads a large frame arriving in many chunks, and a large fragmented message', () => {
+    const large = crypto.randomBytes(200 * 1024);
+    const frame = clientFrame64(2, large);
+    const fragmented = Buffer.concat([clientFrame64(2, large.subarray(0, 100000), false), clientFrame64(0, large.subarray(100000))]);
+    for (const bytes of [frame, fragmented]) {
+      const got: Buffer[] = [];
+      const parser = new FrameParser({ onMessage: (message) => got.push(message as Buffer), onPing() {}, onPong() {}, onClose() {} }, 1 << 20);
+      for (let at = 0; at < bytes.length; at += 1000) parser.feed(bytes.subarray(at, at + 1000));
+      assert.equal(got.length, 1);
+      assert.ok(got[0].equals(large));
+      assert.equal(got[0].buffer.byteLength, large.byteLength);
+    }
   });
 
   it('gives a binary message an ArrayBuffer of its own', () => {

@@ -1,8 +1,9 @@
 /**
  * Reads a client's WebSocket frames (RFC 6455 §5) from the bytes of a connection, in any chunking: unmasks them,
  * joins fragments into messages, checks text for UTF-8, and reports protocol violations as the close code they
- * call for (1002 protocol error, 1007 bad UTF-8, 1009 message too big). A payload is copied once, into a buffer of
- * its own size allocated when its header has been read, so a large message costs no re-copying of partial data.
+ * call for (1002 protocol error, 1007 bad UTF-8, 1009 message too big). A small payload is unmasked into a buffer
+ * of its size allocated when its header has been read; a large one into a copy of each chunk as it arrives, joined
+ * at its end, so that memory follows the bytes received, not the length a frame header announces.
  */
 
 /** Opcodes (RFC 6455 §5.2). */
@@ -51,6 +52,20 @@ function ownBuffer(bytes: Uint8Array): Buffer {
 const MAX_HEADER = 14;
 /** Control frames carry at most 125 bytes (RFC 6455 §5.5). */
 const MAX_CONTROL_PAYLOAD = 125;
+/** Payloads up to this are read into a buffer allocated from their header's length. */
+const PREALLOCATE_LIMIT = 64 * 1024;
+
+/** `chunks` joined into one buffer of `length` bytes. */
+function joined(chunks: Uint8Array[], length: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const whole = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return whole;
+}
 
 /** The frames of one connection. */
 export class FrameParser {
@@ -62,8 +77,12 @@ export class FrameParser {
   private opcode = 0;
   private fin = false;
   private readonly mask = new Uint8Array(4);
-  private payload?: Uint8Array;
+  /** A payload is being read: its length, the bytes read so far, and where they go (see the module comment). */
+  private inPayload = false;
+  private payloadLength = 0;
   private payloadOffset = 0;
+  private payload?: Uint8Array;
+  private payloadChunks: Uint8Array[] = [];
   /** The opcode of the fragmented message being read (0: none), its fragments and their size. */
   private messageOpcode = 0;
   private fragments: Uint8Array[] = [];
@@ -79,18 +98,20 @@ export class FrameParser {
   feed(data: Uint8Array): void {
     let offset = 0;
     while (offset < data.byteLength) {
-      if (this.payload === undefined) {
+      if (!this.inPayload) {
         offset = this.readHeader(data, offset);
         continue;
       }
-      const payload = this.payload;
-      const count = Math.min(payload.byteLength - this.payloadOffset, data.byteLength - offset);
-      const mask = this.mask;
+      const count = Math.min(this.payloadLength - this.payloadOffset, data.byteLength - offset);
       const start = this.payloadOffset;
-      for (let i = 0; i < count; i++) payload[start + i] = data[offset + i] ^ mask[(start + i) & 3];
+      const target = this.payload ?? new Uint8Array(count);
+      const base = this.payload ? start : 0;
+      const mask = this.mask;
+      for (let i = 0; i < count; i++) target[base + i] = data[offset + i] ^ mask[(start + i) & 3];
+      if (!this.payload) this.payloadChunks.push(target);
       this.payloadOffset += count;
       offset += count;
-      if (this.payloadOffset === payload.byteLength) this.frameComplete();
+      if (this.payloadOffset === this.payloadLength) this.frameComplete();
     }
   }
 
@@ -145,14 +166,18 @@ export class FrameParser {
       throw new FrameError(1009, `a message is larger than --ws-max-message (${this.maxMessage} bytes)`);
     }
     this.opcode = opcode;
-    this.payload = new Uint8Array(length);
+    this.inPayload = true;
+    this.payloadLength = length;
     this.payloadOffset = 0;
+    this.payload = length <= PREALLOCATE_LIMIT ? new Uint8Array(length) : undefined;
     if (length === 0) this.frameComplete();
   }
 
   private frameComplete(): void {
-    const payload = this.payload!;
+    const payload = this.payload ?? joined(this.payloadChunks, this.payloadLength);
+    this.inPayload = false;
     this.payload = undefined;
+    this.payloadChunks = [];
     const opcode = this.opcode;
     if (opcode >= 8) {
       this.controlFrame(opcode, payload);
@@ -167,12 +192,7 @@ export class FrameParser {
     let message = payload;
     if (this.fragments.length > 0) {
       this.fragments.push(payload);
-      message = new Uint8Array(this.messageBytes);
-      let at = 0;
-      for (const fragment of this.fragments) {
-        message.set(fragment, at);
-        at += fragment.byteLength;
-      }
+      message = joined(this.fragments, this.messageBytes);
       this.fragments = [];
     }
     const messageOpcode = this.messageOpcode;
