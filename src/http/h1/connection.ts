@@ -426,8 +426,9 @@ export class H1Connection implements BodySource {
    * (the request's head said Upgrade, so llhttp reads nothing after it).
    */
   private acceptUpgrade(info: UpgradedInfo, options: UpgradeOptions | undefined): boolean {
+    if (this.upgradeOffer) return true;
     const exchange = this.queue[0];
-    if (!exchange?.head.upgrade || this.upgradeOffer) return this.upgradeOffer !== undefined;
+    if (!exchange?.head.upgrade) return false;
     const { method, rawHeaders } = exchange.head;
     const offer = new UpgradeOffer({ method, field: (name) => fieldOf(rawHeaders, name) });
     if (!offer.accept(info, options)) return false;
