@@ -169,7 +169,8 @@ describe('WebSocket', () => {
           assert.equal(text, 'hono: hi');
           assert.deepEqual([...new Uint8Array(binary as ArrayBuffer)], [1, 2, 3]);
           assert.match((await fetchText(`${server.url}/`)).body, /^hono pid=/);
-          client.socket.close();
+          client.socket.close(4000, 'bye');
+          await server.waitForLine(/hono onClose code=4000 reason=bye/);
         });
       });
 
