@@ -1,8 +1,9 @@
 // WebSocket upgrades on every target, with a real client (undici's WebSocket): echo of 1,000 messages each way
-// (text and binary, one over 64 KiB), the upgrade logged once as a 101, a plain request on the same port, a Hono app with tsgunicorn/hono's
-// upgradeWebSocket (and hono/deno's natively on Deno.serve), a message over --ws-max-message closed with 1009, bad
-// frames closed with 1002 / 1007 while the worker lives on, a client that does not read cut, and a graceful stop (TERM) that closes open WebSockets
-// with 1001. The frame parser on its own below: fragments, control frames, violations.
+// (text and binary, one over 64 KiB), the upgrade logged once as a 101, a plain request on the same port, an
+// upgrade request over the request limits refused, a Hono app with tsgunicorn/hono's upgradeWebSocket (and
+// hono/deno's natively on Deno.serve), a message over --ws-max-message closed with 1009, bad frames closed with
+// 1002 / 1007 while the worker lives on, a client that does not read cut, and a graceful stop (TERM) that closes
+// open WebSockets with 1001. The frame parser on its own below: fragments, control frames, violations.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
@@ -218,6 +219,27 @@ describe('WebSocket', () => {
           } finally {
             socket.destroy();
           }
+        });
+      });
+
+      it('refuses an upgrade request over the request limits before the app sees it', async () => {
+        await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '-w', '1', '--limit-request-fields', '8', fixture('websocket-app.ts')]), async (server) => {
+          const { hostname, port } = new URL(server.url);
+          const extra = Array.from({ length: 10 }, (_, i) => `X-Extra-${i}: ${i}\r\n`).join('');
+          const answer = await bounded('the refusal', new Promise<string>((resolve) => {
+            let text = '';
+            const socket = net.connect({ host: hostname, port: Number(port) }, () => socket.write(
+              `GET /echo HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${extra}` +
+              `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
+            socket.on('data', (chunk: Buffer) => {
+              text += chunk.toString('latin1');
+              if (text.includes('\r\n\r\n')) socket.destroy();
+            });
+            socket.on('error', () => {});
+            socket.on('close', () => resolve(text));
+          }));
+          assert.match(answer, /^HTTP\/1\.1 431 /);
+          await server.waitForLine(/Invalid request from ip=127\.0\.0\.1: /);
         });
       });
 
