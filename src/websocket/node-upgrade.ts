@@ -9,7 +9,8 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { FetchRequestListener } from '../http/node/listener.ts';
 import type { WebSocketTransport } from './connection.ts';
-import type { UpgradeOffer, WebSocketStarter } from './upgrade-offer.ts';
+import type { WebSocketStarter } from './starter.ts';
+import type { UpgradeOffer } from './upgrade-offer.ts';
 
 /** The upgrade side of a node:http engine. */
 export class NodeUpgrades {

@@ -2,15 +2,12 @@
  * One request that the app may take over as a WebSocket, on the engines that write their own responses
  * (node-http, bun-listen): the handler's `info.upgrade(request, { data, headers })` checks that the request is a
  * WebSocket handshake and records the app's choice; once the handler has returned, the engine writes the 101 and
- * starts a WebSocketConnection (src/websocket/connection.ts) with the `start` function below. Also what the
- * native-server wrapper (src/workers/_native.ts) reads to know a request was upgraded.
+ * starts a WebSocketConnection (src/websocket/starter.ts). Also what the native-server wrapper
+ * (src/workers/_native.ts) reads to know a request was upgraded.
  */
-import type { Logger } from '../glogging.ts';
 import type { RemoteAddress, ServeInfo } from '../http/types.ts';
-import type { UpgradableInfo, UpgradeOptions, WebSocketHandler } from './app-handler.ts';
-import { WebSocketConnection, type WebSocketTransport } from './connection.ts';
+import type { UpgradableInfo, UpgradeOptions } from './app-handler.ts';
 import { handshakeKeyOf, switchingProtocolsHead } from './handshake.ts';
-import type { WebSocketSessions } from './sessions.ts';
 
 /**
  * Set on a request's info once the app has upgraded it: the Response that completes the handshake for a server
@@ -87,19 +84,3 @@ export function upgradableInfo(
 
 /** upgrade() of a request that is no Upgrade request at all (node:http hands it to the request listener). */
 export const notUpgradable = (): boolean => false;
-
-/** Starts a WebSocket on a transport whose handshake has been written. */
-export type WebSocketStarter = (transport: WebSocketTransport, offer: UpgradeOffer) => WebSocketConnection;
-
-/** The engine's starter: connections of the app's handler, tracked in `sessions` for the drain. */
-export function webSocketStarter(
-  handler: WebSocketHandler, maxMessage: number, logger: Logger, sessions: WebSocketSessions,
-): WebSocketStarter {
-  const onClosed = (socket: WebSocketConnection) => sessions.delete(socket);
-  return (transport, offer) => {
-    const socket = new WebSocketConnection(transport, { handler, data: offer.options?.data, maxMessage, logger, onClosed });
-    socket.open();
-    sessions.add(socket);
-    return socket;
-  };
-}

@@ -16,7 +16,7 @@ import { durationsOf } from '../settings.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { nativeHandler } from './_native.ts';
 import { WebSocketSessions } from '../websocket/sessions.ts';
-import { webSocketStarter } from '../websocket/upgrade-offer.ts';
+import { webSocketStarter } from '../websocket/starter.ts';
 
 interface BunSocket {
   /** Undefined on a connection refused past --worker-connections. */

@@ -20,7 +20,7 @@ import { durationsOf } from '../settings.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { NodeUpgrades } from '../websocket/node-upgrade.ts';
 import { WebSocketSessions } from '../websocket/sessions.ts';
-import { webSocketStarter } from '../websocket/upgrade-offer.ts';
+import { webSocketStarter } from '../websocket/starter.ts';
 
 /** Listens on an address with SO_REUSEPORT; closing stops accepting and leaves the connections to the tracker. */
 function listenWithReusePort(server: http.Server, address: TcpAddress, backlog: number): Promise<FdListener> {

@@ -16,7 +16,8 @@ import { RequestError, type RequestHead, RequestParser } from './request-parser.
 import { type AppFields, appFields, checkStatusText, type Framing, type HeadOptions, isBodyless, responseHead } from './response-head.ts';
 import type { UpgradeOptions } from '../../websocket/app-handler.ts';
 import type { WebSocketConnection, WebSocketTransport } from '../../websocket/connection.ts';
-import { upgradableInfo, UpgradeOffer, type UpgradedInfo, type WebSocketStarter } from '../../websocket/upgrade-offer.ts';
+import type { WebSocketStarter } from '../../websocket/starter.ts';
+import { upgradableInfo, UpgradeOffer, type UpgradedInfo } from '../../websocket/upgrade-offer.ts';
 
 /** The socket under a connection, as the engine provides it. */
 export interface H1Transport {
