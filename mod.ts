@@ -4,6 +4,7 @@
  */
 import { toFetchHandler } from './src/app.ts';
 import type { FetchHandler } from './src/http/types.ts';
+import type { WebSocketHandler } from './src/websocket/app-handler.ts';
 import { workerBootFromEnv } from './src/messages.ts';
 import type { Settings } from './src/settings.ts';
 
@@ -12,6 +13,7 @@ export type { Settings } from './src/settings.ts';
 export type {
   ArbiterView, ExitedWorker, ForkingWorker, HookLog, ParentArbiter, RequestOutcome, ServerHooks, WorkerInfo, WorkerView,
 } from './src/hooks.ts';
+export type { AppWebSocket, UpgradableInfo, UpgradeOptions, WebSocketHandler } from './src/websocket/app-handler.ts';
 export { VERSION } from './src/version.ts';
 
 /** Settings as written in a config file or passed to serve(): any subset, by name. */
@@ -19,8 +21,11 @@ export type Config = Partial<Omit<Settings, 'printConfig' | 'checkConfig'>>;
 
 /** Options for serve(): settings plus, instead of an `app` path, the handler itself. */
 export interface ServeOptions extends Config {
-  /** The Fetch handler (or an object with fetch(), such as a Hono app) to serve. */
-  fetch?: FetchHandler | { fetch: FetchHandler };
+  /**
+   * The Fetch handler (or an object with fetch(), such as a Hono app) to serve; an object's `websocket` handler
+   * serves WebSocket upgrades (README, "WebSocket").
+   */
+  fetch?: FetchHandler | { fetch: FetchHandler; websocket?: WebSocketHandler };
 }
 
 /** Types a config file's default export: `export default defineConfig({ workers: 4 })`. */

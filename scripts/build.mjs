@@ -2,6 +2,7 @@
 //   dist/tsgunicorn.js  the bin: ONE self-contained file (no node_modules needed beside it) that runs as
 //                       `node|bun dist/tsgunicorn.js APP` or `deno run -A dist/tsgunicorn.js APP`
 //   dist/mod.js         the library (serve, defineConfig), self-contained too
+//   dist/hono.js        `tsgunicorn/hono`: Hono's WebSocket helper for tsgunicorn (imports the app's own `hono`)
 //   dist/node-typescript-hooks.js  the esbuild hooks on their own, for scripts/register-typescript.mjs
 //   dist/types/         with --types (npm pack): mod.ts's declarations, for the package's "exports"
 // The TypeScript hooks (Node imports .ts apps through them) are inlined into the first two as a string that
@@ -26,8 +27,9 @@ fs.mkdirSync('dist', { recursive: true });
 fs.writeFileSync('dist/node-typescript-hooks.js', hooksSource);
 await build({
   ...common,
-  entryPoints: { tsgunicorn: 'cli.ts', mod: 'mod.ts' },
+  entryPoints: { tsgunicorn: 'cli.ts', mod: 'mod.ts', hono: 'src/websocket/hono.ts' },
   outdir: 'dist',
+  external: [...common.external, 'hono', 'hono/*'],
   define: { TSGUNICORN_TYPESCRIPT_HOOKS: JSON.stringify(hooksSource) },
 });
 
@@ -36,7 +38,7 @@ if (process.argv.includes('--types')) {
   const tsc = spawnSync(process.execPath, [
     'node_modules/typescript/bin/tsc', '--ignoreConfig', '--declaration', '--emitDeclarationOnly',
     '--allowImportingTsExtensions', '--module', 'NodeNext', '--target', 'ES2022', '--strict', '--skipLibCheck',
-    '--types', 'node', '--lib', 'ES2023,DOM,DOM.Iterable', '--outDir', 'dist/types', 'mod.ts', 'src/runtime/bun-ffi.d.ts',
+    '--types', 'node', '--lib', 'ES2023,DOM,DOM.Iterable', '--outDir', 'dist/types', 'mod.ts', 'src/websocket/hono.ts', 'src/runtime/bun-ffi.d.ts',
   ], { stdio: 'inherit' });
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
   // Declarations keep the sources' `.ts` specifiers; a consumer resolves `./x.js` to `./x.d.ts`.

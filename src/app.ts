@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FetchHandler } from './http/types.ts';
 import { importUserModule } from './runtime/index.ts';
+import { websocketHandlerOf } from './websocket/app-handler.ts';
 
 /** The app could not be imported or has no Fetch handler (the master exits 4: "App failed to load."). */
 export class AppLoadError extends Error {}
@@ -13,12 +14,18 @@ export function parseAppSpec(spec: string): { file: string; exportName: string |
   return match ? { file: match[1], exportName: match[2] } : { file: spec, exportName: null };
 }
 
-/** Turns an export into a Fetch handler: an object with fetch() (a Hono app), or a function. */
+/**
+ * Turns an export into a Fetch handler: an object with fetch() (a Hono app), or a function. An object's
+ * `websocket` handler (Bun's convention: `export default { fetch, websocket }`) stays on the handler as its
+ * `websocket` property, where the worker finds it (src/websocket/app-handler.ts).
+ */
 export function toFetchHandler(value: unknown, what: string): FetchHandler {
   const candidate = value as { fetch?: unknown } | null | undefined;
   if (candidate && typeof candidate.fetch === 'function') {
     const target = candidate as { fetch: FetchHandler };
-    return (request, info) => target.fetch(request, info);
+    const handler: FetchHandler = (request, info) => target.fetch(request, info);
+    const websocket = websocketHandlerOf(candidate);
+    return websocket ? Object.assign(handler, { websocket }) : handler;
   }
   if (typeof value === 'function') return value as FetchHandler;
   throw new AppLoadError(`${what} is not a Fetch handler: expected an object with a fetch(request) method or a function`);

@@ -75,6 +75,7 @@ export interface Settings extends HookSettings {
   limitRequestFields: number;
   limitRequestFieldSize: number;
   limitRequestBody: number;
+  wsMaxMessage: number;
   reusePort: boolean | null;
   maxRequests: number;
   maxRequestsJitter: number;
@@ -264,6 +265,15 @@ export const SETTINGS: readonly SettingSpec[] = [
     name: 'limitRequestBody', flag: 'limit-request-body', aliases: ['max-body-size'], type: 'int', min: 0, default: 0,
     meta: 'BYTES',
     doc: 'Largest request body; larger gets 413, a streamed body as soon as it passes the limit (0 = unlimited).',
+  },
+  {
+    name: 'wsMaxMessage', flag: 'ws-max-message', type: 'bytes', default: 16 * 1024 * 1024, meta: 'BYTES',
+    validate: (bytes: number) => {
+      if (bytes < 1) throw new ConfigError(`invalid value "${bytes}" for --ws-max-message: expected at least 1 byte`);
+    },
+    doc: 'Largest WebSocket message (all its fragments) a client may send; a larger one closes the connection with ' +
+      '1009. Also how many bytes a client that does not read may leave unsent before its connection is cut ' +
+      '(README, "WebSocket"). Bytes, or with a K, M or G suffix, e.g. 16M.',
   },
   {
     name: 'reusePort', flag: 'reuse-port', type: 'boolean', negatable: true, nullable: true, default: null,

@@ -16,6 +16,7 @@ import { currentRuntime, type EngineName, type Runtime } from './runtime/index.t
 import { durationsOf, type Settings } from './settings.ts';
 import { type RequestHooks, RequestCounters, type ServingEngine } from './workers/base.ts';
 import { ENGINES } from './workers/index.ts';
+import { websocketHandlerOf } from './websocket/app-handler.ts';
 
 /** The engine that serves each of a worker's sockets, grouped by engine. */
 function socketsByEngine(runtime: Runtime, sockets: WorkerSocket[]): Map<EngineName, WorkerSocket[]> {
@@ -141,7 +142,10 @@ export class Worker {
 
   /** Starts an engine per kind of socket, then tells the master this worker is ready. */
   private async serve(handler: FetchHandler): Promise<void> {
-    const context = { handler, settings: this.settings, logger: this.logger, runtime: this.runtime, hooks: this.requestHooks() };
+    const context = {
+      handler, settings: this.settings, logger: this.logger, runtime: this.runtime, hooks: this.requestHooks(),
+      websocket: websocketHandlerOf(handler),
+    };
     try {
       for (const [name, sockets] of socketsByEngine(this.runtime, this.boot.sockets)) {
         const engine = (await ENGINES[name].load())(context);

@@ -16,6 +16,7 @@ import { drainIdleMs, QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { durationsOf, type Settings } from '../settings.ts';
 import type { EngineContext } from './base.ts';
 import { type NativeResponseRules, responseCorrection, withEditedHeaders } from './_native-response.ts';
+import { isUpgraded, UPGRADE_ANSWER, UPGRADED_REQUEST_HEADERS, type UpgradedInfo } from '../websocket/upgrade-offer.ts';
 
 /**
  * How long a native server serves on once its worker stops accepting, every response saying `Connection: close`,
@@ -59,11 +60,14 @@ function requestTarget(url: string): string {
   return path < 0 ? '/' : url.slice(path);
 }
 
+/** What the access log reads of a request. */
+type LoggedRequest = Pick<Request, 'method' | 'url' | 'headers'>;
+
 /**
  * The access-log entry, minus the duration, read while the request is still open (Deno closes a Request once
  * its response is sent). Built only when the access log is on.
  */
-function accessEntry(request: Request, response: Response, info: ServeInfo, startedAt: number): AccessEntry {
+function accessEntry(request: LoggedRequest, response: Pick<Response, 'status' | 'headers'>, info: ServeInfo, startedAt: number): AccessEntry {
   return {
     remoteAddr: info.remoteAddr.hostname,
     method: request.method,
@@ -87,6 +91,9 @@ export interface NativeServerRules extends NativeResponseRules {
   /** Visits a request's fields as the server received them; by default through `request.headers`. */
   forEachRequestField?: RequestFieldVisitor;
 }
+
+/** What the access log records of an upgraded request's answer. */
+const SWITCHING_PROTOCOLS: Pick<Response, 'status' | 'headers'> = { status: 101, headers: new Headers() };
 
 /** The entry thunk for requests the access log does not record: the worker only calls it with the log on. */
 const NO_ENTRY = (): AccessEntry => {
@@ -125,10 +132,30 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
     logger.exception(`Error handling request ${request.method} ${request.url}`, error);
     return errorResponse(500, 'Internal Server Error');
   };
+  const serveUpgrades = context.websocket !== undefined;
   const answer = (request: Request, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, value: unknown): Response => {
+    if (serveUpgrades && isUpgraded(info)) return upgradedAnswer(request, info, startedAt, value);
     let response = isResponse(value) ? value : failed(request, info, notAResponse(value));
-    if (correct) response = correct(request, response);
-    if (hooks.shouldCloseConnection()) response = withConnectionClose(response);
+    // A 101 from Deno.upgradeWebSocket goes to Deno.serve as it is: its Upgrade and Connection complete the handshake.
+    const switching = response.status === 101;
+    if (correct && !switching) response = correct(request, response);
+    if (!switching && hooks.shouldCloseConnection()) response = withConnectionClose(response);
+    return reportDone(request, info, done, startedAt, response);
+  };
+  /**
+   * The app upgraded the request with info.upgrade(): whatever it returned is dropped (Bun's server.upgrade asks
+   * for no Response), the access log records a 101 at once (Deno's `completed` of an upgraded request does not
+   * settle when the 101 is sent), and the server gets the answer the engine's upgrade left.
+   */
+  const upgradedAnswer = (request: Request, info: ServeInfo, startedAt: number, value: unknown) => {
+    if (isResponse(value)) value.body?.cancel().catch(() => {});
+    const headers = (info as UpgradedInfo)[UPGRADED_REQUEST_HEADERS];
+    reportDone(headers ? { method: request.method, url: request.url, headers } : request, info, undefined, startedAt, SWITCHING_PROTOCOLS);
+    return (info as UpgradedInfo)[UPGRADE_ANSWER] ?? new Response(null);
+  };
+  const reportDone = <Answer extends Pick<Response, 'status' | 'headers'>>(
+    request: LoggedRequest, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, response: Answer,
+  ): Answer => {
     if (!hooks.timed) {
       hooks.onRequestDone(NO_ENTRY, '', 0, 0);
       return response;
@@ -180,7 +207,8 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
         const fields = forwardingHeaders;
         const forwarded = forwarding.read((name) => fields.get(name) ?? null);
         if (changesUrl(forwarded)) withUrl(appRequest, forwardedUrl(request.url, forwarded));
-        if (forwarded.client) info = { ...info, remoteAddr: forwarded.client };
+        // Inheriting from the engine's info keeps what it has besides the address (upgrade(), Deno's completed).
+        if (forwarded.client) info = Object.create(info, { remoteAddr: { value: forwarded.client, enumerable: true } }) as ServeInfo;
       }
       result = handler(appRequest, info);
     } catch (error) {

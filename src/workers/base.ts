@@ -8,6 +8,7 @@ import type { FetchHandler } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { Runtime } from '../runtime/index.ts';
 import type { Settings } from '../settings.ts';
+import type { WebSocketHandler } from '../websocket/app-handler.ts';
 
 /** What an engine tells the worker about each request, and asks of it. */
 export interface RequestHooks {
@@ -34,6 +35,8 @@ export interface EngineContext {
   logger: Logger;
   runtime: Runtime;
   hooks: RequestHooks;
+  /** The app's `websocket` handler: WebSocket upgrades are served only when the app exports one. */
+  websocket?: WebSocketHandler;
 }
 
 /** A serving engine of one worker, serving one kind of socket. */

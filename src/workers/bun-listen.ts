@@ -15,6 +15,8 @@ import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { nativeHandler } from './_native.ts';
+import { WebSocketSessions } from '../websocket/sessions.ts';
+import { webSocketStarter } from '../websocket/starter.ts';
 
 interface BunSocket {
   /** Undefined on a connection refused past --worker-connections. */
@@ -67,6 +69,7 @@ class BunListenEngine implements ServingEngine {
   private readonly context: EngineContext;
   private readonly listeners: BunListener[] = [];
   private readonly connections = new Set<H1Connection>();
+  private readonly webSockets = new WebSocketSessions();
   private draining = false;
   private onIdle?: () => void;
   /** How long a drain keeps an idle keep-alive connection open. */
@@ -90,6 +93,8 @@ class BunListenEngine implements ServingEngine {
     const connections = this.connections;
     const proxyHeaders = this.proxyHeaderReader();
     const maxConnections = settings.workerConnections;
+    const { websocket } = this.context;
+    const startWebSocket = websocket && webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets);
     const socketHandlers = {
       open: (socket: BunSocket) => {
         if (connections.size >= maxConnections) {
@@ -99,7 +104,7 @@ class BunListenEngine implements ServingEngine {
           return;
         }
         const transport = transportOf(socket);
-        const connection = new H1Connection(transport, handle, onError, limits, headOptions);
+        const connection = new H1Connection(transport, handle, onError, limits, headOptions, startWebSocket);
         socket.data = connection;
         connections.add(connection);
         proxyHeaders?.open(socket, transport.remoteAddr);
@@ -199,8 +204,10 @@ class BunListenEngine implements ServingEngine {
     for (const listener of this.listeners) listener.stop(false);
   }
 
+  /** An upgraded connection is busy until its WebSocket closes: each gets close 1001 first. */
   drain(): Promise<void> {
     this.draining = true;
+    void this.webSockets.drain();
     return new Promise((resolve) => {
       this.onIdle = resolve;
       for (const connection of this.connections) connection.drain(QUIET_CONNECTION_GRACE_MS, this.idleGraceMs);

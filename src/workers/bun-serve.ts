@@ -8,6 +8,9 @@ import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { nativeHandler, nativeStopDelayMs, type NativeServerRules } from './_native.ts';
+import { type AppWebSocket, type UpgradeOptions, type WebSocketHandler } from '../websocket/app-handler.ts';
+import { WebSocketSessions } from '../websocket/sessions.ts';
+import { UPGRADE_ANSWER, type UpgradedInfo } from '../websocket/upgrade-offer.ts';
 
 /**
  * Visits a Bun.serve request's fields through Bun's `headers.toJSON()` (repeats merged as Headers merges them,
@@ -34,7 +37,16 @@ interface BunServer {
   stop(closeActiveConnections?: boolean): Promise<void>;
   requestIP(request: Request): { address: string; port: number } | null;
   timeout(request: Request, seconds: number): void;
+  upgrade(request: Request, options?: UpgradeOptions): boolean;
   readonly url: URL;
+}
+
+/** Bun.serve's `websocket` option: the app's handler plus the limits. */
+interface BunWebSocketOptions extends WebSocketHandler {
+  message(ws: AppWebSocket, message: string | Buffer): unknown;
+  maxPayloadLength: number;
+  backpressureLimit: number;
+  closeOnBackpressureLimit: boolean;
 }
 
 interface BunServe {
@@ -44,6 +56,7 @@ interface BunServe {
     reusePort: boolean;
     idleTimeout: number;
     fetch(request: Request, server: BunServer): Response | Promise<Response>;
+    websocket?: BunWebSocketOptions;
   }): BunServer;
 }
 
@@ -56,6 +69,8 @@ const MAX_IDLE_TIMEOUT_S = 255;
 class BunServeInfo implements ServeInfo {
   private readonly server: BunServer;
   private readonly request: Request;
+  /** The client's address, kept by upgrade(): Bun's requestIP() no longer tells it once the request is upgraded. */
+  private address?: RemoteAddress;
 
   constructor(server: BunServer, request: Request) {
     this.server = server;
@@ -63,14 +78,50 @@ class BunServeInfo implements ServeInfo {
   }
 
   get remoteAddr(): RemoteAddress {
+    if (this.address) return this.address;
     const ip = this.server.requestIP(this.request);
     return { transport: 'tcp', hostname: ip?.address ?? '', port: ip?.port ?? 0 };
   }
+
+  /**
+   * Bun's own upgrade, of the request Bun.serve gave (the app may hold a copy: with --request-timeout, or one
+   * without Host); Bun throws when the app has no `websocket` export.
+   */
+  upgrade(_request: Request, options?: UpgradeOptions): boolean {
+    this.address = this.remoteAddr;
+    const upgraded = this.server.upgrade(this.request, options);
+    if (upgraded) (this as UpgradedInfo)[UPGRADE_ANSWER] = null;
+    return upgraded;
+  }
+}
+
+/**
+ * Bun.serve's `websocket` option for the app's handler: Bun's own WebSockets, with --ws-max-message as the
+ * message limit (Bun closes with 1009 past it) and as the most bytes a client may leave unread (then Bun closes
+ * the connection), and every open socket in `sessions` for the drain.
+ */
+function bunWebSocketOptions(handler: WebSocketHandler, maxMessage: number, sessions: WebSocketSessions): BunWebSocketOptions {
+  return {
+    ...handler,
+    message: (ws, message) => handler.message?.(ws, message),
+    open(ws) {
+      sessions.add(ws);
+      return handler.open?.(ws);
+    },
+    close(ws, code, reason) {
+      sessions.delete(ws);
+      return handler.close?.(ws, code, reason);
+    },
+    maxPayloadLength: maxMessage,
+    backpressureLimit: maxMessage,
+    closeOnBackpressureLimit: true,
+  };
 }
 
 class BunServeEngine implements ServingEngine {
   private readonly context: EngineContext;
   private readonly servers: BunServer[] = [];
+  private readonly webSockets = new WebSocketSessions();
   private stopped?: Promise<unknown>;
 
   constructor(context: EngineContext) {
@@ -80,6 +131,8 @@ class BunServeEngine implements ServingEngine {
   async listen(sockets: WorkerSocket[]): Promise<void> {
     const handle = nativeHandler(this.context, BUN_SERVE_RULES);
     const keepAliveS = Math.ceil(durationsOf(this.context.settings).keepAliveMs / 1000);
+    const { websocket, settings } = this.context;
+    const websocketOptions = websocket && bunWebSocketOptions(websocket, settings.wsMaxMessage, this.webSockets);
     for (const socket of sockets) {
       if (socket.kind !== 'reuse-port') throw new Error('Bun.serve cannot serve an inherited fd');
       this.servers.push(Bun.serve({
@@ -87,6 +140,7 @@ class BunServeEngine implements ServingEngine {
         port: socket.address.port,
         reusePort: true,
         idleTimeout: Math.min(Math.max(keepAliveS, 1), MAX_IDLE_TIMEOUT_S),
+        websocket: websocketOptions,
         fetch(request, server) {
           // Bun's idleTimeout would also cut a slow handler or a pause in a streamed body: requests are bounded by
           // the worker's --timeout instead. The connection keeps no idle timeout afterwards (README).
@@ -105,8 +159,9 @@ class BunServeEngine implements ServingEngine {
     this.stopped ??= sleep(nativeStopDelayMs(this.context.settings)).then(() => Promise.all(this.servers.map((server) => server.stop())));
   }
 
+  /** Also sends every open WebSocket close 1001 and waits for them. */
   async drain(): Promise<void> {
-    await this.stopped;
+    await Promise.all([this.stopped, this.webSockets.drain()]);
   }
 }
 

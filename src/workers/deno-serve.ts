@@ -9,6 +9,8 @@ import type { ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { nativeHandler, nativeStopDelayMs, type NativeServerRules } from './_native.ts';
+import { type DenoWebSocketContext, DenoUpgradableInfo } from './_deno-websocket.ts';
+import { WebSocketSessions } from '../websocket/sessions.ts';
 
 /** The slots of Deno's Response and Request that hold their inner objects (found once, on probes). */
 const innerResponseSlot = Object.getOwnPropertySymbols(new Response('')).find((slot) => slot.description === 'response');
@@ -68,6 +70,7 @@ const Deno = (globalThis as unknown as { Deno: DenoServe }).Deno;
 class DenoServeEngine implements ServingEngine {
   private readonly context: EngineContext;
   private readonly servers: DenoHttpServer[] = [];
+  private readonly webSockets = new WebSocketSessions();
   private stopped?: Promise<unknown>;
 
   constructor(context: EngineContext) {
@@ -76,7 +79,13 @@ class DenoServeEngine implements ServingEngine {
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
     const handle = nativeHandler(this.context, DENO_SERVE_RULES);
-    const { logger } = this.context;
+    const { logger, websocket, settings } = this.context;
+    const webSocketContext: DenoWebSocketContext | undefined = websocket &&
+      { handler: websocket, maxMessage: settings.wsMaxMessage, logger, sessions: this.webSockets };
+    // With a `websocket` export, each request's info gets upgrade() (an object per request); without, Deno's own.
+    const serve = webSocketContext
+      ? (request: Request, info: DenoServeInfo) => handle(request, new DenoUpgradableInfo(info, request, webSocketContext), info.completed)
+      : (request: Request, info: DenoServeInfo) => handle(request, info, info.completed);
     for (const socket of sockets) {
       if (socket.kind !== 'reuse-port') throw new Error('Deno.serve cannot serve an inherited fd');
       await new Promise<void>((resolve, reject) => {
@@ -90,7 +99,7 @@ class DenoServeEngine implements ServingEngine {
               logger.exception('Error in Deno.serve', error);
               return new Response('Internal Server Error\n', { status: 500 });
             },
-          }, (request, info) => handle(request, info, info.completed)));
+          }, serve));
         } catch (error) {
           reject(error);
         }
@@ -103,8 +112,9 @@ class DenoServeEngine implements ServingEngine {
     this.stopped ??= sleep(nativeStopDelayMs(this.context.settings)).then(() => Promise.all(this.servers.map((server) => server.shutdown())));
   }
 
+  /** Also sends every open WebSocket close 1001 and waits for them. */
   async drain(): Promise<void> {
-    await this.stopped;
+    await Promise.all([this.stopped, this.webSockets.drain()]);
   }
 }
 

@@ -18,6 +18,9 @@ import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
 import { durationsOf } from '../settings.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
+import { NodeUpgrades } from '../websocket/node-upgrade.ts';
+import { WebSocketSessions } from '../websocket/sessions.ts';
+import { webSocketStarter } from '../websocket/starter.ts';
 
 /** Listens on an address with SO_REUSEPORT; closing stops accepting and leaves the connections to the tracker. */
 function listenWithReusePort(server: http.Server, address: TcpAddress, backlog: number): Promise<FdListener> {
@@ -39,12 +42,18 @@ class NodeHttpEngine implements ServingEngine {
   private readonly continueListener: http.RequestListener;
   private readonly clientErrorListener: ReturnType<typeof createClientErrorListener>;
   private readonly connectListener: ReturnType<typeof createConnectListener>;
+  private readonly webSockets = new WebSocketSessions();
+  /** Undefined when the app exports no `websocket` handler: node:http then answers Upgrade requests as any other. */
+  private readonly upgrades?: NodeUpgrades;
 
   constructor(context: EngineContext) {
-    const { handler, logger, hooks, settings, runtime } = context;
+    const { handler, logger, hooks, settings, runtime, websocket } = context;
     this.context = context;
     const { keepAliveMs, headerTimeoutMs, requestTimeoutMs, writeTimeoutMs } = durationsOf(settings);
     this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger);
+    // An upgraded socket stays busy for the tracker (no keep-alive timeout, the write timeout applies) until it closes.
+    this.upgrades = websocket && new NodeUpgrades(
+      webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets), (socket) => this.tracker.requestStarted(socket));
     this.requestListener = this.tracker.admitting(createRequestListener(handler, {
       logger,
       shouldCloseConnection: hooks.shouldCloseConnection,
@@ -63,6 +72,7 @@ class NodeHttpEngine implements ServingEngine {
       forwarding: new ForwardingPolicy(settings),
       serverHeader: settings.serverHeader,
       deadlines: requestDeadlinesOf(requestTimeoutMs, logger),
+      upgrades: this.upgrades,
     }));
     this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
     this.clientErrorListener = createClientErrorListener(logger);
@@ -83,6 +93,7 @@ class NodeHttpEngine implements ServingEngine {
       server.on('clientError', this.clientErrorListener);
       server.on('connect', this.connectListener);
       readProxyHeadersFirst(server, settings, logger);
+      this.upgrades?.listen(server, this.requestListener);
       // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
       server.keepAliveTimeout = 0;
       this.tracker.track(server);
@@ -96,7 +107,9 @@ class NodeHttpEngine implements ServingEngine {
     for (const listener of this.listeners) listener.close();
   }
 
+  /** An upgraded connection is busy until its WebSocket closes: each gets close 1001 first. */
   drain(): Promise<void> {
+    void this.webSockets.drain();
     return new Promise((resolve) => this.tracker.drain(resolve));
   }
 }

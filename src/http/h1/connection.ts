@@ -14,6 +14,10 @@ import { InvalidResponseFieldError } from '../response-policy.ts';
 import { type BodySource, Exchange } from './exchange.ts';
 import { RequestError, type RequestHead, RequestParser } from './request-parser.ts';
 import { type AppFields, appFields, checkStatusText, type Framing, type HeadOptions, isBodyless, responseHead } from './response-head.ts';
+import type { UpgradeOptions } from '../../websocket/app-handler.ts';
+import type { WebSocketConnection, WebSocketTransport } from '../../websocket/connection.ts';
+import type { WebSocketStarter } from '../../websocket/starter.ts';
+import { upgradableInfo, UpgradeOffer, type UpgradedInfo } from '../../websocket/upgrade-offer.ts';
 
 /** The socket under a connection, as the engine provides it. */
 export interface H1Transport {
@@ -83,6 +87,15 @@ function toRequest(exchange: Exchange): Request {
   return request;
 }
 
+/** A field of a parsed head, repeats joined with commas (null when absent). */
+function fieldOf(rawHeaders: string[], name: string): string | null {
+  let value: string | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].toLowerCase() === name) value = value === null ? rawHeaders[i + 1] : `${value}, ${rawHeaders[i + 1]}`;
+  }
+  return value;
+}
+
 /** One client connection. The engine feeds it the transport's events. */
 export class H1Connection implements BodySource {
   private readonly transport: H1Transport;
@@ -92,6 +105,12 @@ export class H1Connection implements BodySource {
   private readonly parser: RequestParser;
   /** What the app is told about the client, the same for every request on the connection. */
   private readonly info: ServeInfo;
+  /** Starts a WebSocket when the app upgrades a request (it exports a `websocket` handler); else undefined. */
+  private readonly startWebSocket?: WebSocketStarter;
+  /** The request the app has upgraded: its 101 goes out once the handler has returned. */
+  private upgradeOffer?: UpgradeOffer;
+  /** The WebSocket the connection has become: every byte and event goes to it. */
+  private websocket?: WebSocketConnection;
   private readonly answerQueued = () => void this.answer();
   /** Requests parsed and not yet answered, oldest first; the first is the one being answered. */
   private readonly queue: Exchange[] = [];
@@ -119,13 +138,15 @@ export class H1Connection implements BodySource {
 
   constructor(
     transport: H1Transport, serve: ServeFunction, onError: (message: string, error: unknown) => void, limits: RequestLimits,
-    headOptions: HeadOptions,
+    headOptions: HeadOptions, startWebSocket?: WebSocketStarter,
   ) {
     this.transport = transport;
     this.headOptions = headOptions;
     this.serve = serve;
     this.onError = onError;
     this.info = { remoteAddr: transport.remoteAddr };
+    this.startWebSocket = startWebSocket;
+    if (startWebSocket) this.info = upgradableInfo(this.info, (info, options) => this.acceptUpgrade(info, options));
     this.parser = new RequestParser({
       onHead: (head) => this.onHead(head),
       onBody: (data) => this.parsing?.pushBody(data, this),
@@ -135,6 +156,10 @@ export class H1Connection implements BodySource {
 
   /** Bytes from the client. */
   onData(data: Uint8Array): void {
+    if (this.websocket) {
+      this.websocket.onData(data);
+      return;
+    }
     if (this.readClosed || this.closed) return;
     try {
       this.parser.execute(data);
@@ -155,6 +180,8 @@ export class H1Connection implements BodySource {
 
   /** The client half-closed: answer what has been read, then close. */
   onEnd(): void {
+    // A WebSocket's client that half-closes without a close frame: the connection ends (the app hears 1006).
+    if (this.websocket) return this.transport.end();
     this.readClosed = true;
     this.parsing?.fail(new MalformedBodyError('the client closed the connection before the request body ended'));
     this.parsing = undefined;
@@ -177,6 +204,7 @@ export class H1Connection implements BodySource {
     }
     this.stuckSince = undefined;
     this.releaseFlushWaiters();
+    this.websocket?.onDrain();
   }
 
   /** The transport is closed (by either side). */
@@ -191,6 +219,7 @@ export class H1Connection implements BodySource {
     this.parsing?.fail(gone);
     this.unsent = [];
     this.releaseFlushWaiters();
+    this.websocket?.onClose();
   }
 
   /**
@@ -279,7 +308,7 @@ export class H1Connection implements BodySource {
       this.resumeReading();
     }
     this.answering = false;
-    if (this.closed) return;
+    if (this.closed || this.websocket) return;
     if (!close && this.queue.length === 0 && this.pendingError) {
       const { status, message } = this.pendingError;
       this.pendingError = undefined;
@@ -314,6 +343,7 @@ export class H1Connection implements BodySource {
     const done = new Promise<void>((resolve) => (written = resolve));
     try {
       const response = await this.serve(request, this.info, done);
+      if (this.upgradeOffer) return this.switchToWebSocket(this.upgradeOffer);
       const { head } = exchange;
       let fields: AppFields;
       try {
@@ -390,6 +420,41 @@ export class H1Connection implements BodySource {
       await reader.cancel(error).catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * info.upgrade() for the request being answered: a WebSocket handshake is taken over once the handler returns
+   * (the request's head said Upgrade, so llhttp reads nothing after it).
+   */
+  private acceptUpgrade(info: UpgradedInfo, options: UpgradeOptions | undefined): boolean {
+    if (this.upgradeOffer) return true;
+    const exchange = this.queue[0];
+    if (!exchange?.head.upgrade) return false;
+    const { method, rawHeaders } = exchange.head;
+    const offer = new UpgradeOffer({ method, field: (name) => fieldOf(rawHeaders, name) });
+    if (!offer.accept(info, options)) return false;
+    this.upgradeOffer = offer;
+    return true;
+  }
+
+  /** Writes the 101 and hands the connection to a WebSocket; resolves to true (no more HTTP on it). */
+  private switchToWebSocket(offer: UpgradeOffer): boolean {
+    this.send(Buffer.from(offer.head(), 'latin1'));
+    const transport: WebSocketTransport = {
+      remoteAddress: this.transport.remoteAddr.hostname,
+      write: (data) => this.send(data),
+      bufferedAmount: () => this.unsentBytes(),
+      end: () => void this.flushed().then(() => this.transport.end()),
+      destroy: () => this.transport.destroy(),
+    };
+    this.websocket = this.startWebSocket!(transport, offer);
+    return true;
+  }
+
+  private unsentBytes(): number {
+    let bytes = 0;
+    for (const data of this.unsent) bytes += data.byteLength;
+    return bytes;
   }
 
   /** Answers with a plain-text error and `Connection: close`. */

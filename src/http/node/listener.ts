@@ -15,6 +15,9 @@ import type { FetchHandler, RemoteAddress, ServeInfo } from '../types.ts';
 import { MalformedRequestError, NodeRequest } from './request.ts';
 import { refusingOn } from './socket-refusals.ts';
 import { type SentResponse, sendResponse } from './response.ts';
+import type { NodeUpgrades } from '../../websocket/node-upgrade.ts';
+import type { UpgradableInfo } from '../../websocket/app-handler.ts';
+import { notUpgradable, upgradableInfo, UpgradeOffer } from '../../websocket/upgrade-offer.ts';
 
 /** What the adapter needs from the worker around it. */
 export interface AdapterHooks {
@@ -77,6 +80,8 @@ class Exchange {
   refused = false;
   /** The client's address from a trusted X-Forwarded-For, for the access log. */
   forwardedClient?: string;
+  /** An Upgrade request's offer to the app (when it serves WebSockets), and who completes it. */
+  upgrade?: { offer: UpgradeOffer; upgrades: NodeUpgrades };
 
   constructor(
     incoming: http.IncomingMessage, res: http.ServerResponse, hooks: AdapterHooks, bodyLimit: number, awaitsContinue: boolean,
@@ -139,8 +144,24 @@ class Exchange {
     return errorResponse(500, 'Internal Server Error');
   }
 
+  /** The handler's info for an Upgrade request, with upgrade() (see src/websocket/node-upgrade.ts). */
+  offerUpgrade(upgrades: NodeUpgrades, info: ServeInfo): ServeInfo {
+    const { incoming } = this;
+    const offer = new UpgradeOffer({ method: incoming.method ?? '', field: headerGetter((name) => incoming.headers[name]).get });
+    this.upgrade = { offer, upgrades };
+    return upgradableInfo(info, (upgraded, options) => offer.accept(upgraded, options));
+  }
+
+  /** The app upgraded the request: what it returned is dropped (as Bun's server.upgrade asks), the 101 goes out. */
+  switchProtocols(value: unknown, offer: UpgradeOffer, upgrades: NodeUpgrades): void {
+    if (isResponse(value)) value.body?.cancel().catch(() => {});
+    upgrades.start(this.incoming, this.res, offer);
+    this.closed();
+  }
+
   /** Writes the handler's answer (a 500 if it is not a Response). */
   send(value: unknown): void {
+    if (this.upgrade?.offer.key !== undefined) return this.switchProtocols(value, this.upgrade.offer, this.upgrade.upgrades);
     const response = isResponse(value) ? value : this.failed(notAResponse(value));
     try {
       sendResponse(response, this.incoming, this.res, this.refused || this.hooks.shouldCloseConnection(), this.serverHeader, this.sent)
@@ -190,6 +211,8 @@ export interface AdapterOptions {
   serverHeader?: string | null;
   /** --request-timeout, when on. */
   deadlines?: RequestDeadlines;
+  /** WebSocket upgrades, when the app exports a `websocket` handler: Upgrade requests' info gets upgrade(). */
+  upgrades?: NodeUpgrades;
 }
 
 /**
@@ -221,7 +244,7 @@ export type FetchRequestListener = (incoming: http.IncomingMessage, res: http.Se
  * Request then sends `100 Continue` when the handler first reads the body, so a handler can refuse without it.
  */
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): FetchRequestListener {
-  const { answerAfterParse = false, limits, forwarding, serverHeader = null, deadlines } = options;
+  const { answerAfterParse = false, limits, forwarding, serverHeader = null, deadlines, upgrades } = options;
   return (incoming, res, awaitsContinue = false) => {
     hooks.onRequestStart(incoming);
     const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0, awaitsContinue, serverHeader);
@@ -237,7 +260,13 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
     }
     let result: Response | Promise<Response>;
     try {
-      const info = forwarding ? forwardedInfo(exchange, forwarding) : serveInfoFor(incoming.socket);
+      let info = forwarding ? forwardedInfo(exchange, forwarding) : serveInfoFor(incoming.socket);
+      // node:http marks the requests it hands to the 'upgrade' event (`upgrade` is missing from its typings); the
+      // others' info answers upgrade() with false, as on every engine.
+      if (upgrades) {
+        if ((incoming as { upgrade?: boolean }).upgrade) info = exchange.offerUpgrade(upgrades, info);
+        else (info as UpgradableInfo).upgrade = notUpgradable;
+      }
       result = handler(NodeRequest.forHandler(exchange.request), info);
     } catch (error) {
       exchange.send(exchange.failed(error));
