@@ -9,11 +9,17 @@ import http from 'node:http';
 import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
 import { ForwardingPolicy } from '../http/forwarded.ts';
+import { http2HeadViolation } from '../http/http2-head-policy.ts';
+import { type CleartextProtocols, cleartextProtocols } from '../http/http-protocols.ts';
 import { requestLimitsOf } from '../http/limits.ts';
+import { routeHttp2Prefaces } from '../http/node/h2c-gate.ts';
+import { Http2Connections, http2OptionsOf } from '../http/node/http2-server.ts';
+import type { AdapterHooks, AdapterOptions } from '../http/node/listener.ts';
 import { createClientErrorListener, createConnectListener } from '../http/node/socket-refusals.ts';
 import { createRequestListener, type FetchRequestListener } from '../http/node-fetch-adapter.ts';
 import { readProxyHeadersFirst } from '../http/node/proxy-gate.ts';
 import { requestDeadlinesOf } from '../http/request-deadlines.ts';
+import { parsePeerList } from '../http/trusted-peers.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
 import { durationsOf } from '../settings.ts';
@@ -39,13 +45,18 @@ class NodeHttpEngine implements ServingEngine {
   private readonly continueListener: http.RequestListener;
   private readonly clientErrorListener: ReturnType<typeof createClientErrorListener>;
   private readonly connectListener: ReturnType<typeof createConnectListener>;
+  /** What the plain sockets serve (--http-protocols). */
+  private readonly protocols: CleartextProtocols;
+  /** The HTTP/2 server, with h2c on. */
+  private readonly http2?: Http2Connections;
 
   constructor(context: EngineContext) {
     const { handler, logger, hooks, settings, runtime } = context;
     this.context = context;
+    this.protocols = cleartextProtocols(settings.httpProtocols);
     const { keepAliveMs, headerTimeoutMs, requestTimeoutMs, writeTimeoutMs } = durationsOf(settings);
     this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger);
-    this.requestListener = this.tracker.admitting(createRequestListener(handler, {
+    const adapterHooks: AdapterHooks = {
       logger,
       shouldCloseConnection: hooks.shouldCloseConnection,
       onRequestStart: (incoming) => {
@@ -56,13 +67,19 @@ class NodeHttpEngine implements ServingEngine {
         this.tracker.requestDone(incoming.socket);
         hooks.onRequestDone(entry);
       },
-    }, {
+    };
+    const adapterOptions: AdapterOptions = {
       answerAfterParse: runtime.nodeHttpAnswersAfterParse,
       limits: requestLimitsOf(settings),
       forwarding: new ForwardingPolicy(settings),
       serverHeader: settings.serverHeader,
       deadlines: requestDeadlinesOf(requestTimeoutMs, logger),
-    }));
+    };
+    this.requestListener = this.tracker.admitting(createRequestListener(handler, adapterHooks, adapterOptions));
+    this.http2 = this.protocols.h2c ? new Http2Connections(createRequestListener(handler, adapterHooks, {
+      ...adapterOptions,
+      headRules: (incoming, method) => http2HeadViolation(method, incoming.rawHeaders),
+    }), http2OptionsOf(settings, adapterOptions.limits!), logger) : undefined;
     this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
     this.clientErrorListener = createClientErrorListener(logger);
     this.connectListener = createConnectListener(logger);
@@ -81,6 +98,8 @@ class NodeHttpEngine implements ServingEngine {
       server.on('checkExpectation', this.requestListener);
       server.on('clientError', this.clientErrorListener);
       server.on('connect', this.connectListener);
+      // Before the PROXY header reader, which then hands it the connections.
+      this.routeHttp2(server);
       readProxyHeadersFirst(server, settings, logger);
       // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
       server.keepAliveTimeout = 0;
@@ -91,11 +110,25 @@ class NodeHttpEngine implements ServingEngine {
     }
   }
 
+  /** With h2c on (or h1 off), checks each connection's first bytes for the HTTP/2 preface. */
+  private routeHttp2(server: http.Server): void {
+    const { protocols, http2 } = this;
+    if (!http2) {
+      if (!protocols.h1) throw new Error('--http-protocols: no protocol this engine serves on a plain socket (h1, h2c)');
+      return;
+    }
+    const { settings, logger } = this.context;
+    // parsePeerList is the setting's own validator: the list is valid here.
+    const trusted = parsePeerList(settings.forwardedAllowIps, '--forwarded-allow-ips');
+    routeHttp2Prefaces(server, { protocols, trusted, http2, logger });
+  }
+
   stopAccepting(): void {
     for (const listener of this.listeners) listener.close();
   }
 
   drain(): Promise<void> {
+    this.http2?.drain();
     return new Promise((resolve) => this.tracker.drain(resolve));
   }
 }
