@@ -141,13 +141,17 @@ for (const target of TEST_TARGETS) {
 
     it('applies the request limits to streams', async () => {
       const args = ['-b', '127.0.0.1:0', ...H2C, '--limit-request-fields', '10', '--limit-request-field_size', '200',
-        '--http2-max-header-list-size', '1200', APP];
+        '--limit-request-body', '1000', '--http2-max-header-list-size', '1200', APP];
       await withRunningServer(Server.start(target, args), async (server) => {
         const session = connect(server.url);
         try {
           const many = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`x-field-${i}`, 'v']));
           assert.equal((await request(session, { ':path': '/many', ...many })).status, 431);
           assert.equal((await request(session, { ':path': '/large', 'x-large': 'v'.repeat(300) })).status, 431);
+          // A body past --limit-request-body, declared or not.
+          const body = 'b'.repeat(2000);
+          assert.equal((await request(session, { ':method': 'POST', ':path': '/declared', 'content-length': '2000' }, body)).status, 413);
+          assert.equal((await request(session, { ':method': 'POST', ':path': '/streamed' }, body)).status, 413);
           // Past --http2-max-header-list-size the stream is refused before it reaches the limits (a reset or a 431);
           // Deno.serve's HTTP/2 settings cannot be configured.
           const huge = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`x-huge-${i}`, 'v'.repeat(150)]));
