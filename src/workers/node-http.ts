@@ -110,13 +110,13 @@ class NodeHttpEngine implements ServingEngine {
     }
   }
 
-  /** With h2c on (or h1 off), checks each connection's first bytes for the HTTP/2 preface. */
+  /**
+   * With h2c on, checks each connection's first bytes for the HTTP/2 preface (without h1 and h2c the master
+   * refuses to start).
+   */
   private routeHttp2(server: http.Server): void {
     const { protocols, http2 } = this;
-    if (!http2) {
-      if (!protocols.h1) throw new Error('--http-protocols: no protocol this engine serves on a plain socket (h1, h2c)');
-      return;
-    }
+    if (!http2) return;
     const { settings, logger } = this.context;
     // parsePeerList is the setting's own validator: the list is valid here.
     const trusted = parsePeerList(settings.forwardedAllowIps, '--forwarded-allow-ips');
