@@ -176,6 +176,20 @@ for (const target of TEST_TARGETS) {
       });
     });
 
+    it('counts each stream as a request for --max-requests: the retiring worker sends GOAWAY', async () => {
+      await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', ...H2C, '--max-requests', '5', APP]), async (server) => {
+        const session = connect(server.url);
+        try {
+          const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+          for (let i = 0; i < 5; i++) assert.equal((await request(session, { ':path': `/n${i}` })).status, 200);
+          await goaway;
+        } finally {
+          session.destroy();
+        }
+        await server.waitForLine(/Autorestarting worker after current request/);
+      });
+    });
+
     it('sends GOAWAY on TERM and lets the open streams finish', async () => {
       await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', ...H2C, '--graceful-timeout', '20', APP]), async (server) => {
         const session = connect(server.url);
