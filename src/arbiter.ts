@@ -34,6 +34,7 @@ import { spawnNewMaster, takeUpgradeHandoff, type UpgradeHandoff } from './upgra
 import { VERSION } from './version.ts';
 import { WorkerHandle } from './worker-handle.ts';
 import { ENGINES } from './workers/index.ts';
+import { protocolsProblem } from './workers/protocols.ts';
 
 interface StopState {
   graceful: boolean;
@@ -247,6 +248,8 @@ export class Arbiter implements ControlledMaster {
         `${privilegedPorts(settings.bind).join(', ')} themselves (below net.ipv4.ip_unprivileged_port_start); ` +
         'use --no-reuse-port, whose master binds them');
     }
+    const unservable = protocolsProblem(settings, this.runtime, wanted);
+    if (unservable) throw new ConfigError(unservable);
     return wanted;
   }
 
@@ -694,6 +697,11 @@ export class Arbiter implements ControlledMaster {
     if (this.listeners.some((listener) => listener.reusePort) && this.proxyHeadersUnread(next)) {
       this.logger.warning('Reload: reuse-port mode cannot read PROXY headers; keeping --proxy-protocol off');
       next.proxyProtocol = 'off';
+    }
+    const unservable = protocolsProblem(next, this.runtime, this.listeners.some((listener) => listener.reusePort));
+    if (unservable) {
+      this.logger.warning(`Reload: ${unservable}; keeping --http-protocols ${this.settings.httpProtocols}`);
+      next.httpProtocols = this.settings.httpProtocols;
     }
     this.applyEnv(this.settings.env, next.env);
     this.keepControlSocket(next);

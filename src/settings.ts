@@ -5,6 +5,7 @@
 import { parseAddress, parseBind } from './address.ts';
 import { ConfigError } from './errors.ts';
 import type { HookName, HookSettings } from './hooks.ts';
+import { parseHttpProtocols } from './http/http-protocols.ts';
 import { parsePeerList } from './http/trusted-peers.ts';
 import { isValidFieldValue } from './http/response-policy.ts';
 import { lookupGroup, lookupUser } from './passwd.ts';
@@ -111,6 +112,11 @@ export interface Settings extends HookSettings {
   secureSchemeHeaders: string[];
   proxyProtocol: ProxyProtocolMode;
   proxyAllowIps: string;
+  httpProtocols: string;
+  http2MaxConcurrentStreams: number;
+  http2InitialWindowSize: number;
+  http2MaxFrameSize: number;
+  http2MaxHeaderListSize: number;
   checkConfig: boolean;
   printConfig: boolean;
 }
@@ -175,6 +181,20 @@ function checkStatsdText(flag: string, forbidden: string) {
 /** A server hook's row: a function, set in a config file or serve()'s options only (README, "Server hooks"). */
 function hookRow(name: HookName, doc: string): SettingSpec {
   return { name, type: 'function', nullable: true, default: null, doc: `Server hook. ${doc}` };
+}
+
+/** The largest value of an HTTP/2 setting (RFC 9113 section 6.5.2): 32 bits. */
+const MAX_UINT32 = 2 ** 32 - 1;
+/** The largest HTTP/2 flow-control window (RFC 9113 section 6.9.1). */
+const MAX_WINDOW_SIZE = 2 ** 31 - 1;
+/** The largest HTTP/2 frame payload (RFC 9113 section 6.5.2). */
+const MAX_FRAME_SIZE = 2 ** 24 - 1;
+
+/** A validator refusing numbers above `max`, for a setting whose minimum the row's `min` checks. */
+function atMost(flag: string, max: number): (value: number) => void {
+  return (value) => {
+    if (value > max) throw new ConfigError(`invalid value ${value} for ${flag}: expected at most ${max}`);
+  };
 }
 
 /** Every setting, in the order `--help`, `--print-config` and the README show them. */
@@ -460,6 +480,34 @@ export const SETTINGS: readonly SettingSpec[] = [
   hookRow('workerExit', 'Worker, as it exits: `({ pid, settings }, worker)`.'),
   hookRow('nworkersChanged', 'Master, when the number of workers to run changes: `(arbiter, count, previous)`.'),
   hookRow('onExit', 'Master, just before it exits; awaited: `(arbiter)`.'),
+  {
+    name: 'httpProtocols', flag: 'http-protocols', type: 'string', default: 'h1', meta: 'LIST',
+    validate: (list: string) => void parseHttpProtocols(list),
+    doc: 'HTTP versions to serve, comma-separated: h1 (HTTP/1.1), h2 (HTTP/2 by ALPN, over TLS only), h2c (HTTP/2 ' +
+      'with prior knowledge on a plain socket, from --forwarded-allow-ips peers only; another peer gets 400). ' +
+      'Not every engine can serve HTTP/2 (README, "HTTP/2").',
+  },
+  {
+    name: 'http2MaxConcurrentStreams', flag: 'http2-max-concurrent-streams', type: 'int', min: 1,
+    validate: atMost('--http2-max-concurrent-streams', MAX_UINT32), default: 100, meta: 'INT',
+    doc: 'Most streams (requests) an HTTP/2 client may have open at once on one connection.',
+  },
+  {
+    name: 'http2InitialWindowSize', flag: 'http2-initial-window-size', type: 'int', min: 0,
+    validate: atMost('--http2-initial-window-size', MAX_WINDOW_SIZE), default: 65535, meta: 'BYTES',
+    doc: 'HTTP/2 flow-control window of each stream: request body bytes a client may send before the app reads them.',
+  },
+  {
+    name: 'http2MaxFrameSize', flag: 'http2-max-frame-size', type: 'int', min: 16384,
+    validate: atMost('--http2-max-frame-size', MAX_FRAME_SIZE), default: 16384,
+    meta: 'BYTES', doc: 'Largest HTTP/2 frame payload the server accepts (16384-16777215).',
+  },
+  {
+    name: 'http2MaxHeaderListSize', flag: 'http2-max-header-list-size', type: 'int', min: 0,
+    validate: atMost('--http2-max-header-list-size', MAX_UINT32), default: 65536, meta: 'BYTES',
+    doc: 'Largest HTTP/2 header list (names, values and 32 bytes per field, decoded) a request may have; a larger ' +
+      'one is refused before it reaches the limits of --limit-request-field_size (0 = no limit of its own).',
+  },
   {
     name: 'checkConfig', flag: 'check-config', type: 'boolean', default: false,
     doc: 'Check the configuration and that the app loads, then exit 0 (good) or 1 (bad).',

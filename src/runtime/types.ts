@@ -103,6 +103,11 @@ export interface Runtime {
    * on a hello-world app), on Node 20 about 4% more.
    */
   readonly nodeHttpAnswersAfterParse: boolean;
+  /**
+   * Why node:http2 cannot serve HTTP/2 in the node-http engine here (h2c), or absent where it can (README,
+   * "HTTP/2").
+   */
+  readonly nodeHttp2Unsupported?: string;
   /** Lets `import()` load TypeScript modules (apps, config files) where the runtime cannot by itself. */
   enableTypeScriptImports(): Promise<void>;
   /** Imports a module file where `import(url)` cannot (Node's executables); absent where import() always can. */

@@ -9,11 +9,17 @@ import http from 'node:http';
 import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
 import { ForwardingPolicy } from '../http/forwarded.ts';
+import { http2HeadViolation } from '../http/http2-head-policy.ts';
+import { type CleartextProtocols, cleartextProtocols } from '../http/http-protocols.ts';
 import { requestLimitsOf } from '../http/limits.ts';
+import { routeHttp2Prefaces } from '../http/node/h2c-gate.ts';
+import { Http2Connections, http2OptionsOf } from '../http/node/http2-server.ts';
+import type { AdapterHooks, AdapterOptions } from '../http/node/listener.ts';
 import { createClientErrorListener, createConnectListener } from '../http/node/socket-refusals.ts';
 import { createRequestListener, type FetchRequestListener } from '../http/node-fetch-adapter.ts';
 import { readProxyHeadersFirst } from '../http/node/proxy-gate.ts';
 import { requestDeadlinesOf } from '../http/request-deadlines.ts';
+import { parsePeerList } from '../http/trusted-peers.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
 import { durationsOf } from '../settings.ts';
@@ -42,6 +48,10 @@ class NodeHttpEngine implements ServingEngine {
   private readonly continueListener: http.RequestListener;
   private readonly clientErrorListener: ReturnType<typeof createClientErrorListener>;
   private readonly connectListener: ReturnType<typeof createConnectListener>;
+  /** What the plain sockets serve (--http-protocols). */
+  private readonly protocols: CleartextProtocols;
+  /** The HTTP/2 server, with h2c on. */
+  private readonly http2?: Http2Connections;
   private readonly webSockets = new WebSocketSessions();
   /** Undefined when the app exports no `websocket` handler: node:http then answers Upgrade requests as any other. */
   private readonly upgrades?: NodeUpgrades;
@@ -49,12 +59,13 @@ class NodeHttpEngine implements ServingEngine {
   constructor(context: EngineContext) {
     const { handler, logger, hooks, settings, runtime, websocket } = context;
     this.context = context;
+    this.protocols = cleartextProtocols(settings.httpProtocols);
     const { keepAliveMs, headerTimeoutMs, requestTimeoutMs, writeTimeoutMs } = durationsOf(settings);
     this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger);
     // An upgraded socket stays busy for the tracker (no keep-alive timeout, the write timeout applies) until it closes.
     this.upgrades = websocket && new NodeUpgrades(
       webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets), (socket) => this.tracker.requestStarted(socket));
-    this.requestListener = this.tracker.admitting(createRequestListener(handler, {
+    const adapterHooks: AdapterHooks = {
       logger,
       shouldCloseConnection: hooks.shouldCloseConnection,
       timed: hooks.timed,
@@ -66,14 +77,19 @@ class NodeHttpEngine implements ServingEngine {
         this.tracker.requestDone(incoming.socket);
         hooks.onRequestDone(entry, incoming.method!, status, startedAt);
       },
-    }, {
+    };
+    const adapterOptions: AdapterOptions = {
       answerAfterParse: runtime.nodeHttpAnswersAfterParse,
       limits: requestLimitsOf(settings),
       forwarding: new ForwardingPolicy(settings),
       serverHeader: settings.serverHeader,
       deadlines: requestDeadlinesOf(requestTimeoutMs, logger),
-      upgrades: this.upgrades,
-    }));
+    };
+    this.requestListener = this.tracker.admitting(createRequestListener(handler, adapterHooks, { ...adapterOptions, upgrades: this.upgrades }));
+    this.http2 = this.protocols.h2c ? new Http2Connections(createRequestListener(handler, adapterHooks, {
+      ...adapterOptions,
+      headRules: (incoming, method) => http2HeadViolation(method, incoming.rawHeaders),
+    }), http2OptionsOf(settings, adapterOptions.limits!), logger) : undefined;
     this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
     this.clientErrorListener = createClientErrorListener(logger);
     this.connectListener = createConnectListener(logger);
@@ -92,6 +108,8 @@ class NodeHttpEngine implements ServingEngine {
       server.on('checkExpectation', this.requestListener);
       server.on('clientError', this.clientErrorListener);
       server.on('connect', this.connectListener);
+      // Before the PROXY header reader, which then hands it the connections.
+      this.routeHttp2(server);
       readProxyHeadersFirst(server, settings, logger);
       this.upgrades?.listen(server, this.requestListener);
       // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
@@ -103,13 +121,27 @@ class NodeHttpEngine implements ServingEngine {
     }
   }
 
+  /**
+   * With h2c on, checks each connection's first bytes for the HTTP/2 preface (without h1 and h2c the master
+   * refuses to start).
+   */
+  private routeHttp2(server: http.Server): void {
+    const { protocols, http2 } = this;
+    if (!http2) return;
+    const { settings, logger } = this.context;
+    // parsePeerList is the setting's own validator: the list is valid here.
+    const trusted = parsePeerList(settings.forwardedAllowIps, '--forwarded-allow-ips');
+    routeHttp2Prefaces(server, { protocols, trusted, http2, logger });
+  }
+
   stopAccepting(): void {
     for (const listener of this.listeners) listener.close();
   }
 
-  /** An upgraded connection is busy until its WebSocket closes: each gets close 1001 first. */
+  /** An upgraded connection is busy until its WebSocket closes: each gets close 1001 first. HTTP/2 sessions get GOAWAY. */
   drain(): Promise<void> {
     void this.webSockets.drain();
+    this.http2?.drain();
     return new Promise((resolve) => this.tracker.drain(resolve));
   }
 }

@@ -7,7 +7,7 @@ import type http from 'node:http';
 import { type AccessEntry, invalidRequestLine, type Logger } from '../../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
 import { ForwardedHeaderError, type ForwardingPolicy } from '../forwarded.ts';
-import { MalformedBodyError, headPolicyViolation } from '../head-policy.ts';
+import { MalformedBodyError, headPolicyViolation, type PolicyViolation } from '../head-policy.ts';
 import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
 import { InvalidResponseFieldError } from '../response-policy.ts';
 import { type RequestDeadlines, timeoutResponse } from '../request-deadlines.ts';
@@ -213,7 +213,16 @@ export interface AdapterOptions {
   deadlines?: RequestDeadlines;
   /** WebSocket upgrades, when the app exports a `websocket` handler: Upgrade requests' info gets upgrade(). */
   upgrades?: NodeUpgrades;
+  /** The head rules of the requests' protocol: HTTP/1.1's (src/http/head-policy.ts) unless given. */
+  headRules?: HeadRules;
 }
+
+/** The head rules of a protocol: checks a request's head (method, target, fields) beyond the limits. */
+export type HeadRules = (incoming: http.IncomingMessage, method: string, target: string) => PolicyViolation | undefined;
+
+/** HTTP/1.1's head rules. */
+const http1HeadRules: HeadRules = (incoming, method, target) =>
+  headPolicyViolation(method, target, incoming.httpVersionMajor, incoming.httpVersionMinor, incoming.rawHeaders);
 
 /**
  * The handler's second argument, after following a trusted peer's forwarding headers (which may set the
@@ -244,7 +253,7 @@ export type FetchRequestListener = (incoming: http.IncomingMessage, res: http.Se
  * Request then sends `100 Continue` when the handler first reads the body, so a handler can refuse without it.
  */
 export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions = {}): FetchRequestListener {
-  const { answerAfterParse = false, limits, forwarding, serverHeader = null, deadlines, upgrades } = options;
+  const { answerAfterParse = false, limits, forwarding, serverHeader = null, deadlines, upgrades, headRules = http1HeadRules } = options;
   return (incoming, res, awaitsContinue = false) => {
     hooks.onRequestStart(incoming);
     const exchange = new Exchange(incoming, res, hooks, limits?.body ?? 0, awaitsContinue, serverHeader);
@@ -253,7 +262,7 @@ export function createRequestListener(handler: FetchHandler, hooks: AdapterHooks
     const target = incoming.url ?? '';
     // The limits first, as Gunicorn checks them while it reads the head.
     const violation = (limits && rawHeadViolation(limits, method, target, incoming.rawHeaders))
-      || headPolicyViolation(method, target, incoming.httpVersionMajor, incoming.httpVersionMinor, incoming.rawHeaders);
+      || headRules(incoming, method, target);
     if (violation) {
       exchange.send(exchange.refuse(violation.status, violation.reason));
       return;

@@ -17,11 +17,15 @@ const NativeRequest = globalThis.Request;
 /** Thrown when a request's target, Host or headers cannot make a Fetch Request; the client gets a 400. */
 export class MalformedRequestError extends TypeError {}
 
-/** Whether the request carries a body: HTTP/1.1 announces one with Content-Length or Transfer-Encoding. */
+/**
+ * Whether the request carries a body: HTTP/1.1 announces one with Content-Length or Transfer-Encoding; an HTTP/2
+ * stream has one unless its HEADERS frame ended it (the `stream` of node:http2's compatibility request).
+ */
 function hasBody(incoming: http.IncomingMessage): boolean {
   const { method, headers } = incoming;
   if (method === 'GET' || method === 'HEAD') return false;
-  return headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
+  return headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined ||
+    (incoming as { stream?: { endAfterHeaders: boolean } }).stream?.endAfterHeaders === false;
 }
 
 /** The request's URL as the client sent it (absolute-form, or Host and path), not yet parsed. */
