@@ -6,7 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RemoteAddress, ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
+import { tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
+import { type BunTlsOptions, bunTlsOptions } from './_bun-tls.ts';
 import { nativeHandler, nativeStopDelayMs, type NativeServerRules } from './_native.ts';
 
 /**
@@ -43,6 +45,7 @@ interface BunServe {
     port: number;
     reusePort: boolean;
     idleTimeout: number;
+    tls?: BunTlsOptions;
     fetch(request: Request, server: BunServer): Response | Promise<Response>;
   }): BunServer;
 }
@@ -80,6 +83,7 @@ class BunServeEngine implements ServingEngine {
   async listen(sockets: WorkerSocket[]): Promise<void> {
     const handle = nativeHandler(this.context, BUN_SERVE_RULES);
     const keepAliveS = Math.ceil(durationsOf(this.context.settings).keepAliveMs / 1000);
+    const tls = tlsOptionsFrom(this.context.settings);
     for (const socket of sockets) {
       if (socket.kind !== 'reuse-port') throw new Error('Bun.serve cannot serve an inherited fd');
       this.servers.push(Bun.serve({
@@ -87,6 +91,7 @@ class BunServeEngine implements ServingEngine {
         port: socket.address.port,
         reusePort: true,
         idleTimeout: Math.min(Math.max(keepAliveS, 1), MAX_IDLE_TIMEOUT_S),
+        ...(tls ? { tls: bunTlsOptions(tls) } : {}),
         fetch(request, server) {
           // Bun's idleTimeout would also cut a slow handler or a pause in a streamed body: requests are bounded by
           // the worker's --timeout instead. The connection keeps no idle timeout afterwards (README).

@@ -13,10 +13,12 @@ import { requestLimitsOf } from '../http/limits.ts';
 import { createClientErrorListener, createConnectListener } from '../http/node/socket-refusals.ts';
 import { createRequestListener, type FetchRequestListener } from '../http/node-fetch-adapter.ts';
 import { readProxyHeadersFirst } from '../http/node/proxy-gate.ts';
+import { handshakeFirst } from '../http/node/tls-handshakes.ts';
 import { requestDeadlinesOf } from '../http/request-deadlines.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
 import { durationsOf } from '../settings.ts';
+import { type TlsOptions, tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 
 /** Listens on an address with SO_REUSEPORT; closing stops accepting and leaves the connections to the tracker. */
@@ -39,6 +41,8 @@ class NodeHttpEngine implements ServingEngine {
   private readonly continueListener: http.RequestListener;
   private readonly clientErrorListener: ReturnType<typeof createClientErrorListener>;
   private readonly connectListener: ReturnType<typeof createConnectListener>;
+  /** The TLS the connections speak (read from the files at boot), or undefined for plain HTTP. */
+  private readonly tls?: TlsOptions;
 
   constructor(context: EngineContext) {
     const { handler, logger, hooks, settings, runtime } = context;
@@ -66,6 +70,7 @@ class NodeHttpEngine implements ServingEngine {
     this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
     this.clientErrorListener = createClientErrorListener(logger);
     this.connectListener = createConnectListener(logger);
+    this.tls = tlsOptionsFrom(settings);
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
@@ -85,6 +90,7 @@ class NodeHttpEngine implements ServingEngine {
       // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
       server.keepAliveTimeout = 0;
       this.tracker.track(server);
+      if (this.tls) handshakeFirst(server, this.tls, durationsOf(settings).headerTimeoutMs, logger);
       this.listeners.push(socket.kind === 'fd'
         ? await runtime.listenOnFd(server, socket.fd, settings.backlog)
         : await listenWithReusePort(server, socket.address, settings.backlog));

@@ -32,7 +32,9 @@ function unparsedUrlOf(incoming: http.IncomingMessage): string {
     if (absolute !== undefined) return absolute;
   }
   const path = target.startsWith('/') ? target : `/${target}`;
-  return `http://${incoming.headers.host ?? 'localhost'}${path}`;
+  // A TLS connection's socket (node:tls) says `encrypted`.
+  const scheme = (incoming.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  return `${scheme}://${incoming.headers.host ?? 'localhost'}${path}`;
 }
 
 function urlOf(incoming: http.IncomingMessage): string {

@@ -1,0 +1,189 @@
+// TLS under node, deno and bun, every engine: https with a certificate the test makes (openssl), request.url
+// https, client certificates required and optional where the engine can (else a one-line refusal at start), bad
+// certificate files refused at start, and a HUP serving renewed certificate files.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+import { fixture, runCli, Server, TEST_TARGETS, type TestTarget, tempDir, waitFor, withRunningServer } from './helpers.ts';
+
+const LOCAL = ['-b', '127.0.0.1:0'];
+
+/** The PEM files the tests use, made once with openssl in a temporary folder. */
+interface Pems {
+  dir: string;
+  ca: string;
+  /** Server certificates for 127.0.0.1 signed by the CA, CN `one` and `two`, and their keys. */
+  oneCert: string;
+  oneKey: string;
+  twoCert: string;
+  twoKey: string;
+  /** A client certificate signed by the CA, and one self-signed (not by the CA). */
+  clientCert: string;
+  clientKey: string;
+  strangerCert: string;
+  strangerKey: string;
+}
+
+function openssl(dir: string, args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore', timeout: 20000 });
+}
+
+/** An EC key and a certificate named `name`, signed by the CA (or self-signed), with `extension` lines. */
+function makeCertificate(dir: string, name: string, signed: boolean, extension?: string): void {
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`];
+  if (!signed) {
+    openssl(dir, ['req', '-x509', ...key, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`]);
+    return;
+  }
+  openssl(dir, ['req', ...key, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+  const extra = extension ? ['-extfile', `${name}.ext`] : [];
+  if (extension) fs.writeFileSync(path.join(dir, `${name}.ext`), `${extension}\n`);
+  openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...extra]);
+}
+
+function makePems(): Pems {
+  const dir = tempDir();
+  makeCertificate(dir, 'ca', false);
+  for (const name of ['one', 'two']) makeCertificate(dir, name, true, 'subjectAltName=IP:127.0.0.1');
+  makeCertificate(dir, 'client', true);
+  makeCertificate(dir, 'stranger', false);
+  const file = (name: string) => path.join(dir, name);
+  return {
+    dir, ca: file('ca.pem'), oneCert: file('one.pem'), oneKey: file('one.key'), twoCert: file('two.pem'), twoKey: file('two.key'),
+    clientCert: file('client.pem'), clientKey: file('client.key'), strangerCert: file('stranger.pem'), strangerKey: file('stranger.key'),
+  };
+}
+
+/** What one https request got: the status, the body and the CN of the server's certificate. */
+interface HttpsReply {
+  status: number;
+  body: string;
+  serverName: string;
+}
+
+/** One GET over a fresh TLS connection, trusting only the test CA, with a client certificate if given (bounded). */
+function httpsGet(url: string, ca: string, client?: { cert: string; key: string }): Promise<HttpsReply> {
+  return new Promise((resolve, reject) => {
+    const request = https.get(url, {
+      ca: fs.readFileSync(ca),
+      agent: false,
+      ...(client ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {}),
+    }, (response) => {
+      const serverName = String((response.socket as TLSSocket).getPeerCertificate().subject?.CN);
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode!, body, serverName }));
+      response.on('error', reject);
+    });
+    request.setTimeout(10000, () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+  });
+}
+
+/** Whether a target can ask for client certificates (README, "TLS"): not Deno's servers. */
+const verifiesClientCertificates = (target: TestTarget) => target.runtime !== 'deno';
+/** Whether it can also refuse a bad one while serving clients without one: not Bun.serve. */
+const verifiesOptionalCertificates = (target: TestTarget) =>
+  verifiesClientCertificates(target) && !(target.runtime === 'bun' && target.mode === 'reuse-port');
+
+describe('TLS', () => {
+  let pems: Pems;
+  before(() => {
+    pems = makePems();
+  });
+  after(() => fs.rmSync(pems.dir, { recursive: true, force: true }));
+  const tlsArgs = () => ['--certfile', pems.oneCert, '--keyfile', pems.oneKey];
+
+  for (const target of TEST_TARGETS) {
+    describe(target.name, () => {
+      it('serves https, and request.url is https', async () => {
+        await withRunningServer(Server.start(target, [...LOCAL, ...tlsArgs(), fixture('app.ts')]), async (server) => {
+          assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+          const reply = await httpsGet(`${server.url}/info`, pems.ca);
+          assert.equal(reply.status, 200);
+          assert.equal(reply.serverName, 'one');
+          assert.equal(JSON.parse(reply.body).url, `${server.url}/info`);
+          // A plain HTTP client does not get an answer it could read as HTTP.
+          await assert.rejects(fetch(`${server.url.replace('https:', 'http:')}/`, { signal: AbortSignal.timeout(10000) }));
+        });
+      });
+
+      it('--cert-reqs 2: a client without a certificate from --ca-certs is refused', async () => {
+        const args = [...LOCAL, ...tlsArgs(), '--ca-certs', pems.ca, '--cert-reqs', '2', fixture('app.ts')];
+        if (!verifiesClientCertificates(target)) {
+          const result = await runCli(target, args);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--cert-reqs 2: .*cannot/);
+          return;
+        }
+        await withRunningServer(Server.start(target, args), async (server) => {
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca));
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { cert: pems.strangerCert, key: pems.strangerKey }));
+          const reply = await httpsGet(`${server.url}/`, pems.ca, { cert: pems.clientCert, key: pems.clientKey });
+          assert.equal(reply.status, 200);
+          assert.ok(server.liveWorkers().length === 1, 'the refused handshakes cost no worker');
+        });
+      });
+
+      it('--cert-reqs 1: clients with no certificate or a valid one are served, one that does not verify is refused', async () => {
+        const args = [...LOCAL, ...tlsArgs(), '--ca-certs', pems.ca, '--cert-reqs', '1', fixture('app.ts')];
+        if (!verifiesOptionalCertificates(target)) {
+          const result = await runCli(target, args);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--cert-reqs 1: /);
+          return;
+        }
+        await withRunningServer(Server.start(target, args), async (server) => {
+          assert.equal((await httpsGet(`${server.url}/`, pems.ca)).status, 200);
+          assert.equal((await httpsGet(`${server.url}/`, pems.ca, { cert: pems.clientCert, key: pems.clientKey })).status, 200);
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { cert: pems.strangerCert, key: pems.strangerKey }));
+        });
+      });
+
+      it('a HUP serves the certificate files as they are now', async () => {
+        const dir = tempDir();
+        const cert = path.join(dir, 'cert.pem');
+        const key = path.join(dir, 'key.pem');
+        fs.copyFileSync(pems.oneCert, cert);
+        fs.copyFileSync(pems.oneKey, key);
+        try {
+          await withRunningServer(Server.start(target, [...LOCAL, '--certfile', cert, '--keyfile', key, fixture('app.ts')]), async (server) => {
+            assert.equal((await httpsGet(`${server.url}/`, pems.ca)).serverName, 'one');
+            const before = server.liveWorkers();
+            fs.copyFileSync(pems.twoCert, cert);
+            fs.copyFileSync(pems.twoKey, key);
+            server.signal('SIGHUP');
+            await waitFor('a new worker in place of the old one', () => {
+              const live = server.liveWorkers();
+              return live.length === 1 && !before.includes(live[0]) ? live : undefined;
+            }, 20000);
+            assert.equal((await httpsGet(`${server.url}/`, pems.ca)).serverName, 'two');
+          });
+        } finally {
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    });
+  }
+
+  for (const runtime of new Set(TEST_TARGETS.map((target) => target.runtime))) {
+    it(`${runtime}: a key that is not the certificate's, or a missing file, fails at start with one line and exit 1`, async () => {
+      const mismatched = await runCli(runtime, [...LOCAL, '--certfile', pems.oneCert, '--keyfile', pems.twoKey, fixture('app.ts')]);
+      assert.equal(mismatched.code, 1);
+      const lines = mismatched.stderr.trim().split('\n').filter((line) => /ERROR|error/.test(line));
+      assert.equal(lines.length, 1, mismatched.stderr);
+      assert.match(lines[0], /--keyfile .*two\.key is not the private key of --certfile .*one\.pem/);
+      const missing = await runCli(runtime, [...LOCAL, '--certfile', path.join(pems.dir, 'missing.pem'), '--keyfile', pems.oneKey, fixture('app.ts')]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /cannot read --certfile .*missing\.pem: ENOENT/);
+      const alone = await runCli(runtime, [...LOCAL, '--certfile', pems.oneCert, fixture('app.ts')]);
+      assert.equal(alone.code, 1);
+      assert.match(alone.stderr, /needs --keyfile/);
+    });
+  }
+});
