@@ -85,7 +85,7 @@ export function checkTlsSettings(settings: TlsSettings): void {
   if (settings.certfile === null) {
     const without = settings.keyfile !== null ? '--keyfile' : settings.caCerts !== null ? '--ca-certs'
       : settings.certReqs !== 0 ? '--cert-reqs' : settings.ciphers !== null ? '--ciphers' : undefined;
-    if (without) throw new ConfigError(`${without} is a TLS setting: it needs --certfile (and --keyfile)`);
+    if (without) throw new ConfigError(`${without} is a TLS setting, and TLS is off: it needs --certfile and --keyfile`);
     return;
   }
   if (settings.keyfile === null) throw new ConfigError(`--certfile ${settings.certfile} needs --keyfile, its private key`);
