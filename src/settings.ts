@@ -20,8 +20,8 @@ export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s 
 /** Which PROXY protocol headers a connection may start with (`--proxy-protocol`). */
 export type ProxyProtocolMode = 'off' | 'v1' | 'v2' | 'auto';
 
-/** The oldest TLS version a server accepts (`--ssl-min-version`). */
-export type SslMinVersion = 'TLSv1.2' | 'TLSv1.3';
+/** The oldest TLS version a server accepts (`--ssl-min-version`; choices are compared in lower case). */
+export type SslMinVersion = 'tlsv1.2' | 'tlsv1.3';
 
 /** How a setting's value is read from a string (CLI flag, env var) or checked from a config file. */
 export type SettingType = 'int' | 'number' | 'bytes' | 'string' | 'strings' | 'boolean' | 'choice' | 'octal';
@@ -381,8 +381,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     doc: 'OpenSSL cipher list for TLS 1.2 (e.g. ECDHE+AESGCM); default: the runtime\'s. Not with Deno (README, "TLS").',
   },
   {
-    name: 'sslMinVersion', flag: 'ssl-min-version', type: 'choice', choices: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2',
-    meta: 'VERSION', doc: 'The oldest TLS version a client may use: TLSv1.2 or TLSv1.3.',
+    name: 'sslMinVersion', flag: 'ssl-min-version', type: 'choice', choices: ['tlsv1.2', 'tlsv1.3'], default: 'tlsv1.2',
+    meta: 'VERSION', doc: 'The oldest TLS version a client may use: TLSv1.2 or TLSv1.3 (in any case).',
   },
   {
     name: 'checkConfig', flag: 'check-config', type: 'boolean', default: false,

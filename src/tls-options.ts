@@ -8,7 +8,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import { ConfigError } from './errors.ts';
-import type { Settings, SslMinVersion } from './settings.ts';
+import type { Settings } from './settings.ts';
+
+/** A TLS version as node:tls names it. */
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
 
 /** What a server needs to speak TLS, in node:tls's names (PEM texts, not file names). */
 export interface TlsOptions {
@@ -23,7 +26,7 @@ export interface TlsOptions {
   /** --cert-reqs 1: a certificate the client sends must verify (node:tls would only note that it does not). */
   verifySentCertificate: boolean;
   ciphers?: string;
-  minVersion: SslMinVersion;
+  minVersion: TlsVersion;
   /** The protocols offered by ALPN, most preferred first (HTTP/2 asks for them); absent: no ALPN. */
   ALPNProtocols?: string[];
 }
@@ -68,7 +71,7 @@ export function tlsOptionsFrom(settings: TlsSettings, alpnProtocols?: string[]):
     rejectUnauthorized: settings.certReqs === 2,
     verifySentCertificate: settings.certReqs === 1,
     ...(settings.ciphers !== null ? { ciphers: settings.ciphers } : {}),
-    minVersion: settings.sslMinVersion,
+    minVersion: settings.sslMinVersion === 'tlsv1.3' ? 'TLSv1.3' : 'TLSv1.2',
     ...(alpnProtocols ? { ALPNProtocols: alpnProtocols } : {}),
   };
 }
@@ -131,7 +134,7 @@ export function tlsRefusal(settings: TlsSettings, engine: string, limits: TlsLim
     (settings.certReqs > 0 ? refusal(`--cert-reqs ${settings.certReqs}`, limits.clientCertificates) : undefined) ??
     (settings.certReqs === 1 ? refusal('--cert-reqs 1', limits.optionalClientCertificates) : undefined) ??
     (settings.ciphers !== null ? refusal('--ciphers', limits.ciphers) : undefined) ??
-    (settings.sslMinVersion === 'TLSv1.3' ? refusal('--ssl-min-version TLSv1.3', limits.minVersionTls13) : undefined);
+    (settings.sslMinVersion === 'tlsv1.3' ? refusal('--ssl-min-version TLSv1.3', limits.minVersionTls13) : undefined);
 }
 
 /** What a TLS connection tells of its client's certificate (node:tls's TLSSocket, Bun's sockets). */

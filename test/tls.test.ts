@@ -65,13 +65,23 @@ interface HttpsReply {
   serverName: string;
 }
 
-/** One GET over a fresh TLS connection, trusting only the test CA, with a client certificate if given (bounded). */
-function httpsGet(url: string, ca: string, client?: { cert: string; key: string }): Promise<HttpsReply> {
+/** What a test client offers besides the CA it trusts: a certificate, the TLS versions and ciphers it speaks. */
+interface ClientOptions {
+  cert?: string;
+  key?: string;
+  maxVersion?: 'TLSv1.2';
+  ciphers?: string;
+}
+
+/** One GET over a fresh TLS connection, trusting only the test CA, with the client's options (bounded). */
+function httpsGet(url: string, ca: string, client: ClientOptions = {}): Promise<HttpsReply> {
   return new Promise((resolve, reject) => {
     const request = https.get(url, {
       ca: fs.readFileSync(ca),
       agent: false,
-      ...(client ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {}),
+      ...(client.cert && client.key ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {}),
+      ...(client.maxVersion ? { maxVersion: client.maxVersion } : {}),
+      ...(client.ciphers ? { ciphers: client.ciphers } : {}),
     }, (response) => {
       const serverName = String((response.socket as TLSSocket).getPeerCertificate().subject?.CN);
       let body = '';
@@ -85,6 +95,10 @@ function httpsGet(url: string, ca: string, client?: { cert: string; key: string 
   });
 }
 
+/** Whether a target can restrict the ciphers (README, "TLS"): not Deno's servers. */
+const restrictsCiphers = (target: TestTarget) => target.runtime !== 'deno';
+/** Whether it can refuse TLS 1.2: not Deno.serve. */
+const refusesTls12 = (target: TestTarget) => !(target.runtime === 'deno' && target.mode === 'reuse-port');
 /** Whether a target can ask for client certificates (README, "TLS"): not Deno's servers. */
 const verifiesClientCertificates = (target: TestTarget) => target.runtime !== 'deno';
 /** Whether it can also refuse a bad one while serving clients without one: not Bun.serve. */
@@ -145,7 +159,32 @@ describe('TLS', () => {
         });
       });
 
-      it('a HUP serves the certificate files as they are now', async () => {
+      it('--ssl-min-version TLSv1.3 refuses a TLS 1.2 client; --ciphers refuses a client without one of them', async () => {
+        const tls13 = [...LOCAL, ...tlsArgs(), '--ssl-min-version', 'TLSv1.3', fixture('app.ts')];
+        if (!refusesTls12(target)) {
+          const result = await runCli(target, tls13);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--ssl-min-version TLSv1\.3: .*cannot/);
+        } else {
+          await withRunningServer(Server.start(target, tls13), async (server) => {
+            await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { maxVersion: 'TLSv1.2' }));
+            assert.equal((await httpsGet(`${server.url}/`, pems.ca)).status, 200);
+          });
+        }
+        const ciphers = [...LOCAL, ...tlsArgs(), '--ciphers', 'ECDHE-ECDSA-AES128-GCM-SHA256', fixture('app.ts')];
+        if (!restrictsCiphers(target)) {
+          const result = await runCli(target, ciphers);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--ciphers: .*cannot/);
+          return;
+        }
+        await withRunningServer(Server.start(target, ciphers), async (server) => {
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }));
+          assert.equal((await httpsGet(`${server.url}/`, pems.ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' })).status, 200);
+        });
+      });
+
+      it('a HUP serves the certificate files as they are now; bad ones keep the workers serving the old', async () => {
         const dir = tempDir();
         const cert = path.join(dir, 'cert.pem');
         const key = path.join(dir, 'key.pem');
@@ -162,6 +201,10 @@ describe('TLS', () => {
               const live = server.liveWorkers();
               return live.length === 1 && !before.includes(live[0]) ? live : undefined;
             }, 20000);
+            assert.equal((await httpsGet(`${server.url}/`, pems.ca)).serverName, 'two');
+            fs.copyFileSync(pems.oneKey, key);
+            server.signal('SIGHUP');
+            await server.waitForLine(/Reload failed, keeping the current configuration: --keyfile .* is not the private key of --certfile/);
             assert.equal((await httpsGet(`${server.url}/`, pems.ca)).serverName, 'two');
           });
         } finally {
