@@ -104,7 +104,7 @@ export class Arbiter {
     this.notifier = new SystemdNotifier(takeNotifySocket(process.env), this.runtime, () => this.logger);
     const handoff = takeUpgradeHandoff(process.env, this.runtime);
     this.oldMasterPid = handoff?.oldMasterPid;
-    this.checkTls(settings, !activated && !handoff?.socketActivated && this.reusePort(settings));
+    this.checkTls(settings, () => !activated && !handoff?.socketActivated && this.reusePort(settings));
     if (settings.pidfile) {
       // A new master started by USR2 writes <pidfile>.2 until it is promoted, as Gunicorn's does.
       this.pidfile = new Pidfile(handoff ? `${settings.pidfile}.2` : settings.pidfile);
@@ -140,7 +140,7 @@ export class Arbiter {
     this.logger.info(`Using ${sockets.length} socket(s) from systemd instead of binding ${this.settings.bind.join(', ')}`);
     return sockets.map(({ fd, name }) => {
       if (name) this.logger.debug(`systemd socket fd ${fd} is named ${name}`);
-      return activatedListener(this.runtime, fd);
+      return activatedListener(this.runtime, fd, this.settings.certfile !== null);
     });
   }
 
@@ -201,9 +201,9 @@ export class Arbiter {
 
   /**
    * Checks the TLS settings before workers are spawned with them: the files (src/tls-options.ts), and that the
-   * engines serving in this mode can do what they ask. A ConfigError naming what is wrong.
+   * engines serving in the mode `reusePort()` tells can do what they ask. A ConfigError naming what is wrong.
    */
-  private checkTls(settings: Settings, reusePort: boolean): void {
+  private checkTls(settings: Settings, reusePort: () => boolean): void {
     checkTlsSettings(settings);
     if (settings.certfile === null) return;
     if (settings.proxyProtocol !== 'off') {
@@ -212,7 +212,7 @@ export class Arbiter {
     }
     const { inherit, reusePort: reusePortEngine } = this.runtime.engines;
     const binds = settings.bind.map(parseBind);
-    const engines = reusePort && typeof reusePortEngine === 'string'
+    const engines = reusePort() && typeof reusePortEngine === 'string'
       ? [...(binds.some((bind) => bind.kind === 'tcp') ? [reusePortEngine] : []), ...(binds.some((bind) => bind.kind !== 'tcp') ? [inherit] : [])]
       : [inherit];
     for (const engine of engines) {
@@ -577,7 +577,7 @@ export class Arbiter {
     try {
       next = await resolveSettings(this.sources);
       identity = workerIdentity(next);
-      this.checkTls(next, this.listeners.some((listener) => listener.reusePort));
+      this.checkTls(next, () => this.listeners.some((listener) => listener.reusePort));
     } catch (error) {
       this.logger.error(`Reload failed, keeping the current configuration: ${(error as Error).message}`);
       this.notifier.ready('Reload failed, serving with the current configuration');

@@ -93,12 +93,12 @@ export function inheritedListener(runtime: Runtime, fd: number, description: Lis
 }
 
 /**
- * A listener on a socket systemd passed (socket activation): logged with its real address where /proc shows it,
- * as `fd://N` otherwise.
+ * A listener on a socket systemd passed (socket activation): logged with its real address where /proc shows it
+ * (https:// when `secure`), as `fd://N` otherwise.
  */
-export function activatedListener(runtime: Runtime, fd: number): Listener {
+export function activatedListener(runtime: Runtime, fd: number, secure = false): Listener {
   const socket = describeFd(fd);
-  const url = socket?.kind === 'tcp' ? tcpUrl(socket.address) : socket?.kind === 'unix' ? `unix:${socket.path}` : `fd://${fd}`;
+  const url = socket?.kind === 'tcp' ? tcpUrl(socket.address, socket.address.port, secure) : socket?.kind === 'unix' ? `unix:${socket.path}` : `fd://${fd}`;
   return inheritedListener(runtime, fd, { bind: `fd://${fd}`, url });
 }
 

@@ -101,8 +101,8 @@ export const denoRuntime: Runtime = {
   },
   listenOnFd: listenHttpOnFd,
   nodeHttpAnswersAfterParse: true,
-  // Deno 2.9's node:tls (rustls) verifies a client certificate against its own roots, not `ca`: a valid one is
-  // refused when required, and `authorized` stays false when optional; it accepts `ciphers` and ignores them.
+  // Deno 2.9's node:tls (rustls) does not verify a client certificate against `ca` (probed: one the CA signed is
+  // refused when required, and `authorized` stays false when optional); it accepts `ciphers` and ignores them.
   nodeTlsLimits: {
     clientCertificates: 'cannot verify client certificates: Deno 2.9\'s node:tls ignores --ca-certs for them',
     ciphers: 'cannot restrict the ciphers: Deno 2.9\'s node:tls ignores them',
