@@ -97,6 +97,8 @@ export class H1Connection implements BodySource {
   private readonly parser: RequestParser;
   /** What the app is told about the client, the same for every request on the connection. */
   private readonly info: ServeInfo;
+  /** Its requests' URL scheme: `https` on a TLS connection. */
+  private readonly scheme: string;
   private readonly answerQueued = () => void this.answer();
   /** Requests parsed and not yet answered, oldest first; the first is the one being answered. */
   private readonly queue: Exchange[] = [];
@@ -131,6 +133,7 @@ export class H1Connection implements BodySource {
     this.serve = serve;
     this.onError = onError;
     this.info = { remoteAddr: transport.remoteAddr };
+    this.scheme = transport.secure ? 'https' : 'http';
     this.parser = new RequestParser({
       onHead: (head) => this.onHead(head),
       onBody: (data) => this.parsing?.pushBody(data, this),
@@ -308,7 +311,7 @@ export class H1Connection implements BodySource {
   private async answerOne(exchange: Exchange): Promise<boolean> {
     let request: Request;
     try {
-      request = toRequest(exchange, this.transport.secure ? 'https' : 'http');
+      request = toRequest(exchange, this.scheme);
     } catch (error) {
       exchange.fail(error as Error);
       this.onError(invalidRequestLine(this.transport.remoteAddr.hostname, (error as Error).message), undefined);
