@@ -215,7 +215,7 @@ describe('TLS', () => {
   }
 
   for (const runtime of new Set(TEST_TARGETS.map((target) => target.runtime))) {
-    it(`${runtime}: a key that is not the certificate's, or a missing file, fails at start with one line and exit 1`, async () => {
+    it(`${runtime}: a key that is not the certificate's, or a missing file, fails at start (and --check-config) with one line and exit 1`, async () => {
       const mismatched = await runCli(runtime, [...LOCAL, '--certfile', pems.oneCert, '--keyfile', pems.twoKey, fixture('app.ts')]);
       assert.equal(mismatched.code, 1);
       const lines = mismatched.stderr.trim().split('\n').filter((line) => /ERROR|error/.test(line));
@@ -227,6 +227,9 @@ describe('TLS', () => {
       const alone = await runCli(runtime, [...LOCAL, '--certfile', pems.oneCert, fixture('app.ts')]);
       assert.equal(alone.code, 1);
       assert.match(alone.stderr, /needs --keyfile/);
+      const checked = await runCli(runtime, ['--check-config', '--certfile', pems.oneCert, '--keyfile', pems.twoKey, fixture('app.ts')]);
+      assert.equal(checked.code, 1);
+      assert.match(checked.stderr, /is not the private key of --certfile/);
     });
   }
 });
