@@ -122,8 +122,11 @@ describe('TLS', () => {
           assert.equal(reply.status, 200);
           assert.equal(reply.serverName, 'one');
           assert.equal(JSON.parse(reply.body).url, `${server.url}/info`);
-          // A plain HTTP client does not get an answer it could read as HTTP.
+          const before = (await httpsGet(`${server.url}/`, pems.ca)).body;
+          // A plain HTTP client does not get an answer it could read as HTTP, and costs the worker nothing.
           await assert.rejects(fetch(`${server.url.replace('https:', 'http:')}/`, { signal: AbortSignal.timeout(10000) }));
+          assert.equal((await httpsGet(`${server.url}/`, pems.ca)).body, before);
+          assert.equal(server.matches(/TLS handshake failed/).length <= 1, true, 'one debug line at most');
         });
       });
 
