@@ -104,7 +104,7 @@ export class Arbiter {
     this.notifier = new SystemdNotifier(takeNotifySocket(process.env), this.runtime, () => this.logger);
     const handoff = takeUpgradeHandoff(process.env, this.runtime);
     this.oldMasterPid = handoff?.oldMasterPid;
-    this.checkTls(settings, () => !activated && !handoff?.socketActivated && this.reusePort(settings));
+    this.checkTls(settings, this.identity, () => !activated && !handoff?.socketActivated && this.reusePort(settings));
     if (settings.pidfile) {
       // A new master started by USR2 writes <pidfile>.2 until it is promoted, as Gunicorn's does.
       this.pidfile = new Pidfile(handoff ? `${settings.pidfile}.2` : settings.pidfile);
@@ -200,11 +200,12 @@ export class Arbiter {
   }
 
   /**
-   * Checks the TLS settings before workers are spawned with them: the files (src/tls-options.ts), and that the
-   * engines serving in the mode `reusePort()` tells can do what they ask. A ConfigError naming what is wrong.
+   * Checks the TLS settings before workers are spawned with them: the files (src/tls-options.ts; readable by the
+   * workers' `identity` too), and that the engines serving in the mode `reusePort()` tells can do what they ask. A
+   * ConfigError naming what is wrong.
    */
-  private checkTls(settings: Settings, reusePort: () => boolean): void {
-    checkTlsSettings(settings);
+  private checkTls(settings: Settings, identity: ProcessIdentity | undefined, reusePort: () => boolean): void {
+    checkTlsSettings(settings, identity);
     if (settings.certfile === null) return;
     if (settings.proxyProtocol !== 'off') {
       throw new ConfigError(`--proxy-protocol ${settings.proxyProtocol} with --certfile: a PROXY header comes before the ` +
@@ -577,7 +578,7 @@ export class Arbiter {
     try {
       next = await resolveSettings(this.sources);
       identity = workerIdentity(next);
-      this.checkTls(next, () => this.listeners.some((listener) => listener.reusePort));
+      this.checkTls(next, identity, () => this.listeners.some((listener) => listener.reusePort));
     } catch (error) {
       this.logger.error(`Reload failed, keeping the current configuration: ${(error as Error).message}`);
       this.notifier.ready('Reload failed, serving with the current configuration');

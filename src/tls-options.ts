@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import { ConfigError } from './errors.ts';
+import type { ProcessIdentity } from './runtime/index.ts';
 import type { Settings } from './settings.ts';
 
 /** A TLS version as node:tls names it. */
@@ -76,15 +77,28 @@ export function tlsOptionsFrom(settings: TlsSettings, alpnProtocols?: string[]):
   };
 }
 
+/**
+ * Whether `identity` may read `file` by its mode bits (owner, group, others; ACLs aside): the workers read the
+ * TLS files after they drop privileges (--user, --group), as Gunicorn's do.
+ */
+function readableBy(file: string, identity: ProcessIdentity): boolean {
+  const { mode, uid, gid } = fs.statSync(file);
+  if (identity.uid === 0) return true;
+  if (uid === identity.uid) return (mode & 0o400) !== 0;
+  if (gid === identity.gid || identity.groups.includes(gid)) return (mode & 0o040) !== 0;
+  return (mode & 0o004) !== 0;
+}
+
 /** The first line of a crypto error (OpenSSL's are long). */
 const firstLine = (error: unknown) => (error as Error).message.split('\n')[0];
 
 /**
  * The master's check of the TLS settings before any worker starts (and before a HUP's new workers): the pairs that
- * go together, the files readable, the certificate and key PEM that match each other, the CA file PEM, and the
- * cipher list one OpenSSL knows. Throws a ConfigError naming what is wrong; nothing when TLS is off.
+ * go together, the files readable (by `workers` too, when they run as another user), the certificate and key PEM
+ * that match each other, the CA file PEM, and the cipher list one OpenSSL knows. Throws a ConfigError naming what
+ * is wrong; nothing when TLS is off.
  */
-export function checkTlsSettings(settings: TlsSettings): void {
+export function checkTlsSettings(settings: TlsSettings, workers?: ProcessIdentity): void {
   if (settings.certfile === null) {
     const without = settings.keyfile !== null ? '--keyfile' : settings.caCerts !== null ? '--ca-certs'
       : settings.certReqs !== 0 ? '--cert-reqs' : settings.ciphers !== null ? '--ciphers' : undefined;
@@ -93,6 +107,14 @@ export function checkTlsSettings(settings: TlsSettings): void {
   }
   if (settings.keyfile === null) throw new ConfigError(`--certfile ${settings.certfile} needs --keyfile, its private key`);
   const options = tlsOptionsFrom(settings)!;
+  if (workers) {
+    for (const [flag, file] of [['--certfile', settings.certfile], ['--keyfile', settings.keyfile], ['--ca-certs', settings.caCerts]] as const) {
+      if (file !== null && !readableBy(file, workers)) {
+        throw new ConfigError(`${flag} ${file}: the workers (uid ${workers.uid}, gid ${workers.gid}) cannot read it, and ` +
+          'they read it after dropping privileges; make it readable by their user or group (e.g. chgrp and chmod 640)');
+      }
+    }
+  }
   // X509Certificate and createPrivateKey check the files on every runtime (Deno's tls.createSecureContext checks
   // nothing: a mismatched key would only fail at the first handshake).
   let certificate: crypto.X509Certificate;

@@ -230,6 +230,13 @@ describe('TLS', () => {
       const alone = await runCli(runtime, [...LOCAL, '--certfile', pems.oneCert, fixture('app.ts')]);
       assert.equal(alone.code, 1);
       assert.match(alone.stderr, /needs --keyfile/);
+      if (process.getuid?.() === 0) {
+        // The workers read the files after dropping privileges: a key only root can read is refused at start.
+        fs.chmodSync(pems.oneKey, 0o600);
+        const unreadable = await runCli(runtime, [...LOCAL, '--user', 'nobody', '--certfile', pems.oneCert, '--keyfile', pems.oneKey, fixture('app.ts')]);
+        assert.equal(unreadable.code, 1);
+        assert.match(unreadable.stderr, /--keyfile .*one\.key: the workers \(uid \d+, gid \d+\) cannot read it/);
+      }
       const checked = await runCli(runtime, ['--check-config', '--certfile', pems.oneCert, '--keyfile', pems.twoKey, fixture('app.ts')]);
       assert.equal(checked.code, 1);
       assert.match(checked.stderr, /is not the private key of --certfile/);
