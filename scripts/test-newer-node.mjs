@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { NEWER_NODE_BIN, NEWER_NODE_PREFIX } from './_proc-and-runtimes.mjs';
 
 const PACKAGE = 'node@26';
-const TESTS = ['test/build.test.ts', 'test/upgrade.test.ts', 'test/systemd.test.ts', 'test/limits.test.ts', 'test/server.test.ts', 'test/lifecycle.test.ts', 'test/http1.test.ts', 'test/node-adapter.test.ts', 'test/corpus.test.ts', 'test/framing.test.ts', 'test/proxy.test.ts', 'test/timeouts.test.ts', 'test/torture.test.ts', 'test/websocket.test.ts', 'test/http2.test.ts'];
+const TESTS = ['test/build.test.ts', 'test/upgrade.test.ts', 'test/systemd.test.ts', 'test/limits.test.ts', 'test/server.test.ts', 'test/lifecycle.test.ts', 'test/http1.test.ts', 'test/node-adapter.test.ts', 'test/corpus.test.ts', 'test/framing.test.ts', 'test/proxy.test.ts', 'test/timeouts.test.ts', 'test/torture.test.ts', 'test/websocket.test.ts', 'test/http2.test.ts', 'test/tls.test.ts'];
 
 /** The newer Node's path, installed on first use. */
 function newerNode() {

@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { parseAppSpec } from './app.ts';
+import { parseBind } from './address.ts';
 import { formatByteSize } from './byte-size.ts';
 import { type ConfigSources, resolveSettings } from './config.ts';
 import { allowedCpus } from './cpu-count.ts';
@@ -30,6 +31,7 @@ import {
 } from './sock.ts';
 import { sameStatsd, StatsdReporter } from './statsd.ts';
 import { type ActivatedSocket, SystemdNotifier, takeActivatedSockets, takeNotifySocket } from './systemd.ts';
+import { checkTlsSettings, tlsRefusal } from './tls-options.ts';
 import { spawnNewMaster, takeUpgradeHandoff, type UpgradeHandoff } from './upgrade.ts';
 import { VERSION } from './version.ts';
 import { WorkerHandle } from './worker-handle.ts';
@@ -164,6 +166,7 @@ export class Arbiter implements ControlledMaster {
     this.notifier = new SystemdNotifier(takeNotifySocket(process.env), this.runtime, () => this.logger);
     const handoff = takeUpgradeHandoff(process.env, this.runtime);
     this.oldMasterPid = handoff?.oldMasterPid;
+    this.checkTls(settings, this.identity, () => !activated && !handoff?.socketActivated && this.reusePort(settings));
     if (settings.pidfile) {
       // A new master started by USR2 writes <pidfile>.2 until it is promoted, as Gunicorn's does.
       this.pidfile = new Pidfile(handoff ? `${settings.pidfile}.2` : settings.pidfile);
@@ -206,7 +209,7 @@ export class Arbiter implements ControlledMaster {
     this.logger.info(`Using ${sockets.length} socket(s) from systemd instead of binding ${this.settings.bind.join(', ')}`);
     return sockets.map(({ fd, name }) => {
       if (name) this.logger.debug(`systemd socket fd ${fd} is named ${name}`);
-      return activatedListener(this.runtime, fd);
+      return activatedListener(this.runtime, fd, this.settings.certfile !== null);
     });
   }
 
@@ -267,9 +270,33 @@ export class Arbiter implements ControlledMaster {
     return settings.proxyProtocol !== 'off' && typeof reusePort === 'string' && !ENGINES[reusePort].readsProxyHeaders;
   }
 
+  /**
+   * Checks the TLS settings before workers are spawned with them: the files (src/tls-options.ts; readable by the
+   * workers' `identity` too), and that the engines serving in the mode `reusePort()` tells can do what they ask. A
+   * ConfigError naming what is wrong.
+   */
+  private checkTls(settings: Settings, identity: ProcessIdentity | undefined, reusePort: () => boolean): void {
+    checkTlsSettings(settings, identity);
+    if (settings.certfile === null) return;
+    if (settings.proxyProtocol !== 'off') {
+      throw new ConfigError(`--proxy-protocol ${settings.proxyProtocol} with --certfile: a PROXY header comes before the ` +
+        'TLS handshake, which tsgunicorn does not read yet; terminate TLS at the proxy or turn one of them off');
+    }
+    const { inherit, reusePort: reusePortEngine } = this.runtime.engines;
+    const binds = settings.bind.map(parseBind);
+    const engines = reusePort() && typeof reusePortEngine === 'string'
+      ? [...(binds.some((bind) => bind.kind === 'tcp') ? [reusePortEngine] : []), ...(binds.some((bind) => bind.kind !== 'tcp') ? [inherit] : [])]
+      : [inherit];
+    for (const engine of engines) {
+      const refusal = tlsRefusal(settings, `${engine} (${ENGINES[engine].description}, ${this.runtime.name} ${this.runtime.version})`,
+        ENGINES[engine].tlsLimits(this.runtime));
+      if (refusal) throw new ConfigError(refusal);
+    }
+  }
+
   /** Says once at start what reuse-port mode costs or would bring here. */
   private explainMode(reusePort: boolean): void {
-    const tcp = this.listeners.some((listener) => listener.url.startsWith('http:'));
+    const tcp = this.listeners.some((listener) => listener.url.startsWith('http'));
     if (!tcp || kernelMigratesQueuedConnections()) return;
     if (reusePort) this.logger.warning(RESETS_ON_RESTART_WARNING);
     else if (this.settings.reusePort === null && this.runtime.engines.reusePortByDefault) {
@@ -279,7 +306,9 @@ export class Arbiter implements ControlledMaster {
   }
 
   private listenOptions(settings: Settings) {
-    return { runtime: this.runtime, backlog: settings.backlog, logger: this.logger, reusePort: this.reusePort(settings) };
+    return {
+      runtime: this.runtime, backlog: settings.backlog, logger: this.logger, reusePort: this.reusePort(settings), secure: settings.certfile !== null,
+    };
   }
 
   /** The engines serving the current listeners, for the `Using worker:` line. */
@@ -677,6 +706,7 @@ export class Arbiter implements ControlledMaster {
     try {
       next = await resolveSettings(this.sources);
       identity = workerIdentity(next);
+      this.checkTls(next, identity, () => this.listeners.some((listener) => listener.reusePort));
     } catch (error) {
       this.logger.error(`Reload failed, keeping the current configuration: ${(error as Error).message}`);
       this.notifier.ready('Reload failed, serving with the current configuration');

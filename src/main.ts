@@ -4,6 +4,7 @@ import { Arbiter } from './arbiter.ts';
 import { type ConfigSources, formatSettings, helpText, resolveSettings } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
+import { checkTlsSettings } from './tls-options.ts';
 import { EXIT } from './messages.ts';
 import { currentRuntime } from './runtime/index.ts';
 import { VERSION } from './version.ts';
@@ -50,6 +51,11 @@ export async function runMaster(sources: ConfigSources, appProvided = false): Pr
     }
   }
   if (settings.checkConfig) {
+    try {
+      checkTlsSettings(settings);
+    } catch (error) {
+      return fail((error as Error).message);
+    }
     if (settings.app) {
       try {
         await loadApp(settings.app);

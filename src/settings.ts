@@ -22,6 +22,9 @@ export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s 
 /** Which PROXY protocol headers a connection may start with (`--proxy-protocol`). */
 export type ProxyProtocolMode = 'off' | 'v1' | 'v2' | 'auto';
 
+/** The oldest TLS version a server accepts (`--ssl-min-version`; choices are compared in lower case). */
+export type SslMinVersion = 'tlsv1.2' | 'tlsv1.3';
+
 /** How a setting's value is read from a string (CLI flag, env var) or checked from a config file. */
 export type SettingType = 'int' | 'number' | 'bytes' | 'string' | 'strings' | 'boolean' | 'choice' | 'octal' | 'function';
 
@@ -117,6 +120,18 @@ export interface Settings extends HookSettings {
   http2InitialWindowSize: number;
   http2MaxFrameSize: number;
   http2MaxHeaderListSize: number;
+  /** TLS: the certificate chain file (PEM); TLS is on when it is set. */
+  certfile: string | null;
+  /** TLS: the private key file (PEM) of `certfile`. */
+  keyfile: string | null;
+  /** TLS: the CA bundle (PEM) client certificates are verified against. */
+  caCerts: string | null;
+  /** TLS client certificates: 0 none, 1 optional (verified when sent), 2 required. */
+  certReqs: number;
+  /** TLS: an OpenSSL cipher list, or null for the runtime's defaults. */
+  ciphers: string | null;
+  /** TLS: the oldest protocol version accepted. */
+  sslMinVersion: SslMinVersion;
   checkConfig: boolean;
   printConfig: boolean;
 }
@@ -507,6 +522,38 @@ export const SETTINGS: readonly SettingSpec[] = [
     validate: atMost('--http2-max-header-list-size', MAX_UINT32), default: 65536, meta: 'BYTES',
     doc: 'Largest HTTP/2 header list (names, values and 32 bytes per field, decoded) a request may have; a larger ' +
       'one is refused before it reaches the limits of --limit-request-field_size (0 = no limit of its own).',
+  },
+  {
+    name: 'certfile', flag: 'certfile', type: 'string', nullable: true, default: null, meta: 'FILE',
+    doc: 'Serve TLS (https) with this certificate (PEM; the server\'s certificate first, then its chain); needs ' +
+      '--keyfile. Every worker reads the files when it boots, so a HUP serves renewed files without a restart ' +
+      '(README, "TLS").',
+  },
+  {
+    name: 'keyfile', flag: 'keyfile', type: 'string', nullable: true, default: null, meta: 'FILE',
+    doc: 'The private key (PEM, unencrypted) of --certfile.',
+  },
+  {
+    name: 'caCerts', flag: 'ca-certs', type: 'string', nullable: true, default: null, meta: 'FILE',
+    doc: 'CA certificates (PEM) that client certificates are verified against (--cert-reqs); default: the ' +
+      'runtime\'s own root CAs.',
+  },
+  {
+    name: 'certReqs', flag: 'cert-reqs', type: 'int', min: 0, default: 0, meta: '0|1|2',
+    validate: (value: number) => {
+      if (value > 2) throw new ConfigError(`invalid value ${value} for --cert-reqs: expected 0 (none), 1 (optional) or 2 (required)`);
+    },
+    doc: 'Client certificates: 0 none asked for; 1 optional (asked for, and a connection whose certificate does not ' +
+      'verify against --ca-certs is refused); 2 required (a connection without a valid one is refused). Not every ' +
+      'engine can (README, "TLS").',
+  },
+  {
+    name: 'ciphers', flag: 'ciphers', type: 'string', nullable: true, default: null, meta: 'CIPHERS',
+    doc: 'OpenSSL cipher list for TLS 1.2 (e.g. ECDHE+AESGCM); default: the runtime\'s. Not with Deno (README, "TLS").',
+  },
+  {
+    name: 'sslMinVersion', flag: 'ssl-min-version', type: 'choice', choices: ['tlsv1.2', 'tlsv1.3'], default: 'tlsv1.2',
+    meta: 'VERSION', doc: 'The oldest TLS version a client may use: TLSv1.2 or TLSv1.3 (in any case).',
   },
   {
     name: 'checkConfig', flag: 'check-config', type: 'boolean', default: false,

@@ -15,7 +15,7 @@ import { type Runtime, SocketError, type TcpAddress } from './runtime/index.ts';
 export interface Listener {
   /** The bind text it came from, to match listeners across reloads. */
   bind: string;
-  /** Where it listens, as logged: http://127.0.0.1:8000, unix:/run/app.sock, fd://3. */
+  /** Where it listens, as logged: http://127.0.0.1:8000 (https:// with TLS), unix:/run/app.sock, fd://3. */
   url: string;
   /** The socket's fd: workers inherit it, unless `reusePort` is set (then it is the master's reservation). */
   fd: number;
@@ -34,12 +34,12 @@ async function lookupIPv4(host: string): Promise<string> {
   return (await dns.lookup(host, { family: 4 })).address;
 }
 
-/** How a TCP listener is logged: http://127.0.0.1:8000, http://[::1]:8000. */
-function tcpUrl(address: TcpAddress, port = address.port): string {
-  return `http://${address.family === 6 ? `[${address.host}]` : address.host}:${port}`;
+/** How a TCP listener is logged: http://127.0.0.1:8000, http://[::1]:8000, https://… with TLS. */
+function tcpUrl(address: TcpAddress, port = address.port, secure = false): string {
+  return `${secure ? 'https' : 'http'}://${address.family === 6 ? `[${address.host}]` : address.host}:${port}`;
 }
 
-async function openListener(runtime: Runtime, bind: string, backlog: number, reusePort: boolean): Promise<Listener> {
+async function openListener(runtime: Runtime, bind: string, backlog: number, reusePort: boolean, secure: boolean): Promise<Listener> {
   const address = parseBind(bind);
   if (address.kind === 'fd') return { bind, url: bind, fd: address.fd, close() {} };
   if (address.kind === 'unix') {
@@ -66,7 +66,7 @@ async function openListener(runtime: Runtime, bind: string, backlog: number, reu
   const tcp: TcpAddress = { kind: 'tcp', host, port: address.port, family };
   const held = reusePort ? runtime.reservePort(tcp) : runtime.bindSocket(tcp, backlog);
   return {
-    bind, url: tcpUrl(tcp, held.port), fd: held.fd, close: () => held.close(),
+    bind, url: tcpUrl(tcp, held.port, secure), fd: held.fd, close: () => held.close(),
     ...(reusePort ? { reusePort: { ...tcp, port: held.port } } : {}),
   };
 }
@@ -93,12 +93,12 @@ export function inheritedListener(runtime: Runtime, fd: number, description: Lis
 }
 
 /**
- * A listener on a socket systemd passed (socket activation): logged with its real address where /proc shows it,
- * as `fd://N` otherwise.
+ * A listener on a socket systemd passed (socket activation): logged with its real address where /proc shows it
+ * (https:// when `secure`), as `fd://N` otherwise.
  */
-export function activatedListener(runtime: Runtime, fd: number): Listener {
+export function activatedListener(runtime: Runtime, fd: number, secure = false): Listener {
   const socket = describeFd(fd);
-  const url = socket?.kind === 'tcp' ? tcpUrl(socket.address) : socket?.kind === 'unix' ? `unix:${socket.path}` : `fd://${fd}`;
+  const url = socket?.kind === 'tcp' ? tcpUrl(socket.address, socket.address.port, secure) : socket?.kind === 'unix' ? `unix:${socket.path}` : `fd://${fd}`;
   return inheritedListener(runtime, fd, { bind: `fd://${fd}`, url });
 }
 
@@ -130,6 +130,8 @@ export interface ListenOptions {
   attempts?: number;
   /** TCP binds become reuse-port reservations. */
   reusePort: boolean;
+  /** The workers serve TLS: TCP listeners are logged as https://. */
+  secure?: boolean;
 }
 
 /** Opens a listener for every bind address; throws a ConfigError (exit status 1) if one stays unavailable. */
@@ -139,7 +141,7 @@ export async function createListeners(binds: string[], options: ListenOptions): 
   for (const bind of binds) {
     for (let attempt = 1; ; attempt++) {
       try {
-        listeners.push(await openListener(options.runtime, bind, options.backlog, options.reusePort));
+        listeners.push(await openListener(options.runtime, bind, options.backlog, options.reusePort, options.secure ?? false));
         break;
       } catch (error) {
         if (error instanceof ConfigError) throw error;

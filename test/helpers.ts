@@ -215,11 +215,11 @@ export class Server {
     return logged ? Number(logged[1]) : this.child.pid!;
   }
 
-  /** The first TCP listener's base URL (http://127.0.0.1:PORT). */
+  /** The first TCP listener's base URL (http://127.0.0.1:PORT, https:// with TLS). */
   get url(): string {
-    const line = this.lines.find((l) => l.includes('Listening at: http://'));
+    const line = this.lines.find((l) => /Listening at: https?:\/\//.test(l));
     if (!line) throw new Error('no TCP listener logged');
-    return /Listening at: (http:\/\/\S+)/.exec(line)![1];
+    return /Listening at: (https?:\/\/\S+)/.exec(line)![1];
   }
 
   /** Lines matching `pattern`, with their captures. */

@@ -46,6 +46,8 @@ export const bunRuntime: Runtime = {
   },
   listenOnFd: acceptOnFd,
   nodeHttpAnswersAfterParse: false,
+  // Bun's engines serve TLS themselves (bun-listen, bun-serve); its node-http engine is not used.
+  nodeTlsLimits: {},
   async enableTypeScriptImports() {},
   releaseTypeScriptCompiler() {},
   dropPrivileges: dropWithProcessCalls,

@@ -105,6 +105,12 @@ export const denoRuntime: Runtime = {
   // the whole process on an nghttp2 assertion in 3 runs of 4, before any JavaScript runs (denoland/deno#36788).
   nodeHttp2Unsupported: 'Deno\'s node:http2 aborts the process on a client\'s GOAWAY after many streams ' +
     '(denoland/deno#36788); use --reuse-port, where Deno.serve speaks h2c itself',
+  // Deno 2.9's node:tls (rustls) does not verify a client certificate against `ca` (probed: one the CA signed is
+  // refused when required, and `authorized` stays false when optional); it accepts `ciphers` and ignores them.
+  nodeTlsLimits: {
+    clientCertificates: 'cannot verify client certificates: Deno 2.9\'s node:tls ignores --ca-certs for them',
+    ciphers: 'cannot restrict the ciphers: Deno 2.9\'s node:tls ignores them',
+  },
   async enableTypeScriptImports() {},
   releaseTypeScriptCompiler() {},
   dropPrivileges: dropWithLibc,

@@ -130,6 +130,7 @@ export const nodeRuntime: Runtime = {
   },
   listenOnFd: acceptOnFd,
   nodeHttpAnswersAfterParse: false,
+  nodeTlsLimits: {},
   async enableTypeScriptImports() {
     if (compilerPort) return;
     const esbuild = isSingleExecutable() ? undefined : findEsbuild();

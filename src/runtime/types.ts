@@ -3,6 +3,7 @@
  * One file per runtime implements it; nothing outside src/runtime/ asks which runtime it runs on.
  */
 import type http from 'node:http';
+import type { TlsLimits } from '../tls-options.ts';
 
 /** A TCP address to bind, already resolved to a numeric IP. */
 export interface TcpAddress {
@@ -108,6 +109,8 @@ export interface Runtime {
    * "HTTP/2").
    */
   readonly nodeHttp2Unsupported?: string;
+  /** What the node-http engine cannot do of TLS with this runtime's node:tls (README, "TLS"). */
+  readonly nodeTlsLimits: TlsLimits;
   /** Lets `import()` load TypeScript modules (apps, config files) where the runtime cannot by itself. */
   enableTypeScriptImports(): Promise<void>;
   /** Imports a module file where `import(url)` cannot (Node's executables); absent where import() always can. */

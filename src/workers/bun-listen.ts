@@ -13,7 +13,9 @@ import { logOverCapacity, OVER_CAPACITY_RESPONSE } from '../http/over-capacity.t
 import type { RemoteAddress } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
+import { sentUnverifiedCertificate, tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
+import { type BunTlsOptions, bunTlsOptions } from './_bun-tls.ts';
 import { nativeHandler } from './_native.ts';
 import { WebSocketSessions } from '../websocket/sessions.ts';
 import { webSocketStarter } from '../websocket/starter.ts';
@@ -23,6 +25,9 @@ interface BunSocket {
   data: H1Connection | undefined;
   readonly remoteAddress?: string;
   readonly remotePort?: number;
+  /** TLS: the client's certificate verified. */
+  readonly authorized: boolean;
+  getPeerCertificate(): object | undefined;
   write(data: Uint8Array): number;
   end(): void;
   terminate(): void;
@@ -38,6 +43,7 @@ interface BunListen {
   listen(options: {
     fd: number;
     allowHalfOpen: boolean;
+    tls?: BunTlsOptions;
     socket: {
       open(socket: BunSocket): void;
       data(socket: BunSocket, data: Uint8Array): void;
@@ -45,18 +51,21 @@ interface BunListen {
       end(socket: BunSocket): void;
       close(socket: BunSocket): void;
       error(socket: BunSocket, error: Error): void;
+      /** TLS: the handshake is over (`success` false: it failed). */
+      handshake?(socket: BunSocket, success: boolean, authorizationError: Error | null): void;
     };
   }): BunListener;
 }
 
 const Bun = (globalThis as unknown as { Bun: BunListen }).Bun;
 
-function transportOf(socket: BunSocket): H1Transport {
+function transportOf(socket: BunSocket, secure: boolean): H1Transport {
   const remoteAddr: RemoteAddress = socket.remoteAddress
     ? { transport: 'tcp', hostname: socket.remoteAddress, port: socket.remotePort ?? 0 }
     : { transport: 'unix', hostname: '', port: 0 };
   return {
     remoteAddr,
+    secure,
     write: (data) => socket.write(data),
     end: () => socket.end(),
     destroy: () => socket.terminate(),
@@ -95,6 +104,8 @@ class BunListenEngine implements ServingEngine {
     const maxConnections = settings.workerConnections;
     const { websocket } = this.context;
     const startWebSocket = websocket && webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets);
+    const tls = tlsOptionsFrom(settings);
+    const secure = tls !== undefined;
     const socketHandlers = {
       open: (socket: BunSocket) => {
         if (connections.size >= maxConnections) {
@@ -103,7 +114,7 @@ class BunListenEngine implements ServingEngine {
           socket.end();
           return;
         }
-        const transport = transportOf(socket);
+        const transport = transportOf(socket, secure);
         const connection = new H1Connection(transport, handle, onError, limits, headOptions, startWebSocket);
         socket.data = connection;
         connections.add(connection);
@@ -123,10 +134,20 @@ class BunListenEngine implements ServingEngine {
         if (this.draining && connections.size === 0) this.onIdle?.();
       },
       error: (_socket: BunSocket, error: Error) => logger.debug(`Connection error: ${error.message}`),
+      // --cert-reqs 1: Bun lets a client certificate that does not verify through when certificates are optional.
+      ...(tls?.verifySentCertificate ? {
+        handshake(socket: BunSocket, _success: boolean, authorizationError: Error | null) {
+          if (!sentUnverifiedCertificate(socket)) return;
+          logger.debug(`TLS handshake refused: ip=${socket.remoteAddress ?? '-'} sent a client certificate that does not verify (${String(authorizationError)})`);
+          socket.terminate();
+        },
+      } : {}),
     };
     for (const socket of sockets) {
       if (socket.kind !== 'fd') throw new Error('the bun-listen engine serves inherited fds only');
-      this.listeners.push(Bun.listen({ fd: socket.fd, allowHalfOpen: true, socket: socketHandlers }));
+      this.listeners.push(Bun.listen({
+        fd: socket.fd, allowHalfOpen: true, socket: socketHandlers, ...(tls ? { tls: bunTlsOptions(tls) } : {}),
+      }));
     }
     // A fresh connection gets at least a second for its first request, whatever --keep-alive says; one that has
     // not sent a whole request head --header-timeout after it began to wait is cut, however slowly bytes arrive;

@@ -6,7 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RemoteAddress, ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
+import { tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
+import { type BunTlsOptions, bunTlsOptions } from './_bun-tls.ts';
 import { nativeHandler, nativeStopDelayMs, type NativeServerRules } from './_native.ts';
 import { type AppWebSocket, type UpgradeOptions, type WebSocketHandler } from '../websocket/app-handler.ts';
 import { WebSocketSessions } from '../websocket/sessions.ts';
@@ -55,6 +57,7 @@ interface BunServe {
     port: number;
     reusePort: boolean;
     idleTimeout: number;
+    tls?: BunTlsOptions;
     fetch(request: Request, server: BunServer): Response | Promise<Response>;
     websocket?: BunWebSocketOptions;
   }): BunServer;
@@ -133,6 +136,7 @@ class BunServeEngine implements ServingEngine {
     const keepAliveS = Math.ceil(durationsOf(this.context.settings).keepAliveMs / 1000);
     const { websocket, settings } = this.context;
     const websocketOptions = websocket && bunWebSocketOptions(websocket, settings.wsMaxMessage, this.webSockets);
+    const tls = tlsOptionsFrom(this.context.settings);
     for (const socket of sockets) {
       if (socket.kind !== 'reuse-port') throw new Error('Bun.serve cannot serve an inherited fd');
       this.servers.push(Bun.serve({
@@ -141,6 +145,7 @@ class BunServeEngine implements ServingEngine {
         reusePort: true,
         idleTimeout: Math.min(Math.max(keepAliveS, 1), MAX_IDLE_TIMEOUT_S),
         websocket: websocketOptions,
+        ...(tls ? { tls: bunTlsOptions(tls) } : {}),
         fetch(request, server) {
           // Bun's idleTimeout would also cut a slow handler or a pause in a streamed body: requests are bounded by
           // the worker's --timeout instead. The connection keeps no idle timeout afterwards (README).

@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
+import { tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { nativeHandler, nativeStopDelayMs, type NativeServerRules } from './_native.ts';
 import { type DenoWebSocketContext, DenoUpgradableInfo } from './_deno-websocket.ts';
@@ -60,7 +61,9 @@ interface DenoHttpServer {
 
 interface DenoServe {
   serve(
-    options: { hostname: string; port: number; reusePort: boolean; onListen(): void; onError(error: unknown): Response },
+    options: {
+      hostname: string; port: number; reusePort: boolean; cert?: string; key?: string; onListen(): void; onError(error: unknown): Response;
+    },
     handler: (request: Request, info: DenoServeInfo) => Response | Promise<Response>,
   ): DenoHttpServer;
 }
@@ -86,6 +89,8 @@ class DenoServeEngine implements ServingEngine {
     const serve = webSocketContext
       ? (request: Request, info: DenoServeInfo) => handle(request, new DenoUpgradableInfo(info, request, webSocketContext), info.completed)
       : (request: Request, info: DenoServeInfo) => handle(request, info, info.completed);
+    // Deno.serve takes a certificate and key only (the README's TLS section says what it cannot do).
+    const tls = tlsOptionsFrom(settings);
     for (const socket of sockets) {
       if (socket.kind !== 'reuse-port') throw new Error('Deno.serve cannot serve an inherited fd');
       await new Promise<void>((resolve, reject) => {
@@ -94,6 +99,7 @@ class DenoServeEngine implements ServingEngine {
             hostname: socket.address.host,
             port: socket.address.port,
             reusePort: true,
+            ...(tls ? { cert: tls.cert, key: tls.key } : {}),
             onListen: resolve,
             onError(error) {
               logger.exception('Error in Deno.serve', error);

@@ -4,6 +4,7 @@
  */
 import type { CleartextProtocols } from '../http/http-protocols.ts';
 import type { EngineName, Runtime } from '../runtime/index.ts';
+import type { TlsLimits } from '../tls-options.ts';
 import type { EngineFactory } from './base.ts';
 
 interface EngineEntry {
@@ -19,6 +20,8 @@ interface EngineEntry {
    * (README, "HTTP/2").
    */
   protocolsUnsupported(protocols: CleartextProtocols, runtime: Runtime): string | undefined;
+  /** What of TLS it cannot do on `runtime`, and why (README, "TLS"). */
+  tlsLimits(runtime: Runtime): TlsLimits;
   load(): Promise<EngineFactory>;
 }
 
@@ -31,6 +34,7 @@ export const ENGINES: Record<EngineName, EngineEntry> = {
     description: 'node:http',
     readsProxyHeaders: true,
     protocolsUnsupported: (protocols, runtime) => (protocols.h2c ? runtime.nodeHttp2Unsupported : undefined),
+    tlsLimits: (runtime) => runtime.nodeTlsLimits,
     load: async () => (await import('./node-http.ts')).createNodeHttpEngine,
   },
   'deno-serve': {
@@ -38,6 +42,11 @@ export const ENGINES: Record<EngineName, EngineEntry> = {
     readsProxyHeaders: false,
     // Deno.serve answers HTTP/1.1 and h2c with prior knowledge on every connection, and cannot be told otherwise.
     protocolsUnsupported: (protocols) => (protocols.h1 ? undefined : 'Deno.serve always serves HTTP/1.1 as well'),
+    tlsLimits: () => ({
+      clientCertificates: 'cannot ask for client certificates (Deno.serve takes a certificate and key only)',
+      ciphers: 'cannot restrict the ciphers (Deno.serve takes a certificate and key only)',
+      minVersionTls13: 'cannot refuse TLS 1.2 (Deno.serve takes a certificate and key only)',
+    }),
     load: async () => (await import('./deno-serve.ts')).createDenoServeEngine,
   },
   'bun-serve': {
@@ -45,12 +54,17 @@ export const ENGINES: Record<EngineName, EngineEntry> = {
     readsProxyHeaders: false,
     // Probed on Bun 1.4.5: a prior-knowledge HTTP/2 connection gets no answer.
     protocolsUnsupported: http1Only('Bun.serve speaks HTTP/1.1 only on a plain socket'),
+    tlsLimits: () => ({
+      optionalClientCertificates: 'serves a client certificate that does not verify when certificates are optional, ' +
+        'and tells the app nothing of it; use --cert-reqs 2 or --no-reuse-port (Bun.listen)',
+    }),
     load: async () => (await import('./bun-serve.ts')).createBunServeEngine,
   },
   'bun-listen': {
     description: 'Bun.listen',
     readsProxyHeaders: true,
     protocolsUnsupported: http1Only('its HTTP layer (src/http/h1/) speaks HTTP/1.1 only'),
+    tlsLimits: () => ({}),
     load: async () => (await import('./bun-listen.ts')).createBunListenEngine,
   },
 };

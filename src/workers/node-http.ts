@@ -10,19 +10,22 @@ import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
 import { ForwardingPolicy } from '../http/forwarded.ts';
 import { http2HeadViolation } from '../http/http2-head-policy.ts';
-import { type CleartextProtocols, cleartextProtocols } from '../http/http-protocols.ts';
+import { type CleartextProtocols, cleartextProtocols, parseHttpProtocols } from '../http/http-protocols.ts';
 import { requestLimitsOf } from '../http/limits.ts';
+import { alpnProtocolsOf, routeNegotiatedProtocols } from '../http/node/alpn-router.ts';
 import { routeHttp2Prefaces } from '../http/node/h2c-gate.ts';
 import { Http2Connections, http2OptionsOf } from '../http/node/http2-server.ts';
 import type { AdapterHooks, AdapterOptions } from '../http/node/listener.ts';
 import { createClientErrorListener, createConnectListener } from '../http/node/socket-refusals.ts';
 import { createRequestListener, type FetchRequestListener } from '../http/node-fetch-adapter.ts';
 import { readProxyHeadersFirst } from '../http/node/proxy-gate.ts';
+import { handshakeFirst } from '../http/node/tls-handshakes.ts';
 import { requestDeadlinesOf } from '../http/request-deadlines.ts';
 import { parsePeerList } from '../http/trusted-peers.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
 import { durationsOf } from '../settings.ts';
+import { type TlsOptions, tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { NodeUpgrades } from '../websocket/node-upgrade.ts';
 import { WebSocketSessions } from '../websocket/sessions.ts';
@@ -55,11 +58,17 @@ class NodeHttpEngine implements ServingEngine {
   private readonly webSockets = new WebSocketSessions();
   /** Undefined when the app exports no `websocket` handler: node:http then answers Upgrade requests as any other. */
   private readonly upgrades?: NodeUpgrades;
+  /** The TLS the connections speak (read from the files at boot), or undefined for plain HTTP. */
+  private readonly tls?: TlsOptions;
 
   constructor(context: EngineContext) {
     const { handler, logger, hooks, settings, runtime, websocket } = context;
     this.context = context;
     this.protocols = cleartextProtocols(settings.httpProtocols);
+    // With TLS, HTTP/2 is offered by ALPN when `h2` is listed (the master refuses h2c with TLS).
+    const listed = parseHttpProtocols(settings.httpProtocols);
+    const alpn = settings.certfile !== null && listed.includes('h2') ? alpnProtocolsOf(listed) : undefined;
+    this.tls = tlsOptionsFrom(settings, alpn);
     const { keepAliveMs, headerTimeoutMs, requestTimeoutMs, writeTimeoutMs } = durationsOf(settings);
     this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger);
     // An upgraded socket stays busy for the tracker (no keep-alive timeout, the write timeout applies) until it closes.
@@ -86,8 +95,9 @@ class NodeHttpEngine implements ServingEngine {
       deadlines: requestDeadlinesOf(requestTimeoutMs, logger),
     };
     this.requestListener = this.tracker.admitting(createRequestListener(handler, adapterHooks, { ...adapterOptions, upgrades: this.upgrades }));
-    this.http2 = this.protocols.h2c ? new Http2Connections(createRequestListener(handler, adapterHooks, {
+    this.http2 = this.protocols.h2c || alpn ? new Http2Connections(createRequestListener(handler, adapterHooks, {
       ...adapterOptions,
+      upgrades: undefined,
       headRules: (incoming, method) => http2HeadViolation(method, incoming.rawHeaders),
     }), http2OptionsOf(settings, adapterOptions.limits!), logger) : undefined;
     this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
@@ -115,6 +125,10 @@ class NodeHttpEngine implements ServingEngine {
       // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
       server.keepAliveTimeout = 0;
       this.tracker.track(server);
+      if (this.tls) {
+        const tlsServer = handshakeFirst(server, this.tls, durationsOf(settings).headerTimeoutMs, logger);
+        if (this.http2 && this.tls.ALPNProtocols) routeNegotiatedProtocols(tlsServer, this.http2);
+      }
       this.listeners.push(socket.kind === 'fd'
         ? await runtime.listenOnFd(server, socket.fd, settings.backlog)
         : await listenWithReusePort(server, socket.address, settings.backlog));
@@ -127,7 +141,7 @@ class NodeHttpEngine implements ServingEngine {
    */
   private routeHttp2(server: http.Server): void {
     const { protocols, http2 } = this;
-    if (!http2) return;
+    if (!http2 || !protocols.h2c) return;
     const { settings, logger } = this.context;
     // parsePeerList is the setting's own validator: the list is valid here.
     const trusted = parsePeerList(settings.forwardedAllowIps, '--forwarded-allow-ips');

@@ -3,7 +3,7 @@
  * the master at start (one line, exit 1) and on HUP, before any worker boots.
  */
 import { parseBind } from '../address.ts';
-import { cleartextProtocols } from '../http/http-protocols.ts';
+import { cleartextProtocols, parseHttpProtocols } from '../http/http-protocols.ts';
 import type { EngineName, Runtime } from '../runtime/index.ts';
 import type { Settings } from '../settings.ts';
 import { ENGINES } from './index.ts';
@@ -16,11 +16,22 @@ function enginesFor(settings: Pick<Settings, 'bind'>, runtime: Runtime, reusePor
     : inherit)));
 }
 
-/** Why the configuration's protocols cannot be served, as one line, or undefined when they can. */
-export function protocolsProblem(settings: Pick<Settings, 'bind' | 'httpProtocols'>, runtime: Runtime, reusePort: boolean): string | undefined {
-  const protocols = cleartextProtocols(settings.httpProtocols);
-  if (!protocols.h1 && !protocols.h2c) {
-    return `--http-protocols ${settings.httpProtocols}: h2 is negotiated over TLS only; a plain socket needs h1 or h2c`;
+/**
+ * Why the configuration's protocols cannot be served, as one line, or undefined when they can. With TLS
+ * (`--certfile`) the sockets serve HTTP/1.1 and, with `h2` in the list, HTTP/2 chosen by ALPN; without, `h1` and
+ * `h2c` on plain sockets.
+ */
+export function protocolsProblem(
+  settings: Pick<Settings, 'bind' | 'httpProtocols' | 'certfile'>, runtime: Runtime, reusePort: boolean,
+): string | undefined {
+  const listed = parseHttpProtocols(settings.httpProtocols);
+  // What the engine is asked for, in the terms it answers in: HTTP/2 over TLS needs what h2c needs (node:http2).
+  let protocols = cleartextProtocols(settings.httpProtocols);
+  if (settings.certfile !== null) {
+    if (protocols.h2c) return `--http-protocols ${settings.httpProtocols}: h2c is HTTP/2 on a plain socket; with --certfile use h2`;
+    protocols = { h1: true, h2c: listed.includes('h2') };
+  } else if (!protocols.h1 && !protocols.h2c) {
+    return `--http-protocols ${settings.httpProtocols}: h2 is negotiated over TLS only (--certfile); a plain socket needs h1 or h2c`;
   }
   for (const engine of enginesFor(settings, runtime, reusePort)) {
     const why = ENGINES[engine].protocolsUnsupported(protocols, runtime);

@@ -30,6 +30,8 @@ export interface H1Transport {
   pause(): void;
   resume(): void;
   readonly remoteAddr: RemoteAddress;
+  /** The connection speaks TLS: its requests' URLs are https. */
+  readonly secure: boolean;
 }
 
 /** Calls the app for a request; `done` settles once the response has been written (or abandoned). */
@@ -59,8 +61,11 @@ function withHead(head: string, body?: Uint8Array): Buffer {
   return data;
 }
 
-/** The Fetch Request for a parsed head; throws on a target or field that Fetch refuses. */
-function toRequest(exchange: Exchange): Request {
+/**
+ * The Fetch Request for a parsed head, its URL with `scheme` (`http` or `https`) unless the target is absolute;
+ * throws on a target or field that Fetch refuses.
+ */
+function toRequest(exchange: Exchange, scheme: string): Request {
   const { method, target, rawHeaders } = exchange.head;
   let host = 'localhost';
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -71,8 +76,8 @@ function toRequest(exchange: Exchange): Request {
       exchange.expectsContinue = exchange.head.minorVersion === 1;
     }
   }
-  const url = target.charCodeAt(0) === 47 /* / */ ? `http://${host}${target}`
-    : absoluteTargetUrl(target) ?? `http://${host}/${target}`;
+  const url = target.charCodeAt(0) === 47 /* / */ ? `${scheme}://${host}${target}`
+    : absoluteTargetUrl(target) ?? `${scheme}://${host}/${target}`;
   // Every init member costs Bun's constructor time (`method: 'GET'` alone about 0.15 µs), so the init holds only
   // what differs from the defaults; the fields go into the Request's own Headers rather than a Headers it copies.
   const init: RequestInit & { duplex?: 'half' } = { signal: exchange.abort.signal };
@@ -111,6 +116,8 @@ export class H1Connection implements BodySource {
   private upgradeOffer?: UpgradeOffer;
   /** The WebSocket the connection has become: every byte and event goes to it. */
   private websocket?: WebSocketConnection;
+  /** Its requests' URL scheme: `https` on a TLS connection. */
+  private readonly scheme: string;
   private readonly answerQueued = () => void this.answer();
   /** Requests parsed and not yet answered, oldest first; the first is the one being answered. */
   private readonly queue: Exchange[] = [];
@@ -147,6 +154,7 @@ export class H1Connection implements BodySource {
     this.info = { remoteAddr: transport.remoteAddr };
     this.startWebSocket = startWebSocket;
     if (startWebSocket) this.info = upgradableInfo(this.info, (info, options) => this.acceptUpgrade(info, options));
+    this.scheme = transport.secure ? 'https' : 'http';
     this.parser = new RequestParser({
       onHead: (head) => this.onHead(head),
       onBody: (data) => this.parsing?.pushBody(data, this),
@@ -332,7 +340,7 @@ export class H1Connection implements BodySource {
   private async answerOne(exchange: Exchange): Promise<boolean> {
     let request: Request;
     try {
-      request = toRequest(exchange);
+      request = toRequest(exchange, this.scheme);
     } catch (error) {
       exchange.fail(error as Error);
       this.onError(invalidRequestLine(this.transport.remoteAddr.hostname, (error as Error).message), undefined);

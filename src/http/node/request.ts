@@ -28,20 +28,20 @@ function hasBody(incoming: http.IncomingMessage): boolean {
     (incoming as { stream?: { endAfterHeaders: boolean } }).stream?.endAfterHeaders === false;
 }
 
-/** The request's URL as the client sent it (absolute-form, or Host and path), not yet parsed. */
-function unparsedUrlOf(incoming: http.IncomingMessage): string {
+/** The request's URL as the client sent it (absolute-form, or `scheme`, Host and path), not yet parsed. */
+function unparsedUrlOf(incoming: http.IncomingMessage, scheme: string): string {
   const target = incoming.url ?? '/';
   if (target.charCodeAt(0) !== 47 /* / */) {
     const absolute = absoluteTargetUrl(target);
     if (absolute !== undefined) return absolute;
   }
   const path = target.startsWith('/') ? target : `/${target}`;
-  return `http://${incoming.headers.host ?? 'localhost'}${path}`;
+  return `${scheme}://${incoming.headers.host ?? 'localhost'}${path}`;
 }
 
-function urlOf(incoming: http.IncomingMessage): string {
+function urlOf(incoming: http.IncomingMessage, scheme: string): string {
   try {
-    return new URL(unparsedUrlOf(incoming)).href;
+    return new URL(unparsedUrlOf(incoming, scheme)).href;
   } catch {
     throw new MalformedRequestError(`Invalid request target ${JSON.stringify(incoming.url ?? '/')}`);
   }
@@ -137,12 +137,15 @@ export class NodeRequest {
   readonly #bodyLimit: number;
   /** The response to send `100 Continue` on when the body is first read (the client awaits it); then undefined. */
   #continueOn?: http.ServerResponse;
+  /** `https` when the request came on a TLS connection: read at once, since the socket is gone once the client is. */
+  readonly #scheme: string;
 
   /** `continueOn`: given when the client sent `Expect: 100-continue`, which is answered on the first body read. */
   constructor(incoming: http.IncomingMessage, bodyLimit = 0, continueOn?: http.ServerResponse) {
     this.#incoming = incoming;
     this.#bodyLimit = bodyLimit;
     this.#continueOn = continueOn;
+    this.#scheme = (incoming.socket as { encrypted?: boolean } | null)?.encrypted ? 'https' : 'http';
   }
 
   get method(): string {
@@ -150,7 +153,7 @@ export class NodeRequest {
   }
 
   get url(): string {
-    return (this.#url ??= urlOf(this.#incoming));
+    return (this.#url ??= urlOf(this.#incoming, this.#scheme));
   }
 
   get headers(): Headers {
@@ -221,10 +224,10 @@ export class NodeRequest {
       const headers = this.#headers ?? headerPairsOf(incoming.rawHeaders);
       const init = { method: this.method, headers, body, signal: this.signal, duplex: 'half' };
       try {
-        this.#native = new NativeRequest(this.#url ?? unparsedUrlOf(incoming), init as RequestInit);
+        this.#native = new NativeRequest(this.#url ?? unparsedUrlOf(incoming, this.#scheme), init as RequestInit);
       } catch (error) {
         // A malformed URL or header throws its MalformedRequestError (a 400) here; anything else is rethrown.
-        if (this.#url === undefined) urlOf(incoming);
+        if (this.#url === undefined) urlOf(incoming, this.#scheme);
         if (this.#headers === undefined) headersOf(incoming.rawHeaders);
         throw error;
       }
@@ -236,7 +239,7 @@ export class NodeRequest {
 
   /** Gives the request the scheme and host a trusted proxy forwarded (throws a ForwardedHeaderError if no URL). */
   static forward(request: NodeRequest, forwarded: Forwarded): void {
-    if (changesUrl(forwarded)) request.#url = forwardedUrl(unparsedUrlOf(request.#incoming), forwarded);
+    if (changesUrl(forwarded)) request.#url = forwardedUrl(unparsedUrlOf(request.#incoming, request.#scheme), forwarded);
   }
 
   /**

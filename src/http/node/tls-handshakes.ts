@@ -1,0 +1,44 @@
+/**
+ * TLS in front of a node:http server: a tls.Server that never listens takes each connection the http.Server gets
+ * (accepted on an inherited fd, or on the server's own socket) through the handshake, and hands the secure socket
+ * to the listeners the http.Server had (node:http's and the ConnectionTracker's), as https.Server does with its
+ * own. So the tracker and the adapter see the same TLS socket, and a request's socket says `encrypted`. A client
+ * whose handshake fails or takes longer than the header timeout is closed with one debug line.
+ */
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from '../../glogging.ts';
+import { sentUnverifiedCertificate, type TlsOptions } from '../../tls-options.ts';
+
+type ConnectionListener = (socket: net.Socket) => void;
+
+/** node:tls's own handshake timeout, used when --header-timeout is 0. */
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 120_000;
+
+/**
+ * Puts a TLS handshake between `server` and the 'connection' listeners it has now; call it once they are all
+ * added. Returns the tls.Server, whose 'secureConnection' listeners (ALPN's choice of protocol) come after them.
+ */
+export function handshakeFirst(server: net.Server, options: TlsOptions, handshakeTimeoutMs: number, logger: Logger): tls.Server {
+  const listeners = server.listeners('connection') as ConnectionListener[];
+  server.removeAllListeners('connection');
+  const tlsServer = tls.createServer({ ...options, handshakeTimeout: handshakeTimeoutMs || DEFAULT_HANDSHAKE_TIMEOUT_MS });
+  server.on('connection', (socket: net.Socket) => {
+    // As https.Server does for the TCP sockets it accepts (its noDelay option): these were accepted elsewhere.
+    socket.setNoDelay(true);
+    tlsServer.emit('connection', socket);
+  });
+  tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+    if (options.verifySentCertificate && sentUnverifiedCertificate(socket)) {
+      logger.debug(`TLS handshake refused: ip=${socket.remoteAddress ?? '-'} sent a client certificate that does not verify (${String(socket.authorizationError)})`);
+      socket.destroy();
+      return;
+    }
+    for (const listener of listeners) listener.call(server, socket);
+  });
+  // OpenSSL's messages are long (addresses, source files): node:tls's `reason` is their short text.
+  tlsServer.on('tlsClientError', (error: Error & { reason?: string }, socket: tls.TLSSocket) => {
+    logger.debug(`TLS handshake failed: ip=${socket.remoteAddress ?? '-'}: ${error.reason ?? error.message.split('\n')[0]}`);
+  });
+  return tlsServer;
+}

@@ -1,0 +1,286 @@
+// TLS under node, deno and bun, every engine: https with a certificate the test makes (openssl), request.url
+// https, client certificates required and optional where the engine can (else a one-line refusal at start), bad
+// certificate files refused at start, and a HUP serving renewed certificate files.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http2 from 'node:http2';
+import https from 'node:https';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+import { fixture, runCli, Server, TEST_TARGETS, type TestTarget, tempDir, waitFor, withRunningServer } from './helpers.ts';
+
+const LOCAL = ['-b', '127.0.0.1:0'];
+
+/** The PEM files the tests use, made once with openssl in a temporary folder. */
+interface Pems {
+  dir: string;
+  ca: string;
+  /** Server certificates for 127.0.0.1 signed by the CA, CN `one` and `two`, and their keys. */
+  oneCert: string;
+  oneKey: string;
+  twoCert: string;
+  twoKey: string;
+  /** A client certificate signed by the CA, and one self-signed (not by the CA). */
+  clientCert: string;
+  clientKey: string;
+  strangerCert: string;
+  strangerKey: string;
+}
+
+function openssl(dir: string, args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore', timeout: 20000 });
+}
+
+/** An EC key and a certificate named `name`, signed by the CA (or self-signed), with `extension` lines. */
+function makeCertificate(dir: string, name: string, signed: boolean, extension?: string): void {
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`];
+  if (!signed) {
+    openssl(dir, ['req', '-x509', ...key, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`]);
+    return;
+  }
+  openssl(dir, ['req', ...key, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+  const extra = extension ? ['-extfile', `${name}.ext`] : [];
+  if (extension) fs.writeFileSync(path.join(dir, `${name}.ext`), `${extension}\n`);
+  openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...extra]);
+}
+
+function makePems(): Pems {
+  const dir = tempDir();
+  makeCertificate(dir, 'ca', false);
+  for (const name of ['one', 'two']) makeCertificate(dir, name, true, 'subjectAltName=IP:127.0.0.1');
+  makeCertificate(dir, 'client', true);
+  makeCertificate(dir, 'stranger', false);
+  const file = (name: string) => path.join(dir, name);
+  return {
+    dir, ca: file('ca.pem'), oneCert: file('one.pem'), oneKey: file('one.key'), twoCert: file('two.pem'), twoKey: file('two.key'),
+    clientCert: file('client.pem'), clientKey: file('client.key'), strangerCert: file('stranger.pem'), strangerKey: file('stranger.key'),
+  };
+}
+
+/** What one https request got: the status, the body and the CN of the server's certificate. */
+interface HttpsReply {
+  status: number;
+  body: string;
+  serverName: string;
+}
+
+/** What a test client offers besides the CA it trusts: a certificate, the TLS versions and ciphers it speaks. */
+interface ClientOptions {
+  cert?: string;
+  key?: string;
+  maxVersion?: 'TLSv1.2';
+  ciphers?: string;
+}
+
+/** One GET over a fresh TLS connection, trusting only the test CA, with the client's options (bounded). */
+function httpsGet(url: string, ca: string, client: ClientOptions = {}): Promise<HttpsReply> {
+  return new Promise((resolve, reject) => {
+    const request = https.get(url, {
+      ca: fs.readFileSync(ca),
+      agent: false,
+      ...(client.cert && client.key ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {}),
+      ...(client.maxVersion ? { maxVersion: client.maxVersion } : {}),
+      ...(client.ciphers ? { ciphers: client.ciphers } : {}),
+    }, (response) => {
+      const serverName = String((response.socket as TLSSocket).getPeerCertificate().subject?.CN);
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode!, body, serverName }));
+      response.on('error', reject);
+    });
+    request.setTimeout(10000, () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+  });
+}
+
+/** Whether a target can restrict the ciphers (README, "TLS"): not Deno's servers. */
+const restrictsCiphers = (target: TestTarget) => target.runtime !== 'deno';
+/** Whether it can refuse TLS 1.2: not Deno.serve. */
+const refusesTls12 = (target: TestTarget) => !(target.runtime === 'deno' && target.mode === 'reuse-port');
+/** Whether a target can ask for client certificates (README, "TLS"): not Deno's servers. */
+const verifiesClientCertificates = (target: TestTarget) => target.runtime !== 'deno';
+/** Whether it can also refuse a bad one while serving clients without one: not Bun.serve. */
+const verifiesOptionalCertificates = (target: TestTarget) =>
+  verifiesClientCertificates(target) && !(target.runtime === 'bun' && target.mode === 'reuse-port');
+
+/** Whether a target serves HTTP/2 by ALPN (README, "HTTP/2"): Node's node:http2, Deno.serve by itself. */
+const servesH2 = (target: TestTarget) => target.runtime === 'node' || (target.runtime === 'deno' && target.mode === 'reuse-port');
+
+/** One GET over HTTP/2 (ALPN h2), trusting the test CA: the status and the body (bounded: 10 s). */
+function h2Get(url: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(url, { ca: fs.readFileSync(ca) });
+    const timer = setTimeout(() => session.destroy(new Error('no HTTP/2 answer in 10 s')), 10000);
+    session.on('error', reject);
+    const stream = session.request({ ':path': new URL(url).pathname });
+    let status = 0;
+    let body = '';
+    stream.setEncoding('utf8');
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (chunk: string) => (body += chunk));
+    stream.on('error', reject);
+    stream.on('end', () => {
+      clearTimeout(timer);
+      session.close();
+      resolve({ status, body });
+    });
+  });
+}
+
+describe('TLS', () => {
+  let pems: Pems;
+  before(() => {
+    pems = makePems();
+  });
+  after(() => fs.rmSync(pems.dir, { recursive: true, force: true }));
+  const tlsArgs = () => ['--certfile', pems.oneCert, '--keyfile', pems.oneKey];
+
+  for (const target of TEST_TARGETS) {
+    describe(target.name, () => {
+      it('serves https, and request.url is https', async () => {
+        await withRunningServer(Server.start(target, [...LOCAL, ...tlsArgs(), fixture('app.ts')]), async (server) => {
+          assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+          const reply = await httpsGet(`${server.url}/info`, pems.ca);
+          assert.equal(reply.status, 200);
+          assert.equal(reply.serverName, 'one');
+          assert.equal(JSON.parse(reply.body).url, `${server.url}/info`);
+          const before = (await httpsGet(`${server.url}/`, pems.ca)).body;
+          // A plain HTTP client does not get an answer it could read as HTTP, and costs the worker nothing.
+          await assert.rejects(fetch(`${server.url.replace('https:', 'http:')}/`, { signal: AbortSignal.timeout(10000) }));
+          assert.equal((await httpsGet(`${server.url}/`, pems.ca)).body, before);
+          assert.equal(server.matches(/TLS handshake failed/).length <= 1, true, 'one debug line at most');
+        });
+      });
+
+      it('--http-protocols h1,h2 serves HTTP/2 by ALPN beside HTTP/1.1, or is refused at start with one line', async () => {
+        const args = [...LOCAL, ...tlsArgs(), '--http-protocols', 'h1,h2', fixture('app.ts')];
+        if (!servesH2(target)) {
+          const result = await runCli(target, args);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--http-protocols h1,h2: .* cannot/);
+          return;
+        }
+        await withRunningServer(Server.start(target, args), async (server) => {
+          const reply = await h2Get(`${server.url}/info`, pems.ca);
+          assert.equal(reply.status, 200);
+          assert.equal(JSON.parse(reply.body).url, `${server.url}/info`);
+          assert.equal((await httpsGet(`${server.url}/info`, pems.ca)).status, 200);
+        });
+      });
+
+      it('--cert-reqs 2: a client without a certificate from --ca-certs is refused', async () => {
+        const args = [...LOCAL, ...tlsArgs(), '--ca-certs', pems.ca, '--cert-reqs', '2', fixture('app.ts')];
+        if (!verifiesClientCertificates(target)) {
+          const result = await runCli(target, args);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--cert-reqs 2: .*cannot/);
+          return;
+        }
+        await withRunningServer(Server.start(target, args), async (server) => {
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca));
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { cert: pems.strangerCert, key: pems.strangerKey }));
+          const reply = await httpsGet(`${server.url}/`, pems.ca, { cert: pems.clientCert, key: pems.clientKey });
+          assert.equal(reply.status, 200);
+          assert.ok(server.liveWorkers().length === 1, 'the refused handshakes cost no worker');
+        });
+      });
+
+      it('--cert-reqs 1: clients with no certificate or a valid one are served, one that does not verify is refused', async () => {
+        const args = [...LOCAL, ...tlsArgs(), '--ca-certs', pems.ca, '--cert-reqs', '1', fixture('app.ts')];
+        if (!verifiesOptionalCertificates(target)) {
+          const result = await runCli(target, args);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--cert-reqs 1: /);
+          return;
+        }
+        await withRunningServer(Server.start(target, args), async (server) => {
+          assert.equal((await httpsGet(`${server.url}/`, pems.ca)).status, 200);
+          assert.equal((await httpsGet(`${server.url}/`, pems.ca, { cert: pems.clientCert, key: pems.clientKey })).status, 200);
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { cert: pems.strangerCert, key: pems.strangerKey }));
+        });
+      });
+
+      it('--ssl-min-version TLSv1.3 refuses a TLS 1.2 client; --ciphers refuses a client without one of them', async () => {
+        const tls13 = [...LOCAL, ...tlsArgs(), '--ssl-min-version', 'TLSv1.3', fixture('app.ts')];
+        if (!refusesTls12(target)) {
+          const result = await runCli(target, tls13);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--ssl-min-version TLSv1\.3: .*cannot/);
+        } else {
+          await withRunningServer(Server.start(target, tls13), async (server) => {
+            await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { maxVersion: 'TLSv1.2' }));
+            assert.equal((await httpsGet(`${server.url}/`, pems.ca)).status, 200);
+          });
+        }
+        const ciphers = [...LOCAL, ...tlsArgs(), '--ciphers', 'ECDHE-ECDSA-AES128-GCM-SHA256', fixture('app.ts')];
+        if (!restrictsCiphers(target)) {
+          const result = await runCli(target, ciphers);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--ciphers: .*cannot/);
+          return;
+        }
+        await withRunningServer(Server.start(target, ciphers), async (server) => {
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }));
+          assert.equal((await httpsGet(`${server.url}/`, pems.ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' })).status, 200);
+        });
+      });
+
+      it('a HUP serves the certificate files as they are now; bad ones keep the workers serving the old', async () => {
+        const dir = tempDir();
+        const cert = path.join(dir, 'cert.pem');
+        const key = path.join(dir, 'key.pem');
+        fs.copyFileSync(pems.oneCert, cert);
+        fs.copyFileSync(pems.oneKey, key);
+        try {
+          await withRunningServer(Server.start(target, [...LOCAL, '--certfile', cert, '--keyfile', key, fixture('app.ts')]), async (server) => {
+            assert.equal((await httpsGet(`${server.url}/`, pems.ca)).serverName, 'one');
+            const before = server.liveWorkers();
+            fs.copyFileSync(pems.twoCert, cert);
+            fs.copyFileSync(pems.twoKey, key);
+            server.signal('SIGHUP');
+            await waitFor('a new worker in place of the old one', () => {
+              const live = server.liveWorkers();
+              return live.length === 1 && !before.includes(live[0]) ? live : undefined;
+            }, 20000);
+            assert.equal((await httpsGet(`${server.url}/`, pems.ca)).serverName, 'two');
+            fs.copyFileSync(pems.oneKey, key);
+            server.signal('SIGHUP');
+            await server.waitForLine(/Reload failed, keeping the current configuration: --keyfile .* is not the private key of --certfile/);
+            assert.equal((await httpsGet(`${server.url}/`, pems.ca)).serverName, 'two');
+          });
+        } finally {
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    });
+  }
+
+  for (const runtime of new Set(TEST_TARGETS.map((target) => target.runtime))) {
+    it(`${runtime}: a key that is not the certificate's, or a missing file, fails at start (and --check-config) with one line and exit 1`, async () => {
+      const mismatched = await runCli(runtime, [...LOCAL, '--certfile', pems.oneCert, '--keyfile', pems.twoKey, fixture('app.ts')]);
+      assert.equal(mismatched.code, 1);
+      const lines = mismatched.stderr.trim().split('\n').filter((line) => /ERROR|error/.test(line));
+      assert.equal(lines.length, 1, mismatched.stderr);
+      assert.match(lines[0], /--keyfile .*two\.key is not the private key of --certfile .*one\.pem/);
+      const missing = await runCli(runtime, [...LOCAL, '--certfile', path.join(pems.dir, 'missing.pem'), '--keyfile', pems.oneKey, fixture('app.ts')]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /cannot read --certfile .*missing\.pem: ENOENT/);
+      const alone = await runCli(runtime, [...LOCAL, '--certfile', pems.oneCert, fixture('app.ts')]);
+      assert.equal(alone.code, 1);
+      assert.match(alone.stderr, /needs --keyfile/);
+      if (process.getuid?.() === 0) {
+        // The workers read the files after dropping privileges: a key only root can read is refused at start.
+        fs.chmodSync(pems.oneKey, 0o600);
+        const unreadable = await runCli(runtime, [...LOCAL, '--user', 'nobody', '--certfile', pems.oneCert, '--keyfile', pems.oneKey, fixture('app.ts')]);
+        assert.equal(unreadable.code, 1);
+        assert.match(unreadable.stderr, /--keyfile .*one\.key: the workers \(uid \d+, gid \d+\) cannot read it/);
+      }
+      const checked = await runCli(runtime, ['--check-config', '--certfile', pems.oneCert, '--keyfile', pems.twoKey, fixture('app.ts')]);
+      assert.equal(checked.code, 1);
+      assert.match(checked.stderr, /is not the private key of --certfile/);
+    });
+  }
+});
