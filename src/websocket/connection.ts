@@ -88,7 +88,7 @@ export class WebSocketConnection implements AppWebSocket {
         const { handler } = this.options;
         if (handler.pong) callApp(this.reportError, () => handler.pong!(this, payload));
       },
-      onClose: (code, reason) => this.closeReceived(code, reason),
+      onClose: (code, reason) => this.closeWith(code, reason),
     }, options.maxMessage);
   }
 
@@ -107,7 +107,7 @@ export class WebSocketConnection implements AppWebSocket {
     } catch (error) {
       if (!(error instanceof FrameError)) throw error;
       this.options.logger.warning(invalidRequestLine(this.remoteAddress, `WebSocket: ${error.message}`));
-      this.fail(error.code, error.code === 1009 ? 'Message Too Big' : 'Protocol Error');
+      this.closeWith(error.code, error.code === 1009 ? 'Message Too Big' : 'Protocol Error');
     } finally {
       this.uncork();
     }
@@ -206,20 +206,11 @@ export class WebSocketConnection implements AppWebSocket {
     this.closeTimer.unref?.();
   }
 
-  /** The client's close frame: answered with the same code unless the server closed first, then the TCP close. */
-  private closeReceived(code: number, reason: string): void {
-    if (this.readyState === READY.open) {
-      this.closeCode = code;
-      this.closeReason = reason;
-      this.writeFrame(OPCODE.close, closePayload(code, reason));
-    }
-    this.readyState = READY.closing;
-    this.inputEnded = true;
-    this.end();
-  }
-
-  /** A violation: the close frame with its code, then the TCP close without waiting for the client's. */
-  private fail(code: number, reason: string): void {
+  /**
+   * A violation, or the client's close frame: the close frame with its code (the client's own code unless the
+   * server closed first), then the TCP close without waiting for more.
+   */
+  private closeWith(code: number, reason: string): void {
     if (this.readyState === READY.open) {
       this.closeCode = code;
       this.closeReason = reason;

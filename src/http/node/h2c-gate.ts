@@ -12,6 +12,7 @@ import { invalidRequestLine, type Logger } from '../../glogging.ts';
 import { rawErrorAnswer } from '../app-response.ts';
 import type { CleartextProtocols } from '../http-protocols.ts';
 import type { PeerMatcher } from '../trusted-peers.ts';
+import { readFirstBytes } from './first-bytes.ts';
 import type { Http2Connections } from './http2-server.ts';
 
 type ConnectionListener = (socket: net.Socket) => void;
@@ -44,43 +45,32 @@ export function routeHttp2Prefaces(server: net.Server, { protocols, trusted, htt
     socket.end(REFUSAL);
     socket.destroySoon();
   };
+  /** Where a connection goes once its first bytes (`seen`) tell. */
+  const route = (socket: net.Socket, verdict: 'h1' | 'h2', seen: Buffer) => {
+    if (verdict === 'h1') {
+      if (!protocols.h1) {
+        refuse(socket, 'not an HTTP/2 connection preface, and --http-protocols has no h1');
+        return;
+      }
+      for (const listener of httpListeners) listener.call(server, socket);
+      // node:http reads what arrives from now on; the bytes already read reach its parser as a 'data' event.
+      socket.emit('data', seen);
+    } else if (socket.remoteAddress !== undefined && !trusted(socket.remoteAddress)) {
+      refuse(socket, 'HTTP/2 connection preface from a peer not in --forwarded-allow-ips (h2c is for trusted peers)');
+    } else {
+      // node:http2 first takes what the socket has buffered, if the socket is not flowing (else those bytes
+      // would go to 'data' listeners, of which there are none).
+      socket.pause();
+      socket.unshift(seen);
+      http2.serve(socket);
+    }
+  };
   server.on('connection', (socket: net.Socket) => {
     let seen: Buffer | undefined;
-    const stop = () => {
-      socket.off('data', onData);
-      socket.off('error', onError);
-      socket.off('end', onError);
-    };
-    // Until a server has the socket, an error or an early end just closes it.
-    const onError = () => {
-      stop();
-      socket.destroy();
-    };
-    const onData = (data: Buffer) => {
-      seen = seen ? Buffer.concat([seen, data]) : data;
-      const verdict = prefaceVerdict(seen);
-      if (!verdict) return;
-      stop();
-      if (verdict === 'h1') {
-        if (!protocols.h1) {
-          refuse(socket, 'not an HTTP/2 connection preface, and --http-protocols has no h1');
-          return;
-        }
-        for (const listener of httpListeners) listener.call(server, socket);
-        // node:http reads what arrives from now on; the bytes already read reach its parser as a 'data' event.
-        socket.emit('data', seen);
-      } else if (socket.remoteAddress !== undefined && !trusted(socket.remoteAddress)) {
-        refuse(socket, 'HTTP/2 connection preface from a peer not in --forwarded-allow-ips (h2c is for trusted peers)');
-      } else {
-        // node:http2 first takes what the socket has buffered, if the socket is not flowing (else those bytes
-        // would go to 'data' listeners, of which there are none).
-        socket.pause();
-        socket.unshift(seen);
-        http2.serve(socket);
-      }
-    };
-    socket.on('data', onData);
-    socket.on('error', onError);
-    socket.on('end', onError);
+    readFirstBytes(socket, (data) => {
+      const bytes = seen = seen ? Buffer.concat([seen, data]) : data;
+      const verdict = prefaceVerdict(bytes);
+      return verdict && (() => route(socket, verdict, bytes));
+    });
   });
 }

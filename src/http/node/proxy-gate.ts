@@ -9,6 +9,7 @@ import type net from 'node:net';
 import { invalidRequestLine, type Logger } from '../../glogging.ts';
 import type { Settings } from '../../settings.ts';
 import { PROXY_HEADER_REFUSAL, proxyPreambles } from '../proxy-protocol.ts';
+import { readFirstBytes } from './first-bytes.ts';
 
 type ConnectionListener = (socket: net.Socket) => void;
 
@@ -21,36 +22,23 @@ export function readProxyHeadersFirst(server: net.Server, settings: Settings, lo
   server.on('connection', (socket: net.Socket) => {
     const peer = socket.remoteAddress;
     const preamble = preambleFor(peer);
-    const stop = () => {
-      socket.off('data', onData);
-      socket.off('error', onError);
-      socket.off('end', onError);
-    };
-    // Until node:http has the socket, an error or an early end just closes it.
-    const onError = () => {
-      stop();
-      socket.destroy();
-    };
-    const onData = (data: Buffer) => {
+    readFirstBytes(socket, (data) => {
       const verdict = preamble.feed(data);
-      if (!verdict) return;
-      stop();
-      if (verdict.action !== 'serve') {
-        logger.warning(invalidRequestLine(peer, verdict.reason));
-        if (verdict.action === 'refuse') socket.end(PROXY_HEADER_REFUSAL);
-        else socket.destroy();
-        return;
-      }
-      if (verdict.client) {
-        Object.defineProperty(socket, 'remoteAddress', { value: verdict.client.address, configurable: true });
-        Object.defineProperty(socket, 'remotePort', { value: verdict.client.port, configurable: true });
-      }
-      for (const listener of httpListeners) listener.call(server, socket);
-      // node:http reads what arrives from now on; the bytes already read reach its parser as a 'data' event.
-      if (verdict.rest.byteLength > 0) socket.emit('data', Buffer.from(verdict.rest.buffer, verdict.rest.byteOffset, verdict.rest.byteLength));
-    };
-    socket.on('data', onData);
-    socket.on('error', onError);
-    socket.on('end', onError);
+      return verdict && (() => {
+        if (verdict.action !== 'serve') {
+          logger.warning(invalidRequestLine(peer, verdict.reason));
+          if (verdict.action === 'refuse') socket.end(PROXY_HEADER_REFUSAL);
+          else socket.destroy();
+          return;
+        }
+        if (verdict.client) {
+          Object.defineProperty(socket, 'remoteAddress', { value: verdict.client.address, configurable: true });
+          Object.defineProperty(socket, 'remotePort', { value: verdict.client.port, configurable: true });
+        }
+        for (const listener of httpListeners) listener.call(server, socket);
+        // node:http reads what arrives from now on; the bytes already read reach its parser as a 'data' event.
+        if (verdict.rest.byteLength > 0) socket.emit('data', Buffer.from(verdict.rest.buffer, verdict.rest.byteOffset, verdict.rest.byteLength));
+      });
+    });
   });
 }
