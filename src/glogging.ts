@@ -45,8 +45,8 @@ export interface AccessEntry {
   requestHeaders: { get(name: string): string | null };
   /** Response headers (case-insensitive lookup). */
   responseHeaders: { get(name: string): string | null };
-  /** When the request arrived. */
-  start: Date;
+  /** When the request arrived, in milliseconds since the epoch (a number: a Date per request costs 0.4 µs on Deno). */
+  startMs: number;
   /** How long the request took, in microseconds. */
   durationMicros: number;
   /** Pid of the process that served the request. */
@@ -85,14 +85,14 @@ function errorTimestamp(d: Date): string {
   return `${y}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hms(d)} ${utcOffset(d)}`;
 }
 
-/** Renders a Date's text once per second: a busy worker logs many requests in the same second. */
-function oncePerSecond(render: (d: Date) => string): (d: Date) => string {
+/** Renders a time (ms since the epoch) once per second: a busy worker logs many requests in the same second. */
+function oncePerSecond(render: (d: Date) => string): (ms: number) => string {
   let second = NaN;
   let text = '';
-  return (d) => {
-    const s = Math.floor(d.getTime() / 1000);
+  return (ms) => {
+    const s = Math.floor(ms / 1000);
     if (s !== second) {
-      text = render(d);
+      text = render(new Date(ms));
       second = s;
     }
     return text;
@@ -109,9 +109,9 @@ const accessTimestamp = oncePerSecond((d) => {
 const isoSecond = oncePerSecond((d) => d.toISOString().slice(0, 19));
 
 /** `2026-11-24T13:00:00.123Z`, as toISOString writes it. */
-function isoTimestamp(d: Date): string {
-  const t = d.getTime();
-  return `${isoSecond(d)}.${String(t - Math.floor(t / 1000) * 1000).padStart(3, '0')}Z`;
+function isoTimestamp(time: number): string {
+  const ms = Math.trunc(time);
+  return `${isoSecond(ms)}.${String(ms - Math.floor(ms / 1000) * 1000).padStart(3, '0')}Z`;
 }
 
 /**
@@ -179,10 +179,6 @@ function decodePath(path: string): string {
   }
 }
 
-function isValidDate(d: unknown): d is Date {
-  return d instanceof Date && !Number.isNaN(d.getTime());
-}
-
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /** The user name of a Basic Authorization header, or `''`. */
@@ -199,7 +195,7 @@ const FIXED_ATOMS: Readonly<Record<string, AtomFn>> = Object.freeze({
   h: (e: AccessEntry) => dashIfEmpty(e.remoteAddr),
   l: () => '-',
   u: (e: AccessEntry) => dashIfEmpty(basicAuthUser(e.requestHeaders.get('authorization'))),
-  t: (e: AccessEntry) => (isValidDate(e.start) ? accessTimestamp(e.start) : '-'),
+  t: (e: AccessEntry) => (Number.isFinite(e.startMs) ? accessTimestamp(e.startMs) : '-'),
   r: (e: AccessEntry) => escapeQuotes(`${e.method} ${e.rawUri} ${e.protocol}`),
   m: (e: AccessEntry) => dashIfEmpty(e.method),
   U: (e: AccessEntry) => escapeQuotes(decodePath(splitTarget(e.rawUri).path)),
@@ -254,7 +250,7 @@ function safeGet(headers: { get(name: string): string | null }, name: string): s
 function jsonAccessLine(e: AccessEntry): string {
   const { path, query } = splitTarget(e.rawUri);
   // A template with each value through JSON.stringify: a third cheaper than stringifying an object.
-  return `{"remote_addr":${json(e.remoteAddr || null)},"time":${json(isValidDate(e.start) ? isoTimestamp(e.start) : null)},` +
+  return `{"remote_addr":${json(e.remoteAddr || null)},"time":${json(Number.isFinite(e.startMs) ? isoTimestamp(e.startMs) : null)},` +
     `"method":${json(e.method)},"path":${json(decodePath(path))},"query":${json(query)},"protocol":${json(e.protocol)},` +
     `"status":${json(e.status)},"bytes":${bytes(e)},"referer":${json(safeGet(e.requestHeaders, 'referer'))},` +
     `"user_agent":${json(safeGet(e.requestHeaders, 'user-agent'))},"duration_us":${micros(e)},"pid":${json(e.pid)}}`;

@@ -77,7 +77,7 @@ function accessEntry(request: LoggedRequest, response: Pick<Response, 'status' |
     bytesSent: Number(response.headers.get('content-length') ?? 0),
     requestHeaders: request.headers,
     responseHeaders: response.headers,
-    start: new Date(performance.timeOrigin + startedAt),
+    startMs: performance.timeOrigin + startedAt,
     durationMicros: 0,
     pid: process.pid,
   };

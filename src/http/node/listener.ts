@@ -110,7 +110,7 @@ class Exchange {
       bytesSent: sent.bytes,
       requestHeaders: headerGetter((name) => incoming.headers[name]),
       responseHeaders: headerGetter((name) => res.getHeader(name) ?? sent.headers?.[name]),
-      start: new Date(performance.timeOrigin + startedAt),
+      startMs: performance.timeOrigin + startedAt,
       durationMicros: Math.round((finishedAt - startedAt) * 1000),
       pid: process.pid,
     }), incoming, res.statusCode, startedAt);
