@@ -13,6 +13,7 @@ import { once } from 'node:events';
 
 import { AccessBatch, Logger, formatAccessLine, formatErrorLine, parseLogLevel } from '../src/glogging.ts';
 import type { AccessEntry } from '../src/glogging.ts';
+import { waitFor } from './helpers.ts';
 import { DEFAULT_ACCESS_LOG_FORMAT, LOG_LEVELS, type LogLevel } from '../src/settings.ts';
 
 /** The local UTC offset of `d` as +HHMM / -HHMM, computed independently of the module. */
@@ -398,13 +399,15 @@ describe('Logger', () => {
     assert.match(err[1], /\[ERROR\] oops\nError: bad\n/);
   });
 
-  it('writes a batch of access lines once per event-loop turn, whole lines of at most 4096 bytes per write', async () => {
+  it('writes a batch of access lines 50 ms after the first, whole lines of at most 4096 bytes per write', async () => {
     const out: string[] = [];
     const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk).toString('utf8')), reopen() {}, close() {} });
     const line = (c: string) => `200 ${c.repeat(95)}\n`; // 100 bytes when ASCII
     for (let i = 0; i < 100; i++) batch.write(line('x'));
-    assert.equal(out.length, 2, 'before the end of the turn, only the batches that reached 4096 bytes');
+    assert.equal(out.length, 2, 'at first, only the batches that reached 4096 bytes');
     await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(out.length, 2, 'the rest waits for more lines');
+    await waitFor('the 50 ms flush', () => out.length === 3 || undefined, 5000);
     assert.equal(out.length, 3, '100 lines of 100 bytes: 3 writes');
     // non-ASCII text makes a batch of 40 lines longer than 4096 bytes: it is cut after a newline
     for (let i = 0; i < 40; i++) batch.write(line('é'));
