@@ -156,8 +156,10 @@ describe('WebSocket', () => {
           assert.match(plain.body, /^plain pid=/);
           client.socket.close(1000, 'done');
           assert.equal((await client.closeCode()).code, 1000);
-          // The upgrade request is logged once, as a 101, with the client's address.
-          assert.equal(server.matches(/^127\.0\.0\.1 .*"GET \/echo HTTP\/1\.1" 101 /).length, 1);
+          // The upgrade request is logged once, as a 101, with the client's address (access lines are batched).
+          const upgradeLine = /^127\.0\.0\.1 .*"GET \/echo HTTP\/1\.1" 101 /;
+          await server.waitForLine(upgradeLine);
+          assert.equal(server.matches(upgradeLine).length, 1);
         });
       });
 
