@@ -13,8 +13,10 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../glogging.ts';
 import type { RequestLimits } from '../limits.ts';
 import type { Settings } from '../../settings.ts';
+import type { FetchHandler } from '../types.ts';
+import { http2HeadViolation } from '../http2-head-policy.ts';
 import { bindSessionSocket, FetchHttp2Request, FetchHttp2Response } from './http2-messages.ts';
-import type { FetchRequestListener } from './listener.ts';
+import { type AdapterHooks, type AdapterOptions, createRequestListener, type FetchRequestListener } from './listener.ts';
 
 /** node:http2's largest header list size: what `--http2-max-header-list-size 0` (no limit of its own) stands for. */
 const UNLIMITED_HEADER_LIST = 2 ** 32 - 1;
@@ -46,6 +48,8 @@ export class Http2Connections {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** The connection being handed to the server: its session is made at once, during emit('connection'). */
   private arriving?: Socket;
+  /** The session made for the connection being handed over. */
+  private arrived?: http2.ServerHttp2Session;
   private draining = false;
 
   constructor(listener: FetchRequestListener, options: http2.ServerOptions, logger: Logger) {
@@ -62,6 +66,7 @@ export class Http2Connections {
     server.on('checkExpectation', streamListener);
     server.on('session', (session: http2.ServerHttp2Session) => {
       if (this.arriving) bindSessionSocket(session, this.arriving);
+      this.arrived = session;
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       if (this.draining) session.close();
@@ -71,13 +76,14 @@ export class Http2Connections {
     this.server = server;
   }
 
-  /** Serves a connection whose client speaks HTTP/2 (its first bytes are back in its read buffer). */
-  serve(socket: Socket): void {
+  /** Serves a connection whose client speaks HTTP/2 (its first bytes are back in its read buffer); returns its session. */
+  serve(socket: Socket): http2.ServerHttp2Session | undefined {
     this.arriving = socket;
     try {
       this.server.emit('connection', socket);
+      return this.arrived;
     } finally {
-      this.arriving = undefined;
+      this.arriving = this.arrived = undefined;
     }
   }
 
@@ -86,4 +92,19 @@ export class Http2Connections {
     this.draining = true;
     for (const session of this.sessions) session.close();
   }
+}
+
+/**
+ * An engine's HTTP/2 server: the node:http adapter with the HTTP/2 head rules (and no WebSocket upgrades: RFC 8441 is
+ * not served), with the hooks and options the engine gives its HTTP/1.1 requests.
+ */
+export function http2ConnectionsFor(
+  handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions, settings: Settings, logger: Logger,
+): Http2Connections {
+  const listener = createRequestListener(handler, hooks, {
+    ...options,
+    upgrades: undefined,
+    headRules: (incoming, method) => http2HeadViolation(method, incoming.rawHeaders),
+  });
+  return new Http2Connections(listener, http2OptionsOf(settings, options.limits!), logger);
 }
