@@ -6,7 +6,6 @@
  * (`session.close()`: RFC 9113 section 6.8), as on a drain; with streams in flight, a client that has taken nothing
  * of the written bytes for --write-timeout is cut, and so is an idle one still open a sweep after its GOAWAY.
  */
-import type http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Http2Connections } from '../http/node/http2-server.ts';
 import type { RemoteAddress } from '../http/types.ts';
@@ -23,7 +22,7 @@ export function http2ConnectionOf(socket: object | null | undefined): BunHttp2Co
 /** One HTTP/2 connection of the bun-listen engine. */
 export class BunHttp2Connection {
   private readonly duplex: BunSocketDuplex;
-  private session?: http2.ServerHttp2Session;
+  private server?: Http2Connections;
   private streams = 0;
   /** When the connection last became idle (no stream in flight); undefined while busy. */
   idleSince: number | undefined = performance.now();
@@ -39,7 +38,8 @@ export class BunHttp2Connection {
   start(server: Http2Connections, seen?: Uint8Array): void {
     if (seen) this.duplex.onData(seen);
     // node:http2 serves any Duplex; the node:http adapter reads a net.Socket's fields, which the Duplex has.
-    this.session = server.serve(this.duplex as unknown as Socket);
+    this.server = server;
+    server.serve(this.duplex as unknown as Socket);
   }
 
   /** A stream reached the handler. */
@@ -75,7 +75,7 @@ export class BunHttp2Connection {
    * which of its streams will be served.
    */
   drain(): void {
-    this.goAway();
+    this.server?.goAway(this.duplex);
   }
 
   /**
@@ -83,9 +83,7 @@ export class BunHttp2Connection {
    * idle since, has a client that takes nothing of what is written (not even the GOAWAY): it is cut.
    */
   closeIfIdle(): void {
-    if (this.idleSince === undefined) return;
-    if (this.session?.closed) this.duplex.destroy();
-    else this.goAway();
+    if (this.idleSince !== undefined && !this.server?.goAway(this.duplex)) this.duplex.destroy();
   }
 
   /** The header timeout: an HTTP/2 connection waiting for a stream is idle, closed with GOAWAY. */
@@ -100,10 +98,5 @@ export class BunHttp2Connection {
     this.onError(`Write timeout: ip=${this.duplex.remoteAddress ?? '-'} took none of the response for ` +
       `${writeLimitMs / 1000} s; connection closed`, undefined);
     this.duplex.destroy();
-  }
-
-  private goAway(): void {
-    const { session } = this;
-    if (session && !session.closed) session.close();
   }
 }

@@ -66,7 +66,8 @@ class NodeHttpEngine implements ServingEngine {
     const alpn = settings.certfile !== null && listed.includes('h2') ? alpnProtocolsOf(listed) : undefined;
     this.tls = tlsOptionsFrom(settings, alpn);
     const { keepAliveMs, headerTimeoutMs, writeTimeoutMs } = durationsOf(settings);
-    this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger);
+    this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger,
+      (socket) => this.http2?.goAway(socket) ?? false);
     // An upgraded socket stays busy for the tracker (no keep-alive timeout, the write timeout applies) until it closes.
     this.upgrades = websocket && new NodeUpgrades(
       webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets), (socket) => this.tracker.requestStarted(socket));

@@ -48,8 +48,8 @@ export class Http2Connections {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** The connection being handed to the server: its session is made at once, during emit('connection'). */
   private arriving?: Socket;
-  /** The session made for the connection being handed over. */
-  private arrived?: http2.ServerHttp2Session;
+  /** The session of each connection. */
+  private readonly sessionOf = new WeakMap<object, http2.ServerHttp2Session>();
   private draining = false;
 
   constructor(listener: FetchRequestListener, options: http2.ServerOptions, logger: Logger) {
@@ -66,7 +66,7 @@ export class Http2Connections {
     server.on('checkExpectation', streamListener);
     server.on('session', (session: http2.ServerHttp2Session) => {
       if (this.arriving) bindSessionSocket(session, this.arriving);
-      this.arrived = session;
+      if (this.arriving) this.sessionOf.set(this.arriving, session);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       if (this.draining) session.close();
@@ -76,15 +76,26 @@ export class Http2Connections {
     this.server = server;
   }
 
-  /** Serves a connection whose client speaks HTTP/2 (its first bytes are back in its read buffer); returns its session. */
-  serve(socket: Socket): http2.ServerHttp2Session | undefined {
+  /** Serves a connection whose client speaks HTTP/2 (its first bytes are back in its read buffer). */
+  serve(socket: Socket): void {
     this.arriving = socket;
     try {
       this.server.emit('connection', socket);
-      return this.arrived;
     } finally {
-      this.arriving = this.arrived = undefined;
+      this.arriving = undefined;
     }
+  }
+
+  /**
+   * Closes an HTTP/2 connection with GOAWAY (RFC 9113 section 6.8: its open streams finish, then the session closes
+   * it) and returns true; false when `socket` is no HTTP/2 connection or has had its GOAWAY already (the caller then
+   * cuts it: its client has not closed after it).
+   */
+  goAway(socket: object): boolean {
+    const session = this.sessionOf.get(socket);
+    if (!session || session.closed) return false;
+    session.close();
+    return true;
   }
 
   /** Sends GOAWAY on every session, now and on any that starts later: the open streams finish. */
