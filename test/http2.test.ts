@@ -1,7 +1,8 @@
 // HTTP/2 with prior knowledge (`--http-protocols h1,h2c`), on every target that can serve it: node:http2's client
 // sends 100 concurrent streams on one connection, the limits apply to streams as to HTTP/1.1 requests, a peer not
-// in --forwarded-allow-ips is refused, TERM sends GOAWAY and lets open streams finish, HTTP/1.1 on the same port
-// goes on, curl works too. The targets that cannot (Deno's node:http2, Bun.serve: README, "HTTP/2") are refused at
+// in --forwarded-allow-ips is refused, TERM sends GOAWAY and lets open streams finish, an idle connection gets GOAWAY
+// before its keep-alive close, --write-timeout cuts a client that reads nothing, HTTP/1.1 on the same port goes on,
+// curl works too. The targets that cannot (Deno's node:http2, Bun.serve: README, "HTTP/2") are refused at
 // start with one line.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -30,6 +30,8 @@ export class BunHttp2Connection {
 
   constructor(socket: BunByteSocket, remoteAddr: RemoteAddress, secure: boolean, onError: (message: string, error: unknown) => void) {
     this.duplex = new BunSocketDuplex(socket, remoteAddr, secure);
+    // A write cut by the client's close fails on the Duplex: the connection is gone, its streams end with it.
+    this.duplex.on('error', () => {});
     this.onError = onError;
     connections.set(this.duplex, this);
   }

@@ -132,6 +132,8 @@ export class ProtocolSwitch implements ServedConnection {
 
   /** Answers 400 (logged) and closes: the client's first bytes are not what this socket serves it. */
   private refuse(reason: string): void {
+    // The HTTP/1.1 connection reads nothing more that the client sends.
+    this.h1.onClose();
     this.switching.logger.warning(invalidRequestLine(this.remoteAddr.hostname || undefined, reason));
     this.socket.write(REFUSAL);
     this.socket.end();

@@ -1,6 +1,7 @@
 /**
  * The Bun.listen engine: Bun's raw TCP listener accepts on the inherited fds (Bun.serve takes no fd), and each
- * connection speaks HTTP/1.1 through src/http/h1/. Stopping closes the worker's copy of each fd; the master
+ * connection speaks HTTP/1.1 through src/http/h1/ or, with HTTP/2 on, HTTP/2 through node:http2
+ * (_bun-protocol-switch.ts). Stopping closes the worker's copy of each fd; the master
  * keeps the socket. Draining lets requests in flight finish and closes quiet connections after a short grace.
  */
 import { invalidRequestLine } from '../glogging.ts';
@@ -115,7 +116,7 @@ class BunListenEngine implements ServingEngine {
     const maxConnections = settings.workerConnections;
     const { websocket } = this.context;
     const startWebSocket = websocket && webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets);
-    const http2 = this.http2Switching();
+    const http2 = this.http2Switching(onError);
     const tls = tlsOptionsFrom(settings, http2?.alpn);
     const secure = tls !== undefined;
     const socketHandlers = {
@@ -154,6 +155,7 @@ class BunListenEngine implements ServingEngine {
             logger.debug(`TLS handshake refused: ip=${socket.remoteAddress ?? '-'} sent a client certificate that does not verify (${String(authorizationError)})`);
             socket.terminate();
           } else if (socket.alpnProtocol === 'h2') {
+            // With HTTP/2 on, every connection is a ProtocolSwitch (socket.data is undefined past --worker-connections).
             (socket.data as ProtocolSwitch | undefined)?.toHttp2();
           }
         },
@@ -190,7 +192,7 @@ class BunListenEngine implements ServingEngine {
    * With HTTP/2 on (`--http-protocols` with h2c, or h2 with --certfile): the worker's HTTP/2 server and what each
    * connection's switch needs, and the ALPN list TLS offers; undefined otherwise.
    */
-  private http2Switching(): { switching: Http2Switching; alpn?: string[] } | undefined {
+  private http2Switching(onError: Http2Switching['onError']): { switching: Http2Switching; alpn?: string[] } | undefined {
     const { settings, logger, handler, hooks, runtime } = this.context;
     const listed = parseHttpProtocols(settings.httpProtocols);
     const withTls = settings.certfile !== null;
@@ -199,7 +201,6 @@ class BunListenEngine implements ServingEngine {
       (socket) => http2ConnectionOf(socket)?.streamDone());
     const http2 = http2ConnectionsFor(handler, adapterHooks, adapterOptionsOf(settings, runtime, logger), settings, logger);
     this.http2 = http2;
-    const onError = (message: string) => logger.warning(message);
     // parsePeerList is the setting's own validator: the list is valid here.
     const trusted = parsePeerList(settings.forwardedAllowIps, '--forwarded-allow-ips');
     return withTls
