@@ -3,7 +3,8 @@
  * connections handed to it with emit('connection'), not at all):
  * - the keep-alive timeout: a connection that has been quiet for `--keep-alive` since it opened or since its last
  *   response is closed by a sweep that runs a few times per timeout (node:http's own keepAliveTimeout re-arms a
- *   socket timer on every response, which costs about a quarter of a hello-world request's CPU time on Deno);
+ *   socket timer on every response, which costs about a quarter of a hello-world request's CPU time on Deno); an
+ *   HTTP/2 connection gets GOAWAY first, and is cut if it is still open a sweep later;
  * - the header timeout: a connection that has not completed a request's head `--header-timeout` after it opened
  *   or after its last response is closed, however slowly its bytes keep arriving;
  * - the write timeout: a busy connection whose client has taken none of the bytes written to it for

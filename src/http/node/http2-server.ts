@@ -5,7 +5,7 @@
  * http2-messages.ts and with the HTTP/2 head rules; the worker's connection tracker counts its connections and
  * streams as it counts HTTP/1.1 ones (the cap, the timeouts, the drain). A drain sends GOAWAY on every session
  * (`session.close()`): the client opens no new stream there, the open ones finish, then the session closes its
- * connection.
+ * connection; an engine closes an idle HTTP/2 connection the same way (goAway()).
  */
 import http2 from 'node:http2';
 import type net from 'node:net';
@@ -65,8 +65,10 @@ export class Http2Connections {
     server.on('checkContinue', (request, response) => streamListener(request, response, true));
     server.on('checkExpectation', streamListener);
     server.on('session', (session: http2.ServerHttp2Session) => {
-      if (this.arriving) bindSessionSocket(session, this.arriving);
-      if (this.arriving) this.sessionOf.set(this.arriving, session);
+      if (this.arriving) {
+        bindSessionSocket(session, this.arriving);
+        this.sessionOf.set(this.arriving, session);
+      }
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       if (this.draining) session.close();
