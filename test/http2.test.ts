@@ -1,14 +1,15 @@
 // HTTP/2 with prior knowledge (`--http-protocols h1,h2c`), on every target that can serve it: node:http2's client
 // sends 100 concurrent streams on one connection, the limits apply to streams as to HTTP/1.1 requests, a peer not
-// in --forwarded-allow-ips is refused, TERM sends GOAWAY and lets open streams finish, HTTP/1.1 on the same port
-// goes on, curl works too. The targets that cannot (Deno's node:http2, Bun.serve, Bun.listen: README, "HTTP/2")
-// are refused at start with one line.
+// in --forwarded-allow-ips is refused, TERM sends GOAWAY and lets open streams finish, an idle connection gets GOAWAY
+// before its keep-alive close, --write-timeout cuts a client that reads nothing, HTTP/1.1 on the same port goes on,
+// curl works too. The targets that cannot (Deno's node:http2, Bun.serve: README, "HTTP/2") are refused at
+// start with one line.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, runCli, Server, TEST_TARGETS, type TestTarget, withRunningServer } from './helpers.ts';
+import { fetchText, fixture, runCli, Server, TEST_TARGETS, type TestTarget, waitFor, withRunningServer } from './helpers.ts';
 
 const APP = fixture('http2-app.ts');
 const H2C = ['--http-protocols', 'h1,h2c'];
@@ -19,7 +20,8 @@ function h2cSupport(target: TestTarget): { serves: true; native: boolean } | { s
   if (target.runtime === 'deno') {
     return target.mode === 'reuse-port' ? { serves: true, native: true } : { serves: false, refusal: /denoland\/deno#36788/ };
   }
-  return { serves: false, refusal: target.mode === 'reuse-port' ? /Bun\.serve speaks HTTP\/1\.1 only/ : /speaks HTTP\/1\.1 only/ };
+  // Bun.listen: its sockets fed to node:http2; Bun.serve has no HTTP/2 server.
+  return target.mode === 'reuse-port' ? { serves: false, refusal: /Bun\.serve has no HTTP\/2 server/ } : { serves: true, native: false };
 }
 
 interface StreamReply {
@@ -77,6 +79,46 @@ function sendPreface(url: string): Promise<string> {
     socket.on('data', (chunk) => (text += chunk.toString('latin1')));
     socket.on('close', finish);
     socket.on('error', finish);
+  });
+}
+
+/** An HTTP/2 frame: its 9-byte head and `payload`. */
+function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head.writeUInt8(type, 3);
+  head.writeUInt8(flags, 4);
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/**
+ * Opens a raw connection that asks for `path` by HTTP/2 with the largest flow-control windows (nothing holds the
+ * server's writes back but TCP) and then reads nothing: resolves with the socket, paused, once connected.
+ */
+function requestWithoutReading(url: string, path: string): Promise<net.Socket> {
+  const { hostname, port } = new URL(url);
+  const largest = 2 ** 31 - 1;
+  const settings = Buffer.alloc(6);
+  settings.writeUInt16BE(0x4, 0); // SETTINGS_INITIAL_WINDOW_SIZE
+  settings.writeUInt32BE(largest, 2);
+  const increment = Buffer.alloc(4);
+  increment.writeUInt32BE(largest - 65_535, 0);
+  // HPACK: :method GET, :scheme http (static table), :path and :authority as literals of static-table names.
+  const fields = Buffer.concat([Buffer.from([0x82, 0x86, 0x44, path.length]), Buffer.from(path, 'latin1'), Buffer.from([0x41, 1, 0x78])]);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: hostname, port: Number(port) });
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.pause();
+      socket.write(Buffer.concat([
+        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'),
+        frame(0x4, 0, 0, settings),
+        frame(0x8, 0, 0, increment),
+        frame(0x1, 0x5, 1, fields), // HEADERS, END_STREAM | END_HEADERS
+      ]));
+      resolve(socket);
+    });
   });
 }
 
@@ -187,6 +229,44 @@ for (const target of TEST_TARGETS) {
           session.destroy();
         }
         await server.waitForLine(/Autorestarting worker after current request/);
+      });
+    });
+
+    it('sends GOAWAY before closing a connection idle for --keep-alive', async (t) => {
+      // Probed on Deno 2.9.6: an idle HTTP/2 connection was still open 10 s after its last stream, with --keep-alive 1.
+      if (support.native) return t.skip('Deno.serve does not close an idle HTTP/2 connection (README, "HTTP/2")');
+      await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', ...H2C, '--keep-alive', '1', APP]), async (server) => {
+        const session = connect(server.url);
+        try {
+          let goaway: number | undefined;
+          let closed = false;
+          session.once('goaway', (code: number) => (goaway = code));
+          session.once('close', () => (closed = true));
+          assert.equal((await request(session, { ':path': '/idle' })).status, 200);
+          await waitFor('the idle session to close', () => closed || undefined, 10_000);
+          assert.equal(goaway, http2.constants.NGHTTP2_NO_ERROR, 'GOAWAY (NO_ERROR) before the close');
+        } finally {
+          session.destroy();
+        }
+      });
+    });
+
+    it('cuts a client that reads nothing of a streamed response past --write-timeout', async (t) => {
+      if (support.native) return t.skip('Deno.serve has no write timeout (README, "Timeouts")');
+      const args = ['-b', '127.0.0.1:0', ...H2C, '--write-timeout', '1', fixture('timeouts-app.ts')];
+      await withRunningServer(Server.start(target, args), async (server) => {
+        const socket = await requestWithoutReading(server.url, '/stream');
+        try {
+          await server.waitForLine(/Write timeout: ip=127\.0\.0\.1 took none of the response for 1 s/, 20000);
+          let closed = false;
+          socket.on('close', () => (closed = true));
+          socket.on('error', () => {});
+          socket.resume();
+          await waitFor('the cut connection to end', () => closed || undefined);
+        } finally {
+          socket.destroy();
+        }
+        assert.equal((await fetchText(`${server.url}/`)).status, 200);
       });
     });
 

@@ -106,8 +106,12 @@ const verifiesClientCertificates = (target: TestTarget) => target.runtime !== 'd
 const verifiesOptionalCertificates = (target: TestTarget) =>
   verifiesClientCertificates(target) && !(target.runtime === 'bun' && target.mode === 'reuse-port');
 
-/** Whether a target serves HTTP/2 by ALPN (README, "HTTP/2"): Node's node:http2, Deno.serve by itself. */
-const servesH2 = (target: TestTarget) => target.runtime === 'node' || (target.runtime === 'deno' && target.mode === 'reuse-port');
+/**
+ * Whether a target serves HTTP/2 by ALPN (README, "HTTP/2"): Node's node:http2, Deno.serve by itself, Bun.listen
+ * through node:http2; not Deno's node:http2 (a Deno bug) nor Bun.serve (no HTTP/2 server).
+ */
+const servesH2 = (target: TestTarget) => target.runtime === 'node' ||
+  (target.runtime === 'deno' ? target.mode === 'reuse-port' : target.mode === 'inherit');
 
 /** One GET over HTTP/2 (ALPN h2), trusting the test CA: the status and the body (bounded: 10 s). */
 function h2Get(url: string, ca: string): Promise<{ status: number; body: string }> {

@@ -3,7 +3,8 @@
  * connections handed to it with emit('connection'), not at all):
  * - the keep-alive timeout: a connection that has been quiet for `--keep-alive` since it opened or since its last
  *   response is closed by a sweep that runs a few times per timeout (node:http's own keepAliveTimeout re-arms a
- *   socket timer on every response, which costs about a quarter of a hello-world request's CPU time on Deno);
+ *   socket timer on every response, which costs about a quarter of a hello-world request's CPU time on Deno); an
+ *   HTTP/2 connection gets GOAWAY first, and is cut if it is still open a sweep later;
  * - the header timeout: a connection that has not completed a request's head `--header-timeout` after it opened
  *   or after its last response is closed, however slowly its bytes keep arriving;
  * - the write timeout: a busy connection whose client has taken none of the bytes written to it for
@@ -87,6 +88,18 @@ export function drainIdleMs(keepAliveMs: number): number {
  */
 const MAX_IN_FLIGHT = 16;
 
+/** A socket with the libuv handle Node gives it. */
+type HandledSocket = Socket & { _handle?: { writeQueueSize?: number } | null };
+
+/**
+ * Bytes written to a socket that its client has not taken yet. node:http2 writes a session's frames from C++ under
+ * the JS stream, whose writableLength stays 0 (Node 20-26): they wait in the handle's libuv queue, whose size Node
+ * keeps in `writeQueueSize`. (An HTTP/1.1 write waits in the stream, until the handle has taken it all.)
+ */
+function unsentBytes(socket: HandledSocket): number {
+  return socket.writableLength || (socket._handle?.writeQueueSize ?? 0);
+}
+
 /** Sweeps per timeout: a quiet connection is closed after 1 to 1.5 timeouts. */
 const SWEEPS_PER_TIMEOUT = 4;
 const MIN_SWEEP_MS = 10;
@@ -107,8 +120,11 @@ export class ConnectionTracker {
   private onIdle?: () => void;
   /** The request listener that admitting() wraps. */
   private listener?: FetchRequestListener;
+  /** Sends an HTTP/2 connection GOAWAY instead of closing it at once (Http2Connections.goAway()). */
+  private readonly goAway?: (socket: Socket) => boolean;
 
-  constructor(limits: TrackerLimits, logger: Logger) {
+  constructor(limits: TrackerLimits, logger: Logger, goAway?: (socket: Socket) => boolean) {
+    this.goAway = goAway;
     this.keepAliveMs = limits.keepAliveMs;
     this.headerTimeoutMs = limits.headerTimeoutMs;
     this.writeTimeoutMs = limits.writeTimeoutMs;
@@ -211,21 +227,29 @@ export class ConnectionTracker {
       }
       const { bytesRead } = socket;
       if (this.headerTimeoutMs > 0 && this.clock - state.waitingSince > this.headerTimeoutMs + this.sweepMs) {
-        socket.destroy();
+        this.closeQuiet(socket);
       } else if (state.quietSince === previous) {
         state.bytesRead = bytesRead;
       } else if (bytesRead !== state.bytesRead) {
         state.bytesRead = bytesRead;
         state.quietSince = this.clock;
       } else if (this.keepAliveMs > 0 && this.clock - state.quietSince > this.keepAliveMs + this.sweepMs) {
-        socket.destroy();
+        this.closeQuiet(socket);
       }
     }
   }
 
+  /**
+   * Closes a connection timed out while quiet: an HTTP/2 one gets GOAWAY first (RFC 9113 clients expect one before
+   * a close), and is cut if it is still open at a later sweep.
+   */
+  private closeQuiet(socket: Socket): void {
+    if (!this.goAway?.(socket)) socket.destroy();
+  }
+
   /** Cuts a busy connection whose client has taken none of the bytes written to it for a whole write timeout. */
   private checkWriting(socket: Socket, state: ConnectionState): void {
-    const buffered = socket.writableLength;
+    const buffered = unsentBytes(socket);
     if (buffered === 0) {
       state.stuckSince = undefined;
       return;

@@ -1,11 +1,17 @@
 /**
  * The Bun.listen engine: Bun's raw TCP listener accepts on the inherited fds (Bun.serve takes no fd), and each
- * connection speaks HTTP/1.1 through src/http/h1/. Stopping closes the worker's copy of each fd; the master
+ * connection speaks HTTP/1.1 through src/http/h1/ or, with HTTP/2 on, HTTP/2 through node:http2
+ * (_bun-protocol-switch.ts). Stopping closes the worker's copy of each fd; the master
  * keeps the socket. Draining lets requests in flight finish and closes quiet connections after a short grace.
  */
 import { invalidRequestLine } from '../glogging.ts';
 import { drainIdleMs, QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
+import { cleartextProtocols, parseHttpProtocols } from '../http/http-protocols.ts';
+import { adapterHooksOf, adapterOptionsOf } from '../http/node/adapter-setup.ts';
+import { alpnProtocolsOf } from '../http/node/alpn-router.ts';
+import { type Http2Connections, http2ConnectionsFor } from '../http/node/http2-server.ts';
+import { parsePeerList } from '../http/trusted-peers.ts';
 import { requestLimitsOf } from '../http/limits.ts';
 import { PROXY_HEADER_REFUSAL, type ProxyPreamble, proxyPreambles, type ProxyVerdict } from '../http/proxy-protocol.ts';
 import { InvalidResponseFieldError } from '../http/response-policy.ts';
@@ -16,14 +22,18 @@ import { durationsOf } from '../settings.ts';
 import { sentUnverifiedCertificate, tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { type BunTlsOptions, bunTlsOptions } from './_bun-tls.ts';
+import { http2ConnectionOf } from './_bun-http2-connection.ts';
+import { type Http2Switching, ProtocolSwitch, type ServedConnection } from './_bun-protocol-switch.ts';
 import { nativeHandler } from './_native.ts';
 import { WebSocketSessions } from '../websocket/sessions.ts';
 import { webSocketStarter } from '../websocket/starter.ts';
 
 interface BunSocket {
   /** Undefined on a connection refused past --worker-connections. */
-  data: H1Connection | undefined;
+  data: ServedConnection | undefined;
   readonly remoteAddress?: string;
+  /** TLS: the protocol the client chose by ALPN. */
+  readonly alpnProtocol?: string | false | null;
   readonly remotePort?: number;
   /** TLS: the client's certificate verified. */
   readonly authorized: boolean;
@@ -77,10 +87,12 @@ function transportOf(socket: BunSocket, secure: boolean): H1Transport {
 class BunListenEngine implements ServingEngine {
   private readonly context: EngineContext;
   private readonly listeners: BunListener[] = [];
-  private readonly connections = new Set<H1Connection>();
+  private readonly connections = new Set<ServedConnection>();
   private readonly webSockets = new WebSocketSessions();
   private draining = false;
   private onIdle?: () => void;
+  /** The HTTP/2 server, with HTTP/2 on. */
+  private http2?: Http2Connections;
   /** How long a drain keeps an idle keep-alive connection open. */
   private readonly idleGraceMs: number;
 
@@ -104,7 +116,8 @@ class BunListenEngine implements ServingEngine {
     const maxConnections = settings.workerConnections;
     const { websocket } = this.context;
     const startWebSocket = websocket && webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets);
-    const tls = tlsOptionsFrom(settings);
+    const http2 = this.http2Switching(onError);
+    const tls = tlsOptionsFrom(settings, http2?.alpn);
     const secure = tls !== undefined;
     const socketHandlers = {
       open: (socket: BunSocket) => {
@@ -115,7 +128,8 @@ class BunListenEngine implements ServingEngine {
           return;
         }
         const transport = transportOf(socket, secure);
-        const connection = new H1Connection(transport, handle, onError, limits, headOptions, startWebSocket);
+        const h1 = new H1Connection(transport, handle, onError, limits, headOptions, startWebSocket);
+        const connection = http2 ? new ProtocolSwitch(socket, transport.remoteAddr, secure, h1, http2.switching) : h1;
         socket.data = connection;
         connections.add(connection);
         proxyHeaders?.open(socket, transport.remoteAddr);
@@ -135,11 +149,15 @@ class BunListenEngine implements ServingEngine {
       },
       error: (_socket: BunSocket, error: Error) => logger.debug(`Connection error: ${error.message}`),
       // --cert-reqs 1: Bun lets a client certificate that does not verify through when certificates are optional.
-      ...(tls?.verifySentCertificate ? {
+      ...(tls?.verifySentCertificate || http2?.alpn ? {
         handshake(socket: BunSocket, _success: boolean, authorizationError: Error | null) {
-          if (!sentUnverifiedCertificate(socket)) return;
-          logger.debug(`TLS handshake refused: ip=${socket.remoteAddress ?? '-'} sent a client certificate that does not verify (${String(authorizationError)})`);
-          socket.terminate();
+          if (tls?.verifySentCertificate && sentUnverifiedCertificate(socket)) {
+            logger.debug(`TLS handshake refused: ip=${socket.remoteAddress ?? '-'} sent a client certificate that does not verify (${String(authorizationError)})`);
+            socket.terminate();
+          } else if (socket.alpnProtocol === 'h2') {
+            // With HTTP/2 on, every connection is a ProtocolSwitch (socket.data is undefined past --worker-connections).
+            (socket.data as ProtocolSwitch | undefined)?.toHttp2();
+          }
         },
       } : {}),
     };
@@ -168,6 +186,26 @@ class BunListenEngine implements ServingEngine {
         else if (waited >= idleLimitMs) connection.closeIfIdle(0);
       }
     }, Math.min(idleLimitMs / 2, headerLimitMs / 2, writeLimitMs / 4, 1000)).unref();
+  }
+
+  /**
+   * With HTTP/2 on (`--http-protocols` with h2c, or h2 with --certfile): the worker's HTTP/2 server and what each
+   * connection's switch needs, and the ALPN list TLS offers; undefined otherwise.
+   */
+  private http2Switching(onError: Http2Switching['onError']): { switching: Http2Switching; alpn?: string[] } | undefined {
+    const { settings, logger, handler, hooks, runtime } = this.context;
+    const listed = parseHttpProtocols(settings.httpProtocols);
+    const withTls = settings.certfile !== null;
+    if (withTls ? !listed.includes('h2') : !listed.includes('h2c')) return undefined;
+    const adapterHooks = adapterHooksOf(hooks, logger, (socket) => http2ConnectionOf(socket)?.streamStarted(),
+      (socket) => http2ConnectionOf(socket)?.streamDone());
+    const http2 = http2ConnectionsFor(handler, adapterHooks, adapterOptionsOf(settings, runtime, logger), settings, logger);
+    this.http2 = http2;
+    // parsePeerList is the setting's own validator: the list is valid here.
+    const trusted = parsePeerList(settings.forwardedAllowIps, '--forwarded-allow-ips');
+    return withTls
+      ? { switching: { http2, trusted, logger, onError }, alpn: alpnProtocolsOf(listed) }
+      : { switching: { http2, trusted, logger, onError, cleartext: cleartextProtocols(settings.httpProtocols) } };
   }
 
   /**
@@ -229,6 +267,7 @@ class BunListenEngine implements ServingEngine {
   drain(): Promise<void> {
     this.draining = true;
     void this.webSockets.drain();
+    this.http2?.drain();
     return new Promise((resolve) => {
       this.onIdle = resolve;
       for (const connection of this.connections) connection.drain(QUIET_CONNECTION_GRACE_MS, this.idleGraceMs);

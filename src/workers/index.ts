@@ -53,7 +53,7 @@ export const ENGINES: Record<EngineName, EngineEntry> = {
     description: 'Bun.serve',
     readsProxyHeaders: false,
     // Probed on Bun 1.4.5: a prior-knowledge HTTP/2 connection gets no answer.
-    protocolsUnsupported: http1Only('Bun.serve speaks HTTP/1.1 only on a plain socket'),
+    protocolsUnsupported: http1Only('Bun.serve has no HTTP/2 server (Bun 1.4); --no-reuse-port serves HTTP/2 with Bun.listen'),
     tlsLimits: () => ({
       optionalClientCertificates: 'serves a client certificate that does not verify when certificates are optional, ' +
         'and tells the app nothing of it; use --cert-reqs 2 or --no-reuse-port (Bun.listen)',
@@ -63,7 +63,8 @@ export const ENGINES: Record<EngineName, EngineEntry> = {
   'bun-listen': {
     description: 'Bun.listen',
     readsProxyHeaders: true,
-    protocolsUnsupported: http1Only('its HTTP layer (src/http/h1/) speaks HTTP/1.1 only'),
+    // HTTP/1.1 through src/http/h1/, HTTP/2 through node:http2 fed from the Bun socket (_bun-protocol-switch.ts).
+    protocolsUnsupported: () => undefined,
     tlsLimits: () => ({}),
     load: async () => (await import('./bun-listen.ts')).createBunListenEngine,
   },

@@ -8,19 +8,15 @@
 import http from 'node:http';
 import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
-import { ForwardingPolicy } from '../http/forwarded.ts';
-import { http2HeadViolation } from '../http/http2-head-policy.ts';
 import { type CleartextProtocols, cleartextProtocols, parseHttpProtocols } from '../http/http-protocols.ts';
-import { requestLimitsOf } from '../http/limits.ts';
 import { alpnProtocolsOf, routeNegotiatedProtocols } from '../http/node/alpn-router.ts';
 import { routeHttp2Prefaces } from '../http/node/h2c-gate.ts';
-import { Http2Connections, http2OptionsOf } from '../http/node/http2-server.ts';
-import type { AdapterHooks, AdapterOptions } from '../http/node/listener.ts';
+import { adapterHooksOf, adapterOptionsOf } from '../http/node/adapter-setup.ts';
+import { type Http2Connections, http2ConnectionsFor } from '../http/node/http2-server.ts';
 import { createClientErrorListener, createConnectListener } from '../http/node/socket-refusals.ts';
 import { createRequestListener, type FetchRequestListener } from '../http/node-fetch-adapter.ts';
 import { readProxyHeadersFirst } from '../http/node/proxy-gate.ts';
 import { handshakeFirst } from '../http/node/tls-handshakes.ts';
-import { requestDeadlinesOf } from '../http/request-deadlines.ts';
 import { parsePeerList } from '../http/trusted-peers.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
@@ -69,37 +65,16 @@ class NodeHttpEngine implements ServingEngine {
     const listed = parseHttpProtocols(settings.httpProtocols);
     const alpn = settings.certfile !== null && listed.includes('h2') ? alpnProtocolsOf(listed) : undefined;
     this.tls = tlsOptionsFrom(settings, alpn);
-    const { keepAliveMs, headerTimeoutMs, requestTimeoutMs, writeTimeoutMs } = durationsOf(settings);
-    this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger);
+    const { keepAliveMs, headerTimeoutMs, writeTimeoutMs } = durationsOf(settings);
+    this.tracker = new ConnectionTracker({ keepAliveMs, headerTimeoutMs, writeTimeoutMs, maxConnections: settings.workerConnections }, logger,
+      (socket) => this.http2?.goAway(socket) ?? false);
     // An upgraded socket stays busy for the tracker (no keep-alive timeout, the write timeout applies) until it closes.
     this.upgrades = websocket && new NodeUpgrades(
       webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets), (socket) => this.tracker.requestStarted(socket));
-    const adapterHooks: AdapterHooks = {
-      logger,
-      shouldCloseConnection: hooks.shouldCloseConnection,
-      timed: hooks.timed,
-      onRequestStart: (incoming) => {
-        hooks.onRequestStart();
-        this.tracker.requestStarted(incoming.socket);
-      },
-      onRequestDone: (entry, incoming, status, startedAt) => {
-        this.tracker.requestDone(incoming.socket);
-        hooks.onRequestDone(entry, incoming.method!, status, startedAt);
-      },
-    };
-    const adapterOptions: AdapterOptions = {
-      answerAfterParse: runtime.nodeHttpAnswersAfterParse,
-      limits: requestLimitsOf(settings),
-      forwarding: new ForwardingPolicy(settings),
-      serverHeader: settings.serverHeader,
-      deadlines: requestDeadlinesOf(requestTimeoutMs, logger),
-    };
+    const adapterHooks = adapterHooksOf(hooks, logger, (socket) => this.tracker.requestStarted(socket), (socket) => this.tracker.requestDone(socket));
+    const adapterOptions = adapterOptionsOf(settings, runtime, logger);
     this.requestListener = this.tracker.admitting(createRequestListener(handler, adapterHooks, { ...adapterOptions, upgrades: this.upgrades }));
-    this.http2 = this.protocols.h2c || alpn ? new Http2Connections(createRequestListener(handler, adapterHooks, {
-      ...adapterOptions,
-      upgrades: undefined,
-      headRules: (incoming, method) => http2HeadViolation(method, incoming.rawHeaders),
-    }), http2OptionsOf(settings, adapterOptions.limits!), logger) : undefined;
+    this.http2 = this.protocols.h2c || alpn ? http2ConnectionsFor(handler, adapterHooks, adapterOptions, settings, logger) : undefined;
     this.continueListener = (incoming, res) => this.requestListener(incoming, res, true);
     this.clientErrorListener = createClientErrorListener(logger);
     this.connectListener = createConnectListener(logger);

@@ -11,21 +11,14 @@ import type net from 'node:net';
 import { invalidRequestLine, type Logger } from '../../glogging.ts';
 import { rawErrorAnswer } from '../app-response.ts';
 import type { CleartextProtocols } from '../http-protocols.ts';
+import { NOT_A_PREFACE, prefaceVerdict, UNTRUSTED_PREFACE } from '../http2-preface.ts';
 import type { PeerMatcher } from '../trusted-peers.ts';
 import { readFirstBytes } from './first-bytes.ts';
 import type { Http2Connections } from './http2-server.ts';
 
 type ConnectionListener = (socket: net.Socket) => void;
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const REFUSAL = Buffer.from(rawErrorAnswer(400), 'latin1');
-
-/** 'h2' for the whole preface, 'h1' for bytes that cannot begin it, undefined for a beginning of it. */
-function prefaceVerdict(bytes: Buffer): 'h1' | 'h2' | undefined {
-  const length = Math.min(bytes.length, PREFACE.length);
-  if (bytes.compare(PREFACE, 0, length, 0, length) !== 0) return 'h1';
-  return length === PREFACE.length ? 'h2' : undefined;
-}
 
 /** What the gate needs to know. */
 export interface H2cGateOptions {
@@ -49,14 +42,14 @@ export function routeHttp2Prefaces(server: net.Server, { protocols, trusted, htt
   const route = (socket: net.Socket, verdict: 'h1' | 'h2', seen: Buffer) => {
     if (verdict === 'h1') {
       if (!protocols.h1) {
-        refuse(socket, 'not an HTTP/2 connection preface, and --http-protocols has no h1');
+        refuse(socket, NOT_A_PREFACE);
         return;
       }
       for (const listener of httpListeners) listener.call(server, socket);
       // node:http reads what arrives from now on; the bytes already read reach its parser as a 'data' event.
       socket.emit('data', seen);
     } else if (socket.remoteAddress !== undefined && !trusted(socket.remoteAddress)) {
-      refuse(socket, 'HTTP/2 connection preface from a peer not in --forwarded-allow-ips (h2c is for trusted peers)');
+      refuse(socket, UNTRUSTED_PREFACE);
     } else {
       // node:http2 first takes what the socket has buffered, if the socket is not flowing (else those bytes
       // would go to 'data' listeners, of which there are none).

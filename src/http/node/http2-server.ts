@@ -5,7 +5,7 @@
  * http2-messages.ts and with the HTTP/2 head rules; the worker's connection tracker counts its connections and
  * streams as it counts HTTP/1.1 ones (the cap, the timeouts, the drain). A drain sends GOAWAY on every session
  * (`session.close()`): the client opens no new stream there, the open ones finish, then the session closes its
- * connection.
+ * connection; an engine closes an idle HTTP/2 connection the same way (goAway()).
  */
 import http2 from 'node:http2';
 import type net from 'node:net';
@@ -13,8 +13,10 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../glogging.ts';
 import type { RequestLimits } from '../limits.ts';
 import type { Settings } from '../../settings.ts';
+import type { FetchHandler } from '../types.ts';
+import { http2HeadViolation } from '../http2-head-policy.ts';
 import { bindSessionSocket, FetchHttp2Request, FetchHttp2Response } from './http2-messages.ts';
-import type { FetchRequestListener } from './listener.ts';
+import { type AdapterHooks, type AdapterOptions, createRequestListener, type FetchRequestListener } from './listener.ts';
 
 /** node:http2's largest header list size: what `--http2-max-header-list-size 0` (no limit of its own) stands for. */
 const UNLIMITED_HEADER_LIST = 2 ** 32 - 1;
@@ -46,6 +48,8 @@ export class Http2Connections {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** The connection being handed to the server: its session is made at once, during emit('connection'). */
   private arriving?: Socket;
+  /** The session of each connection. */
+  private readonly sessionOf = new WeakMap<object, http2.ServerHttp2Session>();
   private draining = false;
 
   constructor(listener: FetchRequestListener, options: http2.ServerOptions, logger: Logger) {
@@ -61,7 +65,10 @@ export class Http2Connections {
     server.on('checkContinue', (request, response) => streamListener(request, response, true));
     server.on('checkExpectation', streamListener);
     server.on('session', (session: http2.ServerHttp2Session) => {
-      if (this.arriving) bindSessionSocket(session, this.arriving);
+      if (this.arriving) {
+        bindSessionSocket(session, this.arriving);
+        this.sessionOf.set(this.arriving, session);
+      }
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       if (this.draining) session.close();
@@ -81,9 +88,36 @@ export class Http2Connections {
     }
   }
 
+  /**
+   * Closes an HTTP/2 connection with GOAWAY (RFC 9113 section 6.8: its open streams finish, then the session closes
+   * it) and returns true; false when `socket` is no HTTP/2 connection or has had its GOAWAY already (the caller then
+   * cuts it: its client has not closed after it).
+   */
+  goAway(socket: object): boolean {
+    const session = this.sessionOf.get(socket);
+    if (!session || session.closed) return false;
+    session.close();
+    return true;
+  }
+
   /** Sends GOAWAY on every session, now and on any that starts later: the open streams finish. */
   drain(): void {
     this.draining = true;
     for (const session of this.sessions) session.close();
   }
+}
+
+/**
+ * An engine's HTTP/2 server: the node:http adapter with the HTTP/2 head rules (and no WebSocket upgrades: RFC 8441 is
+ * not served), with the hooks and options the engine gives its HTTP/1.1 requests.
+ */
+export function http2ConnectionsFor(
+  handler: FetchHandler, hooks: AdapterHooks, options: AdapterOptions, settings: Settings, logger: Logger,
+): Http2Connections {
+  const listener = createRequestListener(handler, hooks, {
+    ...options,
+    upgrades: undefined,
+    headRules: (incoming, method) => http2HeadViolation(method, incoming.rawHeaders),
+  });
+  return new Http2Connections(listener, http2OptionsOf(settings, options.limits!), logger);
 }
