@@ -397,6 +397,7 @@ export class Arbiter implements ControlledMaster {
     }
     const worker = new WorkerHandle(child, id, ++this.age, this.generation, durationsOf(settings).bootTimeoutMs);
     this.workers.set(worker.pid, worker);
+    this.loop.wake();
     this.logger.debug(`Spawned worker (pid:${worker.pid})`);
     child.on('message', (message: WorkerMessage) => this.onWorkerMessage(worker, message));
     child.on('exit', (code, signal) => this.onWorkerExit(worker, code, signal));
@@ -645,6 +646,7 @@ export class Arbiter implements ControlledMaster {
     this.preStop = undefined;
     const grace = graceful ? durationsOf(this.settings).gracefulMs : QUICK_STOP_MS;
     this.stopState = { graceful, deadline: performance.now() + grace, killed: false };
+    this.loop.wake();
     // While two masters serve (USR2), the other one serves on: systemd must not hear that the service stops, and
     // the unix socket files stay (Gunicorn's rule).
     const upgrading = this.newMaster !== undefined || this.oldMasterPid !== undefined;

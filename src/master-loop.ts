@@ -18,6 +18,8 @@ export class MasterLoop {
   private readonly nextDeadline: () => number;
   private readonly now: () => number;
   private timer?: ReturnType<typeof setTimeout>;
+  /** When the pending pass is due (on the `now` clock). */
+  private passAt = Infinity;
   private running = false;
 
   /**
@@ -36,14 +38,29 @@ export class MasterLoop {
     this.schedule();
   }
 
+  /**
+   * Brings the next pass forward to `nextDeadline()` when a deadline set outside a pass (a stop, a spawn) comes
+   * before it; never puts it off.
+   */
+  wake(): void {
+    if (!this.running || this.now() + this.waitMs() >= this.passAt) return;
+    clearTimeout(this.timer);
+    this.schedule();
+  }
+
   /** No pass after this one (also when called from a pass). */
   stop(): void {
     this.running = false;
     clearTimeout(this.timer);
   }
 
+  private waitMs(): number {
+    return Math.min(LOOP_TICK_MS, Math.max(MIN_WAIT_MS, Math.ceil(this.nextDeadline() - this.now())));
+  }
+
   private schedule(): void {
-    const wait = Math.min(LOOP_TICK_MS, Math.max(MIN_WAIT_MS, Math.ceil(this.nextDeadline() - this.now())));
+    const wait = this.waitMs();
+    this.passAt = this.now() + wait;
     this.timer = setTimeout(() => {
       this.pass();
       if (this.running) this.schedule();

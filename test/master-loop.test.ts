@@ -48,6 +48,28 @@ describe('master loop', () => {
     assert.deepEqual(passes, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
+  it('wake() brings the next pass forward to a nearer deadline set meanwhile, and never puts it off', () => {
+    let deadline = Infinity;
+    const passes: number[] = [];
+    // Each pass does what was due: the deadline is gone after it.
+    const loop = new MasterLoop(() => {
+      passes.push(Date.now());
+      deadline = Infinity;
+    }, () => deadline, () => Date.now());
+    loop.start();
+    advance(50);
+    deadline = 80;
+    loop.wake();
+    advance(50);
+    for (let step = 0; step < 10; step++) {
+      loop.wake();
+      advance(20);
+    }
+    loop.stop();
+    // 80 (the deadline set at 50), then 280: the wakes every 20 ms with nothing near did not put the tick off.
+    assert.deepEqual(passes, [80, 280]);
+  });
+
   it('runs no pass after stop(), also when a pass stops it', () => {
     const passes: number[] = [];
     const loop = new MasterLoop(() => {
