@@ -15,6 +15,7 @@ import { ControlServer } from './control-server.ts';
 import { controlSocketPath } from './control-socket-path.ts';
 import { ConfigError } from './errors.ts';
 import { Logger } from './glogging.ts';
+import { MasterLoop } from './master-loop.ts';
 import { type ArbiterView, awaitHook, callHook, workerHooksSet, workerInfo } from './hooks.ts';
 import { EXIT, WORKER_ENV, type WorkerBoot, type WorkerMessage, type WorkerSocket } from './messages.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -31,6 +32,7 @@ import {
 } from './sock.ts';
 import { sameStatsd, StatsdReporter } from './statsd.ts';
 import { type ActivatedSocket, SystemdNotifier, takeActivatedSockets, takeNotifySocket } from './systemd.ts';
+import { SystemdWatchdog, takeWatchdogInterval } from './systemd-watchdog.ts';
 import { checkTlsSettings, tlsRefusal } from './tls-options.ts';
 import { spawnNewMaster, takeUpgradeHandoff, type UpgradeHandoff } from './upgrade.ts';
 import { VERSION } from './version.ts';
@@ -44,7 +46,6 @@ interface StopState {
   killed: boolean;
 }
 
-const TICK_MS = 200;
 /** How long a worker told to abort (timeout) or to stop quickly gets before SIGKILL. */
 const ABORT_GRACE_MS = 1000;
 const QUICK_STOP_MS = 2000;
@@ -89,7 +90,7 @@ export class Arbiter implements ControlledMaster {
   private exitCode: number = EXIT.OK;
   private haltReason?: string;
   private finish?: (code: number) => void;
-  private tick?: ReturnType<typeof setInterval>;
+  private readonly loop = new MasterLoop(() => this.onTick(), () => this.nextDeadline());
   private readonly signalHandlers = new Map<string, () => void>();
   /** The new master a USR2 started, while it runs. */
   private newMaster?: ChildProcess;
@@ -98,6 +99,7 @@ export class Arbiter implements ControlledMaster {
   /** The listeners came from systemd (socket activation): a HUP keeps them whatever --bind says. */
   private socketActivated = false;
   private notifier!: SystemdNotifier;
+  private watchdog!: SystemdWatchdog;
   /** What the workers becoming ready completes, for sd_notify: the boot, a reload (HUP), or nothing. */
   private awaitingReady?: 'boot' | 'reload' = 'boot';
   /** The control socket (`tsgunicorn ctl`), once open. */
@@ -164,6 +166,7 @@ export class Arbiter implements ControlledMaster {
     this.identity = workerIdentity(settings);
     const activated = takeActivatedSockets(process.env);
     this.notifier = new SystemdNotifier(takeNotifySocket(process.env), this.runtime, () => this.logger);
+    this.watchdog = new SystemdWatchdog(takeWatchdogInterval(process.env), this.notifier);
     const handoff = takeUpgradeHandoff(process.env, this.runtime);
     this.oldMasterPid = handoff?.oldMasterPid;
     this.checkTls(settings, this.identity, () => !activated && !handoff?.socketActivated && this.reusePort(settings));
@@ -197,7 +200,7 @@ export class Arbiter implements ControlledMaster {
     this.installSignals();
     this.manageWorkers();
     this.reloadStatsd(settings);
-    this.tick = setInterval(() => this.onTick(), TICK_MS);
+    this.loop.start();
     void this.openControlSocket();
     if (settings.reload) void this.watchSources();
     return done;
@@ -394,6 +397,7 @@ export class Arbiter implements ControlledMaster {
     }
     const worker = new WorkerHandle(child, id, ++this.age, this.generation, durationsOf(settings).bootTimeoutMs);
     this.workers.set(worker.pid, worker);
+    this.loop.wake();
     this.logger.debug(`Spawned worker (pid:${worker.pid})`);
     child.on('message', (message: WorkerMessage) => this.onWorkerMessage(worker, message));
     child.on('exit', (code, signal) => this.onWorkerExit(worker, code, signal));
@@ -596,6 +600,7 @@ export class Arbiter implements ControlledMaster {
   private onTick(): void {
     this.maybePromote();
     const now = performance.now();
+    this.watchdog.beat(now);
     const { timeoutMs } = durationsOf(this.settings);
     const { minUptimeMs } = durationsOf(this.workerSettings);
     for (const worker of this.workers.values()) {
@@ -625,6 +630,15 @@ export class Arbiter implements ControlledMaster {
     }
   }
 
+  /** The next time onTick() has something to do (see MasterLoop): a worker's deadline, the stop's, the watchdog's. */
+  private nextDeadline(): number {
+    const { timeoutMs } = durationsOf(this.settings);
+    const stop = this.stopState;
+    let next = Math.min(this.watchdog.dueAt, stop && !stop.killed ? stop.deadline : Infinity);
+    for (const worker of this.workers.values()) next = Math.min(next, worker.nextDeadline(stop?.killed ? 0 : timeoutMs, ABORT_GRACE_MS));
+    return next;
+  }
+
   /** Stops the master: closes the listeners, stops every worker (gracefully or not), then exits. */
   stop(graceful: boolean): void {
     if (this.stopState) return;
@@ -632,6 +646,7 @@ export class Arbiter implements ControlledMaster {
     this.preStop = undefined;
     const grace = graceful ? durationsOf(this.settings).gracefulMs : QUICK_STOP_MS;
     this.stopState = { graceful, deadline: performance.now() + grace, killed: false };
+    this.loop.wake();
     // While two masters serve (USR2), the other one serves on: systemd must not hear that the service stops, and
     // the unix socket files stay (Gunicorn's rule).
     const upgrading = this.newMaster !== undefined || this.oldMasterPid !== undefined;
@@ -672,7 +687,7 @@ export class Arbiter implements ControlledMaster {
 
   private finishStop(): void {
     if (!this.finish) return;
-    clearInterval(this.tick);
+    this.loop.stop();
     this.metricsServer?.close();
     this.statsd?.close();
     for (const [signal, handler] of this.signalHandlers) process.off(signal, handler);
@@ -835,7 +850,7 @@ export class Arbiter implements ControlledMaster {
     callHook(this.logger, 'preExec', this.settings.preExec, this.hookView);
     const child = spawnNewMaster({
       runtime: this.runtime, argv, cwd, env, listeners: this.listeners, socketActivated: this.socketActivated,
-      notifySocket: this.notifier.socket,
+      notifySocket: this.notifier.socket, watchdogMs: this.watchdog.intervalMs,
     });
     if (child.pid === undefined) {
       child.on('error', (error) => this.logger.error(`USR2: cannot start a new master: ${error.message}`));

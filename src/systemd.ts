@@ -1,7 +1,7 @@
 /**
  * systemd integration: socket activation (the listening sockets systemd passes as fds 3, 4, … with LISTEN_FDS,
  * LISTEN_PID and LISTEN_FDNAMES) and sd_notify (READY=1, RELOADING=1, STOPPING=1, STATUS=, MAINPID= datagrams
- * to $NOTIFY_SOCKET). The datagram itself is sent by the runtime (`Runtime.notify`).
+ * and WATCHDOG=1 to $NOTIFY_SOCKET). The datagram itself is sent by the runtime (`Runtime.notify`).
  */
 import type { Logger } from './glogging.ts';
 import type { Runtime } from './runtime/index.ts';
@@ -79,6 +79,11 @@ export class SystemdNotifier {
   /** MAINPID=: this process is now the service's main process (a USR2 master taking over, or rolling back). */
   mainPid(status: string): void {
     this.send(`MAINPID=${process.pid}\nREADY=1\nSTATUS=${status}`);
+  }
+
+  /** WATCHDOG=1: the master's loop runs (src/systemd-watchdog.ts). */
+  watchdog(): void {
+    this.send('WATCHDOG=1');
   }
 
   private send(datagram: string): void {

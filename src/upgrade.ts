@@ -59,6 +59,8 @@ export interface NewMasterOptions {
   socketActivated: boolean;
   /** systemd's $NOTIFY_SOCKET, which the master took out of its own environment. */
   notifySocket?: string;
+  /** systemd's watchdog interval in ms (WATCHDOG_USEC, also taken out): the new master is watched too. */
+  watchdogMs?: number;
 }
 
 /**
@@ -83,6 +85,9 @@ export function spawnNewMaster(options: NewMasterOptions): ChildProcess {
   // before the spawn).
   for (const name of ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES']) delete env[name];
   if (options.notifySocket) env.NOTIFY_SOCKET = options.notifySocket;
+  // WATCHDOG_PID would name the old master: without it, the new master takes the watchdog for itself.
+  delete env.WATCHDOG_PID;
+  if (options.watchdogMs !== undefined) env.WATCHDOG_USEC = String(Math.round(options.watchdogMs * 1000));
   const { command, args } = runtime.workerCommand();
   const child = spawn(command, [...args, ...options.argv], {
     cwd: options.cwd,

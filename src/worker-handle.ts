@@ -102,6 +102,18 @@ export class WorkerHandle {
     this.send({ type: 'abort' });
   }
 
+  /**
+   * The next time (performance.now()) the master's loop has something to do with this worker, Infinity when
+   * nothing: its SIGKILL at `killAt` or at its boot deadline, and under a heartbeat timeout of `timeoutMs` (0: none)
+   * its abort once its last message is older than that, then its SIGKILL `abortGraceMs` after the abort.
+   */
+  nextDeadline(timeoutMs: number, abortGraceMs: number): number {
+    if (this.state === 'killed') return Infinity;
+    if (this.state === 'booting') return Math.min(this.killAt ?? Infinity, this.bootDeadline ?? Infinity);
+    const heartbeat = timeoutMs <= 0 ? Infinity : this.abortedAt === undefined ? this.lastSeen + timeoutMs : this.abortedAt + abortGraceMs;
+    return Math.min(this.killAt ?? Infinity, heartbeat);
+  }
+
   /** Sends a message; a stop falls back to a signal when the channel is closed. */
   send(message: MasterMessage): void {
     try {

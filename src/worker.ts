@@ -177,6 +177,7 @@ export class Worker {
         if (this.logger.accessEnabled) this.logger.access(entry());
         if (lastRequest() && !this.retiring && !this.replacing) this.recycle();
       },
+      activity: () => this.counters.started + this.counters.finished,
     };
   }
 

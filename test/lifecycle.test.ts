@@ -117,6 +117,53 @@ for (const target of TEST_TARGETS) {
       });
     });
 
+    // Deno.serve and Bun.serve cannot stop accepting without closing every idle keep-alive connection, and tell no one
+    // which connections are idle: a worker that served nothing lately stops at once, one that did serves on.
+    const nativeServer = target.runtime !== 'node' && target.mode === 'reuse-port';
+    const inheritOnly = !nativeServer && 'node-http and bun-listen close their listener at once and time each connection (the keep-alive tests)';
+
+    it('a native server\'s worker that served nothing lately stops at once on TERM, closing its quiet connections', { skip: inheritOnly }, async () => {
+      await withServer(start(target, [...LOCAL, '--keep-alive', '60', fixture('app.ts')]), async (server) => {
+        const quiet = net.connect(Number(new URL(server.url).port), '127.0.0.1');
+        let closed = false;
+        let received = '';
+        quiet.on('close', () => (closed = true));
+        quiet.on('error', () => {});
+        quiet.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+        await new Promise((resolve) => quiet.on('connect', resolve));
+        server.signal('SIGTERM');
+        await server.waitForLine(/Draining: no request for 5 s, closing idle connections now/);
+        assert.equal((await server.waitForExit(20000)).code, 0);
+        assert.ok(!server.lines.some((line) => line.includes('Draining: serving on')));
+        // Deno.serve closed it; Bun.serve drops it without a FIN (its client learns on its next write, with a reset).
+        if (!closed) quiet.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+        await waitFor('the quiet connection to close', () => closed || undefined);
+        assert.equal(received, '');
+      });
+    });
+
+    it('a native server\'s worker that just served serves on: the idle keep-alive connection\'s next request is answered with Connection: close', { skip: inheritOnly }, async () => {
+      await withServer(start(target, [...LOCAL, '--keep-alive', '2', fixture('app.ts')]), async (server) => {
+        const client = net.connect(Number(new URL(server.url).port), '127.0.0.1');
+        client.on('error', () => {});
+        let received = '';
+        client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+        let closed = false;
+        client.on('close', () => (closed = true));
+        client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+        await waitFor('the first response', () => /pid=\d+/.test(received) || undefined);
+        server.signal('SIGTERM');
+        await server.waitForLine(/Draining: serving on \d\.\d s/);
+        received = '';
+        client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+        await waitFor('the second response', () => /pid=\d+/.test(received) || undefined);
+        assert.match(received, /^HTTP\/1\.1 200/);
+        assert.match(received, /\r\nconnection: close\r\n/i);
+        await waitFor('the connection to close', () => closed || undefined);
+        assert.equal((await server.waitForExit(20000)).code, 0);
+      });
+    });
+
     it('reopens log files on USR1, in the master and the workers', async () => {
       const dir = tempDir();
       const logFile = path.join(dir, 'error.log');

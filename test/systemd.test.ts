@@ -11,6 +11,7 @@ import { describeFd } from '../src/fd-address.ts';
 import type { Logger } from '../src/glogging.ts';
 import type { Runtime } from '../src/runtime/index.ts';
 import { SystemdNotifier, takeActivatedSockets, takeNotifySocket } from '../src/systemd.ts';
+import { SystemdWatchdog, takeWatchdogInterval } from '../src/systemd-watchdog.ts';
 import { BIN, cliCommand, fetchText, fixture, Server, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 interface ListeningHandle {
@@ -72,6 +73,32 @@ describe('systemd: environment and sockets', () => {
     const notify: Record<string, string | undefined> = { NOTIFY_SOCKET: '@abstract' };
     assert.equal(takeNotifySocket(notify), '@abstract');
     assert.deepEqual(notify, {});
+  });
+
+  it('takes WATCHDOG_USEC when WATCHDOG_PID is unset or this process, and removes both variables either way', () => {
+    const env: Record<string, string | undefined> = { WATCHDOG_USEC: '30000000', WATCHDOG_PID: String(process.pid), PATH: '/bin' };
+    assert.equal(takeWatchdogInterval(env), 30000);
+    assert.deepEqual(env, { PATH: '/bin' });
+    assert.equal(takeWatchdogInterval({ WATCHDOG_USEC: '500000' }), 500);
+    const parents: Record<string, string | undefined> = { WATCHDOG_USEC: '30000000', WATCHDOG_PID: String(process.pid + 1) };
+    assert.equal(takeWatchdogInterval(parents), undefined);
+    assert.deepEqual(parents, {});
+    for (const usec of ['', '0', '-5', 'soon']) assert.equal(takeWatchdogInterval({ WATCHDOG_USEC: usec }), undefined, usec);
+  });
+
+  it('sends WATCHDOG=1 when asked at half the interval or later, and never without NOTIFY_SOCKET or an interval', () => {
+    const sent: string[] = [];
+    const runtime = { notify: (_socket: string, datagram: string) => sent.push(datagram) } as unknown as Runtime;
+    const notifier = new SystemdNotifier('/run/notify', runtime, () => ({}) as Logger);
+    const watchdog = new SystemdWatchdog(1000, notifier);
+    for (const now of [10_000, 10_100, 10_499, 10_500, 10_999, 11_000]) watchdog.beat(now);
+    assert.deepEqual(sent, ['WATCHDOG=1', 'WATCHDOG=1', 'WATCHDOG=1']);
+    assert.equal(watchdog.dueAt, 11_500);
+    for (const idle of [new SystemdWatchdog(undefined, notifier), new SystemdWatchdog(1000, new SystemdNotifier(undefined, runtime, () => ({}) as Logger))]) {
+      idle.beat(20_000);
+      assert.equal(idle.dueAt, Infinity);
+    }
+    assert.equal(sent.length, 3);
   });
 
   it('reads an inherited socket\'s address from /proc: IPv4, IPv6, unix', async () => {
@@ -179,6 +206,7 @@ for (const target of TEST_TARGETS) {
           await server.waitForLine(new RegExp(`\\[${newMaster}\\] \\[INFO\\] Master has been promoted`));
           assert.match((await fetchText(`http://127.0.0.1:${bound.port}/`)).body, /^pid=\d+/);
           assert.ok(!notify.datagrams.some((datagram) => datagram.includes('STOPPING=1')), 'the old master said STOPPING=1');
+          assert.ok(!notify.datagrams.some((datagram) => datagram.includes('WATCHDOG=1')), 'WATCHDOG=1 without WATCHDOG_USEC');
 
           process.kill(newMaster, 'SIGTERM');
           assert.match(await notify.nth('STOPPING=1'), /^STOPPING=1\nSTATUS=Stopping gracefully$/);
@@ -187,6 +215,32 @@ for (const target of TEST_TARGETS) {
         });
       } finally {
         unix.close();
+        notify.kill();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('sends WATCHDOG=1 again and again under WATCHDOG_USEC (WatchdogSec=), which its workers do not see', {
+      skip: runtime === 'node' && !hasSystemdNotify && 'Node sends sd_notify with systemd-notify, which is not installed here',
+    }, async () => {
+      const dir = tempDir();
+      const notify = new NotifySocket(dir);
+      try {
+        await notify.ready();
+        // 0.4 s: a WATCHDOG=1 every 0.2 s. WATCHDOG_PID is the master's: a shell that execs it sets it, as systemd does.
+        const shell = ['sh', '-c', 'export WATCHDOG_PID=$$; exec "$0" "$@"', ...cliCommand(target)];
+        const starting = Server.startCommand(shell, ['-b', '127.0.0.1:0', fixture('app.ts')], {
+          env: { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '400000' },
+        });
+        await withRunningServer(starting, async (server) => {
+          await notify.nth('READY=1');
+          const pings = notify.datagrams.filter((datagram) => datagram === 'WATCHDOG=1').length;
+          await notify.nth('WATCHDOG=1', pings + 3);
+          for (const name of ['WATCHDOG_USEC', 'WATCHDOG_PID']) {
+            assert.equal((await fetchText(`${server.url}/env/${name}`)).body, '', `a worker sees ${name}`);
+          }
+        });
+      } finally {
         notify.kill();
         fs.rmSync(dir, { recursive: true, force: true });
       }

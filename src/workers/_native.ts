@@ -12,22 +12,10 @@ import {
 import { requestDeadlinesOf, timeoutResponse } from '../http/request-deadlines.ts';
 import { pathStartOf } from '../http/request-target.ts';
 import type { ServeInfo } from '../http/types.ts';
-import { drainIdleMs, QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
-import { durationsOf, type Settings } from '../settings.ts';
+import { durationsOf } from '../settings.ts';
 import type { EngineContext } from './base.ts';
 import { type NativeResponseRules, responseCorrection, withEditedHeaders } from './_native-response.ts';
 import { isUpgraded, UPGRADE_ANSWER, UPGRADED_REQUEST_HEADERS, type UpgradedInfo } from '../websocket/upgrade-offer.ts';
-
-/**
- * How long a native server serves on once its worker stops accepting, every response saying `Connection: close`,
- * before its stop closes the connections left: Deno.serve's shutdown() and Bun's stop() close idle keep-alive
- * connections at once, and a client may be sending a request on one at that very moment (connections.ts,
- * drainIdleMs()). With keep-alive off, only a connection accepted without a request yet is left: it gets a short
- * grace.
- */
-export function nativeStopDelayMs(settings: Settings): number {
-  return drainIdleMs(durationsOf(settings).keepAliveMs) || QUIET_CONNECTION_GRACE_MS;
-}
 
 /** Marks a response as the last one on its connection; a response with immutable headers is copied first. */
 const withConnectionClose = (response: Response) => withEditedHeaders(response, (headers) => headers.set('connection', 'close'));

@@ -26,6 +26,8 @@ export interface RequestHooks {
    * start time; off, an engine may pass `'', 0, 0` instead. `entry()` builds its access-log entry.
    */
   onRequestDone(entry: () => AccessEntry, method: string, status: number, startedAt: number): void;
+  /** A number that changes whenever a request starts or finishes (a native server's drain samples it). */
+  activity(): number;
 }
 
 /** Everything an engine gets from its worker. */

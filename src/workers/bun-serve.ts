@@ -1,15 +1,17 @@
 /**
  * The Bun.serve engine: Bun's own HTTP server on a SO_REUSEPORT socket per TCP bind, opened by the worker
- * itself (Bun.serve ignores an fd). A graceful stop is `stop()`: no new connections, in-flight requests finish.
+ * itself (Bun.serve ignores an fd). A graceful stop is `stop()`: no new connections, idle keep-alive connections
+ * closed, in-flight requests finish (with `Connection: close`); it comes at once, or after serving on while a
+ * client may reuse an idle connection (src/workers/_native-drain.ts).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { RemoteAddress, ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
 import { tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { type BunTlsOptions, bunTlsOptions } from './_bun-tls.ts';
-import { nativeHandler, nativeStopDelayMs, type NativeServerRules } from './_native.ts';
+import { nativeHandler, type NativeServerRules } from './_native.ts';
+import { NativeDrain } from './_native-drain.ts';
 import { type AppWebSocket, type UpgradeOptions, type WebSocketHandler } from '../websocket/app-handler.ts';
 import { WebSocketSessions } from '../websocket/sessions.ts';
 import { UPGRADE_ANSWER, type UpgradedInfo } from '../websocket/upgrade-offer.ts';
@@ -126,9 +128,11 @@ class BunServeEngine implements ServingEngine {
   private readonly servers: BunServer[] = [];
   private readonly webSockets = new WebSocketSessions();
   private stopped?: Promise<unknown>;
+  private readonly drainTiming: NativeDrain;
 
   constructor(context: EngineContext) {
     this.context = context;
+    this.drainTiming = new NativeDrain(context.hooks, context.settings, context.logger);
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
@@ -159,9 +163,9 @@ class BunServeEngine implements ServingEngine {
     }
   }
 
-  /** Serves on for nativeStopDelayMs() (Bun's stop() closes idle keep-alive connections at once), then stops. */
+  /** Stops once no client may be reusing an idle connection (NativeDrain); requests in flight finish. */
   stopAccepting(): void {
-    this.stopped ??= sleep(nativeStopDelayMs(this.context.settings)).then(() => Promise.all(this.servers.map((server) => server.stop())));
+    this.stopped ??= this.drainTiming.stopWhenIdle(() => Promise.all(this.servers.map((server) => server.stop())));
   }
 
   /** Also sends every open WebSocket close 1001 and waits for them. */

@@ -1,15 +1,16 @@
 /**
  * The Deno.serve engine: Deno's own HTTP server on a SO_REUSEPORT socket per TCP bind, opened by the worker
  * itself (Deno.serve takes no fd and no listener). Needs `--unstable-net`, which the Deno runtime adds when it
- * spawns workers. A graceful stop serves on for a keep-alive timeout (with `Connection: close`), then is
- * `shutdown()`: no new connections, in-flight requests finish.
+ * spawns workers. A graceful stop is `shutdown()`: no new connections, idle keep-alive connections (and accepted
+ * ones it has not read a request from) closed, in-flight requests finish (with `Connection: close`); it comes at
+ * once, or after serving on while a client may reuse an idle connection (src/workers/_native-drain.ts).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServeInfo } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
-import { nativeHandler, nativeStopDelayMs, type NativeServerRules } from './_native.ts';
+import { nativeHandler, type NativeServerRules } from './_native.ts';
+import { NativeDrain } from './_native-drain.ts';
 import { type DenoWebSocketContext, DenoUpgradableInfo } from './_deno-websocket.ts';
 import { WebSocketSessions } from '../websocket/sessions.ts';
 
@@ -75,9 +76,11 @@ class DenoServeEngine implements ServingEngine {
   private readonly servers: DenoHttpServer[] = [];
   private readonly webSockets = new WebSocketSessions();
   private stopped?: Promise<unknown>;
+  private readonly drainTiming: NativeDrain;
 
   constructor(context: EngineContext) {
     this.context = context;
+    this.drainTiming = new NativeDrain(context.hooks, context.settings, context.logger);
   }
 
   async listen(sockets: WorkerSocket[]): Promise<void> {
@@ -113,9 +116,9 @@ class DenoServeEngine implements ServingEngine {
     }
   }
 
-  /** Serves on for nativeStopDelayMs() (Deno.serve closes idle keep-alive connections at once), then shuts down. */
+  /** Shuts down once no client may be reusing an idle connection (NativeDrain); requests in flight finish. */
   stopAccepting(): void {
-    this.stopped ??= sleep(nativeStopDelayMs(this.context.settings)).then(() => Promise.all(this.servers.map((server) => server.shutdown())));
+    this.stopped ??= this.drainTiming.stopWhenIdle(() => Promise.all(this.servers.map((server) => server.shutdown())));
   }
 
   /** Also sends every open WebSocket close 1001 and waits for them. */
