@@ -388,7 +388,7 @@ export class Arbiter implements ControlledMaster {
     const { command, args } = this.runtime.workerCommand();
     const child = spawn(command, args, {
       stdio: ['ignore', 'inherit', 'inherit', ...stdio, 'ipc'],
-      env: { ...process.env, [WORKER_ENV]: JSON.stringify(boot) },
+      env: { ...process.env, ...this.runtime.workerEnv?.(settings), [WORKER_ENV]: JSON.stringify(boot) },
     });
     if (child.pid === undefined) {
       child.on('error', (error) => this.logger.error(`Cannot start a worker (${command}): ${error.message}`));

@@ -5,6 +5,9 @@
 
 /** Accepts any Fetch Response, also one made by another copy of the Response class (e.g. undici's). */
 export function isResponse(value: unknown): value is Response {
+  // The runtime's own class first: the shape test reads `headers`, which makes the Headers object of a Response
+  // that has none yet (Deno.serve: 0.3 µs more per request, about 5% of what it spends on one).
+  if (value instanceof Response) return true;
   const candidate = value as Response | null;
   return typeof candidate?.status === 'number' && typeof candidate.headers?.get === 'function' && 'body' in candidate;
 }

@@ -33,6 +33,17 @@ export function requestLimitsOf(settings: Pick<Settings, 'limitRequestLine' | 'l
   };
 }
 
+/** The cap on a whole request head's bytes that node:http and Bun.serve apply by default (431 past it). */
+const DEFAULT_MAX_HEAD_BYTES = 16384;
+
+/**
+ * The cap on a request head's bytes for a parser that refuses oversized heads itself (llhttp in bun-listen,
+ * Bun.serve through `--max-http-header-size`): the runtimes' default, or more where the limits allow a request
+ * line and one field at their largest (the limits refuse the rest with their own status).
+ */
+export const maxHeadBytes = (limits: RequestLimits) =>
+  Math.max(DEFAULT_MAX_HEAD_BYTES, limits.requestLine + 2 * limits.fieldSize + 8);
+
 /** Why a request head breaks the limits: the status to answer and the reason to log. */
 export interface LimitViolation {
   status: 413 | 414 | 431;

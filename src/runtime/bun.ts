@@ -2,6 +2,7 @@
  * Bun: binds through libc (bun:ffi) because Bun's own listeners accept by themselves; node:http ignores an fd
  * on Bun, so connections are accepted with node:net and handed to the http.Server.
  */
+import { maxHeadBytes, requestLimitsOf } from '../http/limits.ts';
 import { dropWithProcessCalls } from './_node-identity.ts';
 import { acceptOnFd, passAsStdio } from './_node-net.ts';
 import fs from 'node:fs';
@@ -43,6 +44,13 @@ export const bunRuntime: Runtime = {
   workerCommand() {
     if (isCompiled()) return { command: process.execPath, args: [] };
     return { command: process.execPath, args: [...process.execArgv, process.argv[1]] };
+  },
+  // Bun.serve's parser answers 431 to a head over Bun's --max-http-header-size (16 KiB) before tsgunicorn sees
+  // the request: workers get the cap bun-listen's parser has, so that a head the limits allow is served on both
+  // engines. Through BUN_OPTIONS, which Bun reads as flags before its own arguments.
+  workerEnv(settings) {
+    const flag = `--max-http-header-size=${maxHeadBytes(requestLimitsOf(settings))}`;
+    return { BUN_OPTIONS: process.env.BUN_OPTIONS ? `${process.env.BUN_OPTIONS} ${flag}` : flag };
   },
   listenOnFd: acceptOnFd,
   nodeHttpAnswersAfterParse: false,

@@ -3,6 +3,7 @@
  * One file per runtime implements it; nothing outside src/runtime/ asks which runtime it runs on.
  */
 import type http from 'node:http';
+import type { Settings } from '../settings.ts';
 import type { TlsLimits } from '../tls-options.ts';
 
 /** A TCP address to bind, already resolved to a numeric IP. */
@@ -96,6 +97,8 @@ export interface Runtime {
    * upgrade starts the new master with it too, followed by the master's own arguments.
    */
   workerCommand(): WorkerCommand;
+  /** Environment variables a worker starts with besides the master's own, from the worker's settings (none if absent). */
+  workerEnv?(settings: Settings): Record<string, string>;
   /** Makes an http.Server (a new one per fd) serve the connections accepted on an inherited listening fd (node-http engine). */
   listenOnFd(server: http.Server, fd: number, backlog: number): Promise<FdListener>;
   /**

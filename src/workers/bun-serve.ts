@@ -18,15 +18,18 @@ import { UPGRADE_ANSWER, type UpgradedInfo } from '../websocket/upgrade-offer.ts
 
 /**
  * Visits a Bun.serve request's fields through Bun's `headers.toJSON()` (repeats merged as Headers merges them,
- * Set-Cookie as a list): measured in the handler on a request of 7 fields, 1.35 µs where `headers.forEach`
- * takes 1.75 µs (both with the 0.8 µs that making the Headers costs, which an app reading them reuses).
+ * Set-Cookie as a list), walked with `Object.keys` rather than `for…in`: measured in the handler (p25, the
+ * Headers already made), 0.25 µs against 0.51 µs for `for…in` and 0.6 µs for `headers.forEach` on a request of
+ * 1 field, 0.88 against 1.12 and 1.0 µs on one of 7. Making the Headers costs another 0.5 µs, which an app
+ * reading them reuses.
  */
 function forEachBunRequestField(request: Request, visit: (value: string, name: string) => void): void {
   const fields = (request.headers as unknown as { toJSON(): Record<string, string | string[]> }).toJSON();
-  for (const name in fields) {
-    const value = fields[name];
-    if (typeof value === 'string') visit(value, name);
-    else for (const each of value) visit(each, name);
+  const names = Object.keys(fields);
+  for (let i = 0; i < names.length; i++) {
+    const value = fields[names[i]];
+    if (typeof value === 'string') visit(value, names[i]);
+    else for (const each of value) visit(each, names[i]);
   }
 }
 

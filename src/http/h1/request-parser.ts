@@ -4,7 +4,7 @@
  * version).
  */
 import { MalformedBodyError, headPolicyViolation, trailerViolation } from '../head-policy.ts';
-import { BodyTooLargeError, rawHeadViolation, type RequestLimits } from '../limits.ts';
+import { BodyTooLargeError, maxHeadBytes, rawHeadViolation, type RequestLimits } from '../limits.ts';
 
 /** A request head as parsed off the wire. */
 export interface RequestHead {
@@ -78,15 +78,6 @@ function hasBodyFraming(rawHeaders: string[]): boolean {
   }
   return false;
 }
-
-/** node:http's default cap on a request head's bytes (llhttp answers 431 past it). */
-const DEFAULT_MAX_HEAD_BYTES = 16384;
-
-/**
- * The cap on a request head's bytes llhttp applies before the limits are checked: node:http's default, or more where
- * the limits allow a request line and one field at their largest (the limits refuse the rest with their status).
- */
-const maxHeadBytes = (limits: RequestLimits) => Math.max(DEFAULT_MAX_HEAD_BYTES, limits.requestLine + 2 * limits.fieldSize + 8);
 
 /** Parses the requests of one connection, in order, from the bytes fed to it. */
 export class RequestParser {
