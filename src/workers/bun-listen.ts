@@ -3,7 +3,9 @@
  * connection speaks HTTP/1.1 through src/http/h1/. Stopping closes the worker's copy of each fd; the master
  * keeps the socket. Draining lets requests in flight finish and closes quiet connections after a short grace.
  */
+import type { X509Certificate } from 'node:crypto';
 import { invalidRequestLine } from '../glogging.ts';
+import { clientCertificateOf } from '../http/client-certificate.ts';
 import { drainIdleMs, QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
 import { requestLimitsOf } from '../http/limits.ts';
@@ -28,6 +30,7 @@ interface BunSocket {
   /** TLS: the client's certificate verified. */
   readonly authorized: boolean;
   getPeerCertificate(): object | undefined;
+  getPeerX509Certificate(): X509Certificate | undefined;
   write(data: Uint8Array): number;
   end(): void;
   terminate(): void;
@@ -66,6 +69,7 @@ function transportOf(socket: BunSocket, secure: boolean): H1Transport {
   return {
     remoteAddr,
     secure,
+    ...(secure ? { clientCertificate: () => clientCertificateOf(socket) } : {}),
     write: (data) => socket.write(data),
     end: () => socket.end(),
     destroy: () => socket.terminate(),
