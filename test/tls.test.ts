@@ -77,6 +77,8 @@ interface ClientOptions {
   ciphers?: string;
   /** Sent in clear before the handshake, as HAProxy's `send-proxy` does. */
   proxyHeader?: string | Buffer;
+  /** Sent as a POST's body (else the request is a GET). */
+  body?: Buffer;
 }
 
 /** An agent whose one TLS connection starts its TCP connection with `header` in clear. */
@@ -90,10 +92,11 @@ function proxyingAgent(header: string | Buffer): https.Agent {
   return agent;
 }
 
-/** One GET over a fresh TLS connection, trusting only the test CA, with the client's options (bounded). */
+/** One GET (or POST) over a fresh TLS connection, trusting only the test CA, with the client's options (bounded). */
 function httpsGet(url: string, ca: string, client: ClientOptions = {}): Promise<HttpsReply> {
   return new Promise((resolve, reject) => {
-    const request = https.get(url, {
+    const request = https.request(url, {
+      method: client.body ? 'POST' : 'GET',
       ca: fs.readFileSync(ca),
       agent: client.proxyHeader ? proxyingAgent(client.proxyHeader) : false,
       ...(client.cert && client.key ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {}),
@@ -109,6 +112,7 @@ function httpsGet(url: string, ca: string, client: ClientOptions = {}): Promise<
     });
     request.setTimeout(10000, () => request.destroy(new Error('timed out')));
     request.on('error', reject);
+    request.end(client.body);
   });
 }
 
@@ -284,6 +288,13 @@ describe('TLS', () => {
           await server.waitForLine(/access 203\.0\.113\.9 \/v1/);
           const v2 = await httpsGet(`${server.url}/v2`, pems.ca, { proxyHeader: V2_HEADER });
           assert.equal((JSON.parse(v2.body) as Peer).remote.hostname, '198.51.100.4');
+          // 2 MiB each way over one connection: both directions' backpressure.
+          const body = Buffer.alloc(2 * 1024 * 1024, 'tls');
+          const echoed = await httpsGet(`${server.url}/echo`, pems.ca, { proxyHeader: V2_HEADER, body });
+          assert.equal(echoed.body, body.toString());
+          if (certificates.length > 0) {
+            await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { proxyHeader: V2_HEADER, cert: pems.strangerCert, key: pems.strangerKey }));
+          }
           // A client with no header is served as itself.
           assert.equal((JSON.parse((await httpsGet(`${server.url}/`, pems.ca)).body) as Peer).remote.hostname, '127.0.0.1');
           await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { proxyHeader: 'PROXY TCP4 not-an-ip 10.0.0.1 1 2\r\n' }));

@@ -17,6 +17,7 @@ import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
 import { sentUnverifiedCertificate, tlsOptionsFrom } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
+import { LateTlsConnections } from './_bun-late-tls.ts';
 import { type BunTlsOptions, bunTlsOptions } from './_bun-tls.ts';
 import { nativeHandler } from './_native.ts';
 import { WebSocketSessions } from '../websocket/sessions.ts';
@@ -62,10 +63,14 @@ interface BunListen {
 
 const Bun = (globalThis as unknown as { Bun: BunListen }).Bun;
 
-function transportOf(socket: BunSocket, secure: boolean): H1Transport {
-  const remoteAddr: RemoteAddress = socket.remoteAddress
+/** The client's address as the socket reports it (a unix socket has none). */
+function remoteAddrOf(socket: BunSocket): RemoteAddress {
+  return socket.remoteAddress
     ? { transport: 'tcp', hostname: socket.remoteAddress, port: socket.remotePort ?? 0 }
     : { transport: 'unix', hostname: '', port: 0 };
+}
+
+function transportOf(socket: BunSocket, remoteAddr: RemoteAddress, secure: boolean): H1Transport {
   return {
     remoteAddr,
     secure,
@@ -104,12 +109,16 @@ class BunListenEngine implements ServingEngine {
     };
     const headOptions = { serverHeader: settings.serverHeader };
     const connections = this.connections;
-    const proxyHeaders = this.proxyHeaderReader();
+    const tls = tlsOptionsFrom(settings);
+    const secure = tls !== undefined;
+    // With --proxy-protocol, TLS begins after the header, which comes in clear: Bun's own TLS cannot (_bun-late-tls.ts).
+    const lateTls = tls && settings.proxyProtocol !== 'off' ? new LateTlsConnections(tls, logger) : undefined;
+    const proxyHeaders = this.proxyHeaderReader(lateTls
+      ? (socket, data) => lateTls.data(socket, data)
+      : (socket, data) => socket.data?.onData(data));
     const maxConnections = settings.workerConnections;
     const { websocket } = this.context;
     const startWebSocket = websocket && webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets);
-    const tls = tlsOptionsFrom(settings);
-    const secure = tls !== undefined;
     const socketHandlers = {
       open: (socket: BunSocket) => {
         if (connections.size >= maxConnections) {
@@ -118,7 +127,8 @@ class BunListenEngine implements ServingEngine {
           socket.end();
           return;
         }
-        const transport = transportOf(socket, secure);
+        const remoteAddr = remoteAddrOf(socket);
+        const transport = lateTls ? lateTls.transportOf(socket, remoteAddr) : transportOf(socket, remoteAddr, secure);
         const connection = new H1Connection(transport, handle, onError, limits, headOptions, startWebSocket);
         socket.data = connection;
         connections.add(connection);
@@ -128,10 +138,11 @@ class BunListenEngine implements ServingEngine {
       data: proxyHeaders
         ? (socket: BunSocket, data: Uint8Array) => proxyHeaders.data(socket, data)
         : (socket: BunSocket, data: Uint8Array) => socket.data?.onData(data),
-      drain: (socket: BunSocket) => socket.data?.onDrain(),
-      end: (socket: BunSocket) => socket.data?.onEnd(),
+      drain: lateTls ? (socket: BunSocket) => lateTls.drain(socket) : (socket: BunSocket) => socket.data?.onDrain(),
+      end: lateTls ? (socket: BunSocket) => lateTls.end(socket) : (socket: BunSocket) => socket.data?.onEnd(),
       close: (socket: BunSocket) => {
         proxyHeaders?.close(socket);
+        lateTls?.close(socket);
         if (!socket.data) return;
         socket.data.onClose();
         connections.delete(socket.data);
@@ -150,7 +161,7 @@ class BunListenEngine implements ServingEngine {
     for (const socket of sockets) {
       if (socket.kind !== 'fd') throw new Error('the bun-listen engine serves inherited fds only');
       this.listeners.push(Bun.listen({
-        fd: socket.fd, allowHalfOpen: true, socket: socketHandlers, ...(tls ? { tls: bunTlsOptions(tls) } : {}),
+        fd: socket.fd, allowHalfOpen: true, socket: socketHandlers, ...(tls && !lateTls ? { tls: bunTlsOptions(tls) } : {}),
       }));
     }
     // A fresh connection gets at least a second for its first request, whatever --keep-alive says; one that has
@@ -175,11 +186,11 @@ class BunListenEngine implements ServingEngine {
   }
 
   /**
-   * With --proxy-protocol: reads each connection's PROXY header before its HTTP bytes reach the H1Connection, and
-   * writes the client it names into the connection's address (the object the connection reports to the app and
-   * the logs; no request has been parsed before). Undefined when the setting is off.
+   * With --proxy-protocol: reads each connection's PROXY header before its bytes go on to `next` (the H1Connection,
+   * or TLS), and writes the client it names into the connection's address (the object the connection reports to
+   * the app and the logs; no request has been parsed before). Undefined when the setting is off.
    */
-  private proxyHeaderReader() {
+  private proxyHeaderReader(next: (socket: BunSocket, data: Uint8Array) => void) {
     const { settings, logger } = this.context;
     const preambleFor = proxyPreambles(settings);
     if (!preambleFor) return undefined;
@@ -192,7 +203,7 @@ class BunListenEngine implements ServingEngine {
           remoteAddr.hostname = verdict.client.address;
           remoteAddr.port = verdict.client.port;
         }
-        if (verdict.rest.byteLength > 0) socket.data?.onData(verdict.rest);
+        if (verdict.rest.byteLength > 0) next(socket, verdict.rest);
         return;
       }
       logger.warning(invalidRequestLine(remoteAddr.hostname, verdict.reason));
@@ -211,7 +222,7 @@ class BunListenEngine implements ServingEngine {
         const state = reading.get(socket);
         if (!state) {
           // Also a connection refused over --worker-connections, which has no H1Connection.
-          socket.data?.onData(data);
+          next(socket, data);
           return;
         }
         const verdict = state.preamble.feed(data);
