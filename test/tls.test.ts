@@ -147,10 +147,11 @@ const verifiesOptionalCertificates = (target: TestTarget) =>
 /** Whether a target serves HTTP/2 by ALPN (README, "HTTP/2"): Node's node:http2, Deno.serve by itself. */
 const servesH2 = (target: TestTarget) => target.runtime === 'node' || (target.runtime === 'deno' && target.mode === 'reuse-port');
 
-/** One GET over HTTP/2 (ALPN h2), trusting the test CA: the status and the body (bounded: 10 s). */
-function h2Get(url: string, ca: string): Promise<{ status: number; body: string }> {
+/** One GET over HTTP/2 (ALPN h2), trusting the test CA, with the client's certificate: status and body (bounded: 10 s). */
+function h2Get(url: string, ca: string, client: ClientOptions = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(url, { ca: fs.readFileSync(ca) });
+    const certificate = client.cert && client.key ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {};
+    const session = http2.connect(url, { ca: fs.readFileSync(ca), ...certificate });
     const timer = setTimeout(() => session.destroy(new Error('no HTTP/2 answer in 10 s')), 10000);
     session.on('error', reject);
     const stream = session.request({ ':path': new URL(url).pathname });
@@ -324,8 +325,13 @@ describe('TLS', () => {
         });
         if (!verifiesClientCertificates(target)) return;
         for (const certReqs of ['2', '1']) {
-          const args = [...LOCAL, ...tlsArgs(), '--ca-certs', pems.ca, '--cert-reqs', certReqs, fixture('peer-app.ts')];
+          const h2 = servesH2(target) ? ['--http-protocols', 'h1,h2'] : [];
+          const args = [...LOCAL, ...tlsArgs(), ...h2, '--ca-certs', pems.ca, '--cert-reqs', certReqs, fixture('peer-app.ts')];
           await withRunningServer(Server.start(target, args), async (server) => {
+            if (h2.length > 0) {
+              const overHttp2 = JSON.parse((await h2Get(`${server.url}/`, pems.ca, client)).body) as Peer;
+              assert.equal((overHttp2.certificate as { subject: string } | null)?.subject, 'CN=client', 'over HTTP/2');
+            }
             const shown = await certificateOf(server.url, client);
             assert.ok(shown && shown !== 'absent', `--cert-reqs ${certReqs}: ${JSON.stringify(shown)}`);
             assert.deepEqual(shown, {
