@@ -159,7 +159,9 @@ export class LateTlsConnections {
 
   constructor(options: TlsOptions, logger: Logger) {
     const { cert, key, ca, ciphers, minVersion } = options;
-    const secureContext = tls.createSecureContext({ cert, key, minVersion, ...(ca !== undefined ? { ca } : {}), ...(ciphers !== undefined ? { ciphers } : {}) });
+    const secureContext = tls.createSecureContext({
+      cert, key, minVersion, ...(ca !== undefined ? { ca } : {}), ...(ciphers !== undefined ? { ciphers } : {}),
+    });
     this.context = { options, secureContext, logger };
   }
 
