@@ -116,6 +116,23 @@ function httpsGet(url: string, ca: string, client: ClientOptions = {}): Promise<
   });
 }
 
+/** Whether the server closes a connection that sent half a PROXY header and nothing more (waits up to 5 s). */
+function closedAfterPartialHeader(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: hostname, port: Number(port) }, () => socket.write('PROXY TCP4 203.0.113.9'));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, 5000);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
 /** A v2 PROXY header for TCP over IPv4 from 198.51.100.4:5000 to 10.0.0.1:443. */
 const V2_HEADER = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c,
   198, 51, 100, 4, 10, 0, 0, 1, 0x13, 0x88, 0x01, 0xbb]);
@@ -267,7 +284,7 @@ describe('TLS', () => {
         });
       });
 
-      it('reads a PROXY v1 or v2 header before the handshake: the handler and the access log see its client; a bad header or a peer not allowed is closed', async () => {
+      it('reads a PROXY v1 or v2 header before the handshake: the handler and the access log see its client; a bad header, a peer not allowed or a header never finished is closed', async () => {
         // Where client certificates can be asked for, one is sent too (the handler sees it behind the header).
         const certificates = verifiesOptionalCertificates(target) ? ['--ca-certs', pems.ca, '--cert-reqs', '1'] : [];
         const args = [...LOCAL, ...tlsArgs(), ...certificates, '--proxy-protocol', 'auto', '--access-logfile', '-',
@@ -302,8 +319,10 @@ describe('TLS', () => {
           await server.waitForLine(/Invalid request from ip=127\.0\.0\.1: PROXY line with an address that is not TCP4/);
           assert.equal(server.liveWorkers().length, 1);
         });
-        const notAllowed = [...LOCAL, ...tlsArgs(), '--proxy-protocol', 'v1', '--proxy-allow-from', '10.0.0.1', fixture('peer-app.ts')];
+        const notAllowed = [...LOCAL, ...tlsArgs(), '--proxy-protocol', 'v1', '--proxy-allow-from', '10.0.0.1', '--header-timeout', '1',
+          fixture('peer-app.ts')];
         await withRunningServer(Server.start(target, notAllowed), async (server) => {
+          assert.ok(await closedAfterPartialHeader(server.url), 'a header never finished: still open after 5 s');
           await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { proxyHeader: 'PROXY TCP4 203.0.113.9 10.0.0.1 4444 443\r\n' }));
           await server.waitForLine(/Invalid request from ip=127\.0\.0\.1: PROXY header from a peer not in --proxy-allow-from/);
           assert.equal((JSON.parse((await httpsGet(`${server.url}/`, pems.ca)).body) as Peer).remote.hostname, '127.0.0.1');

@@ -67,8 +67,8 @@ export class UpgradeOffer {
 }
 
 /**
- * An info for an upgradable request: `remoteAddr` and `clientCertificate` (read lazily from `base`), and `upgrade()`, which `accept`
- * answers (UpgradeOffer.accept, with this info to mark).
+ * An info for an upgradable request: `remoteAddr` and `clientCertificate` (read lazily from `base`), and
+ * `upgrade()`, which `accept` answers (UpgradeOffer.accept, with this info to mark).
  */
 export function upgradableInfo(
   base: ServeInfo, accept: (info: UpgradedInfo, options: UpgradeOptions | undefined) => boolean,

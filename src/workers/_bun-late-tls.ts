@@ -6,6 +6,7 @@
  * bytes read with the header first. Used only with --proxy-protocol and --certfile together: every byte crosses
  * JavaScript twice more than with Bun's own TLS.
  */
+import type { X509Certificate } from 'node:crypto';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Logger } from '../glogging.ts';
@@ -39,9 +40,11 @@ class LateTlsTransport implements H1Transport {
   private readonly context: LateTlsContext;
   /** The stream node:tls reads the client's bytes from and writes its own to; set once the handshake starts. */
   private stream?: Duplex;
-  private tls?: tls.TLSSocket;
+  private tlsSocket?: tls.TLSSocket;
   /** node:tls's bytes the Bun socket has not taken yet, and the callback that asks for more once it has. */
   private unsent?: { data: Uint8Array; done: () => void };
+  /** The TLS handshake is over. */
+  private handshaken = false;
 
   constructor(socket: PlainBunSocket, remoteAddr: RemoteAddress, context: LateTlsContext) {
     this.socket = socket;
@@ -72,7 +75,7 @@ class LateTlsTransport implements H1Transport {
 
   /** The Bun socket is closed. */
   closed(): void {
-    this.tls?.destroy();
+    this.tlsSocket?.destroy();
   }
 
   private startTls(): Duplex {
@@ -93,11 +96,12 @@ class LateTlsTransport implements H1Transport {
     secure.on('end', () => socket.data?.onEnd());
     secure.on('drain', () => socket.data?.onDrain());
     secure.on('error', (error: Error) => {
-      this.context.logger.debug(`TLS handshake failed: ip=${this.remoteAddr.hostname || '-'}: ${error.message.split('\n')[0]}`);
+      const what = this.handshaken ? 'Connection error' : `TLS handshake failed: ip=${this.remoteAddr.hostname || '-'}`;
+      this.context.logger.debug(`${what}: ${error.message.split('\n')[0]}`);
       socket.terminate();
     });
     this.stream = stream;
-    this.tls = secure;
+    this.tlsSocket = secure;
     return stream;
   }
 
@@ -106,6 +110,7 @@ class LateTlsTransport implements H1Transport {
    * through when certificates are optional), as tls-handshakes.ts does.
    */
   private secured(secure: tls.TLSSocket): void {
+    this.handshaken = true;
     if (!this.context.options.verifySentCertificate || !sentUnverifiedCertificate(secure)) return;
     this.context.logger.debug(`TLS handshake refused: ip=${this.remoteAddr.hostname || '-'} sent a client certificate ` +
       `that does not verify (${String(secure.authorizationError)})`);
@@ -119,7 +124,7 @@ class LateTlsTransport implements H1Transport {
   }
 
   write(data: Uint8Array): number {
-    const secure = this.tls;
+    const secure = this.tlsSocket;
     if (!secure) return this.socket.write(data);
     // What node:tls has buffered past its high-water mark waits for 'drain' (then onDrain() writes it again).
     if (secure.writableNeedDrain) return 0;
@@ -128,27 +133,28 @@ class LateTlsTransport implements H1Transport {
   }
 
   end(): void {
-    if (this.tls) this.tls.end();
+    if (this.tlsSocket) this.tlsSocket.end();
     else this.socket.end();
   }
 
   destroy(): void {
-    this.tls?.destroy();
+    this.tlsSocket?.destroy();
     this.socket.terminate();
   }
 
   pause(): void {
-    if (this.tls) this.tls.pause();
+    if (this.tlsSocket) this.tlsSocket.pause();
     else this.socket.pause();
   }
 
   resume(): void {
-    if (this.tls) this.tls.resume();
+    if (this.tlsSocket) this.tlsSocket.resume();
     else this.socket.resume();
   }
 
-  clientCertificate() {
-    return this.tls ? clientCertificateOf(this.tls) : null;
+  /** The client's verified certificate, or null (none yet before the handshake). */
+  clientCertificate(): X509Certificate | null {
+    return this.tlsSocket ? clientCertificateOf(this.tlsSocket) : null;
   }
 }
 

@@ -25,7 +25,9 @@ export function setPeer(socket: net.Socket, address: string, port: number | unde
  * `handshakeTimeoutMs`, a TLS handshake's (tls-handshakes.ts), and then a connection whose header has not arrived
  * by that time is closed.
  */
-export function readProxyHeadersFirst(server: net.Server, settings: Settings, logger: Logger, handshakeTimeoutMs?: number): void {
+export function readProxyHeadersFirst(
+  server: net.Server, settings: Settings, logger: Logger, handshakeTimeoutMs?: number,
+): void {
   const preambleFor = proxyPreambles(settings);
   if (!preambleFor) return;
   const handshakes = handshakeTimeoutMs !== undefined;

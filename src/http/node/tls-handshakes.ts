@@ -33,7 +33,8 @@ function takePeerFromTcp(socket: tls.TLSSocket): void {
 
 /**
  * Puts a TLS handshake between `server` and the 'connection' listeners it has now; call it once they are all
- * added (`handshakeTimeoutMs`: handshakeTimeoutOf()). Returns the tls.Server, whose 'secureConnection' listeners (ALPN's choice of protocol) come after them.
+ * added (`handshakeTimeoutMs`: handshakeTimeoutOf()). Returns the tls.Server, whose 'secureConnection' listeners
+ * (ALPN's choice of protocol) come after them.
  */
 export function handshakeFirst(server: net.Server, options: TlsOptions, handshakeTimeoutMs: number, logger: Logger): tls.Server {
   const listeners = server.listeners('connection') as ConnectionListener[];
