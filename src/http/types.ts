@@ -1,9 +1,8 @@
-import type { X509Certificate } from 'node:crypto';
-
 /**
  * The app contract, the same on every runtime and engine: a Fetch handler and the second argument it receives
  * (shaped like Deno's ServeHandlerInfo, so that a native Deno.serve engine can pass its own value through).
  */
+import type { X509Certificate } from 'node:crypto';
 
 /** The client's address, shaped like Deno's ServeHandlerInfo.remoteAddr. */
 export interface RemoteAddress {
