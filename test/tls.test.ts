@@ -345,7 +345,9 @@ describe('TLS', () => {
         if (!verifiesClientCertificates(target)) return;
         for (const certReqs of ['2', '1']) {
           const h2 = servesH2(target) ? ['--http-protocols', 'h1,h2'] : [];
-          const args = [...LOCAL, ...tlsArgs(), ...h2, '--ca-certs', pems.ca, '--cert-reqs', certReqs, fixture('peer-app.ts')];
+          // With a `websocket` export the handler's info is the upgradable kind, which passes the certificate on.
+          const app = certReqs === '1' ? 'peer-ws-app.ts' : 'peer-app.ts';
+          const args = [...LOCAL, ...tlsArgs(), ...h2, '--ca-certs', pems.ca, '--cert-reqs', certReqs, fixture(app)];
           await withRunningServer(Server.start(target, args), async (server) => {
             if (h2.length > 0) {
               const overHttp2 = JSON.parse((await h2Get(`${server.url}/`, pems.ca, client)).body) as Peer;
