@@ -175,3 +175,8 @@ export function sentUnverifiedCertificate(socket: PeerCertificateSource): boolea
   const certificate = socket.getPeerCertificate();
   return certificate !== null && certificate !== undefined && Object.keys(certificate).length > 0;
 }
+
+/** The debug line for a connection closed by --cert-reqs 1 after its handshake (sentUnverifiedCertificate()). */
+export function unverifiedCertificateLine(ip: string | undefined, reason: unknown): string {
+  return `TLS handshake refused: ip=${ip || '-'} sent a client certificate that does not verify (${String(reason)})`;
+}

@@ -13,7 +13,7 @@ import type { Logger } from '../glogging.ts';
 import { clientCertificateOf } from '../http/client-certificate.ts';
 import type { H1Connection, H1Transport } from '../http/h1/connection.ts';
 import type { RemoteAddress } from '../http/types.ts';
-import { sentUnverifiedCertificate, type TlsOptions } from '../tls-options.ts';
+import { sentUnverifiedCertificate, type TlsOptions, unverifiedCertificateLine } from '../tls-options.ts';
 
 /** The part of a Bun.listen socket this uses. */
 export interface PlainBunSocket {
@@ -112,8 +112,7 @@ class LateTlsTransport implements H1Transport {
   private secured(secure: tls.TLSSocket): void {
     this.handshaken = true;
     if (!this.context.options.verifySentCertificate || !sentUnverifiedCertificate(secure)) return;
-    this.context.logger.debug(`TLS handshake refused: ip=${this.remoteAddr.hostname || '-'} sent a client certificate ` +
-      `that does not verify (${String(secure.authorizationError)})`);
+    this.context.logger.debug(unverifiedCertificateLine(this.remoteAddr.hostname, secure.authorizationError));
     this.destroy();
   }
 

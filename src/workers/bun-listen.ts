@@ -15,7 +15,7 @@ import { logOverCapacity, OVER_CAPACITY_RESPONSE } from '../http/over-capacity.t
 import type { RemoteAddress } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
-import { sentUnverifiedCertificate, tlsOptionsFrom } from '../tls-options.ts';
+import { sentUnverifiedCertificate, tlsOptionsFrom, unverifiedCertificateLine } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
 import { LateTlsConnections } from './_bun-late-tls.ts';
 import { type BunTlsOptions, bunTlsOptions } from './_bun-tls.ts';
@@ -153,7 +153,7 @@ class BunListenEngine implements ServingEngine {
       ...(tls?.verifySentCertificate ? {
         handshake(socket: BunSocket, _success: boolean, authorizationError: Error | null) {
           if (!sentUnverifiedCertificate(socket)) return;
-          logger.debug(`TLS handshake refused: ip=${socket.remoteAddress ?? '-'} sent a client certificate that does not verify (${String(authorizationError)})`);
+          logger.debug(unverifiedCertificateLine(socket.remoteAddress, authorizationError));
           socket.terminate();
         },
       } : {}),

@@ -8,7 +8,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../../glogging.ts';
-import { sentUnverifiedCertificate, type TlsOptions } from '../../tls-options.ts';
+import { sentUnverifiedCertificate, type TlsOptions, unverifiedCertificateLine } from '../../tls-options.ts';
 import { setPeer } from './proxy-gate.ts';
 
 type ConnectionListener = (socket: net.Socket) => void;
@@ -48,7 +48,7 @@ export function handshakeFirst(server: net.Server, options: TlsOptions, handshak
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
     takePeerFromTcp(socket);
     if (options.verifySentCertificate && sentUnverifiedCertificate(socket)) {
-      logger.debug(`TLS handshake refused: ip=${socket.remoteAddress ?? '-'} sent a client certificate that does not verify (${String(socket.authorizationError)})`);
+      logger.debug(unverifiedCertificateLine(socket.remoteAddress, socket.authorizationError));
       socket.destroy();
       return;
     }
