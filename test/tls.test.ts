@@ -79,6 +79,7 @@ interface ClientOptions {
   proxyHeader?: string | Buffer;
   /** Sent as a POST's body (else the request is a GET). */
   body?: Buffer;
+  headers?: Record<string, string>;
 }
 
 /** An agent whose one TLS connection starts its TCP connection with `header` in clear. */
@@ -97,6 +98,7 @@ function httpsGet(url: string, ca: string, client: ClientOptions = {}): Promise<
   return new Promise((resolve, reject) => {
     const request = https.request(url, {
       method: client.body ? 'POST' : 'GET',
+      headers: client.headers,
       ca: fs.readFileSync(ca),
       agent: client.proxyHeader ? proxyingAgent(client.proxyHeader) : false,
       ...(client.cert && client.key ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {}),
@@ -287,8 +289,9 @@ describe('TLS', () => {
       it('reads a PROXY v1 or v2 header before the handshake: the handler and the access log see its client; a bad header, a peer not allowed or a header never finished is closed', async () => {
         // Where client certificates can be asked for, one is sent too (the handler sees it behind the header).
         const certificates = verifiesOptionalCertificates(target) ? ['--ca-certs', pems.ca, '--cert-reqs', '1'] : [];
-        const args = [...LOCAL, ...tlsArgs(), ...certificates, '--proxy-protocol', 'auto', '--access-logfile', '-',
-          '--access-logformat', 'access %(h)s %(U)s', fixture('peer-app.ts')];
+        const args = [...LOCAL, ...tlsArgs(), ...certificates, '--proxy-protocol', 'auto',
+          '--forwarded-allow-ips', '203.0.113.9', '--access-logfile', '-', '--access-logformat', 'access %(h)s %(U)s',
+          fixture('peer-app.ts')];
         if (!readsProxyHeaders(target)) {
           const result = await runCli(target, args);
           assert.equal(result.code, 1);
@@ -304,6 +307,14 @@ describe('TLS', () => {
           assert.deepEqual([seen.remote.hostname, seen.remote.port, seen.url], ['203.0.113.9', 4444, `${server.url}/v1`]);
           if (certificates.length > 0) assert.equal((seen.certificate as { subject: string } | null)?.subject, 'CN=client');
           await server.waitForLine(/access 203\.0\.113\.9 \/v1/);
+          // --forwarded-allow-ips judges the header's client, not the proxy: 203.0.113.9 is trusted, 127.0.0.1 not.
+          const forwardedFor = { 'x-forwarded-for': '192.0.2.1' };
+          const trusted = await httpsGet(`${server.url}/`, pems.ca, {
+            proxyHeader: 'PROXY TCP4 203.0.113.9 10.0.0.1 4444 443\r\n', headers: forwardedFor,
+          });
+          assert.equal((JSON.parse(trusted.body) as Peer).remote.hostname, '192.0.2.1');
+          const untrusted = await httpsGet(`${server.url}/`, pems.ca, { headers: forwardedFor });
+          assert.equal((JSON.parse(untrusted.body) as Peer).remote.hostname, '127.0.0.1');
           const v2 = await httpsGet(`${server.url}/v2`, pems.ca, { proxyHeader: V2_HEADER });
           assert.equal((JSON.parse(v2.body) as Peer).remote.hostname, '198.51.100.4');
           // 2 MiB each way over one connection: both directions' backpressure.
