@@ -281,10 +281,6 @@ export class Arbiter implements ControlledMaster {
   private checkTls(settings: Settings, identity: ProcessIdentity | undefined, reusePort: () => boolean): void {
     checkTlsSettings(settings, identity);
     if (settings.certfile === null) return;
-    if (settings.proxyProtocol !== 'off') {
-      throw new ConfigError(`--proxy-protocol ${settings.proxyProtocol} with --certfile: a PROXY header comes before the ` +
-        'TLS handshake, which tsgunicorn does not read yet; terminate TLS at the proxy or turn one of them off');
-    }
     const { inherit, reusePort: reusePortEngine } = this.runtime.engines;
     const binds = settings.bind.map(parseBind);
     const engines = reusePort() && typeof reusePortEngine === 'string'

@@ -469,8 +469,9 @@ export const SETTINGS: readonly SettingSpec[] = [
     name: 'proxyProtocol', flag: 'proxy-protocol', type: 'choice', choices: ['off', 'v1', 'v2', 'auto'],
     default: 'off', meta: 'MODE',
     doc: 'Read a PROXY protocol header (HAProxy\'s v1 text, v2 binary, or auto: either) at the start of each ' +
-      'connection from a --proxy-allow-from peer: its client address becomes info.remoteAddr and the access ' +
-      'log\'s %(h)s. A connection without one is served as it is; a malformed one gets 400. Not with the native ' +
+      'connection from a --proxy-allow-from peer (in clear before the TLS handshake with --certfile): its client ' +
+      'address becomes info.remoteAddr and the access log\'s %(h)s. A connection without one is served as it is; ' +
+      'a malformed one gets 400. Not with the native ' +
       'servers of Deno and Bun in reuse-port mode, which parse the bytes themselves (README, "Behind a proxy").',
   },
   {
@@ -544,8 +545,8 @@ export const SETTINGS: readonly SettingSpec[] = [
       if (value > 2) throw new ConfigError(`invalid value ${value} for --cert-reqs: expected 0 (none), 1 (optional) or 2 (required)`);
     },
     doc: 'Client certificates: 0 none asked for; 1 optional (asked for, and a connection whose certificate does not ' +
-      'verify against --ca-certs is refused); 2 required (a connection without a valid one is refused). Not every ' +
-      'engine can (README, "TLS").',
+      'verify against --ca-certs is refused); 2 required (a connection without a valid one is refused). The handler ' +
+      'reads the verified certificate as info.clientCertificate. Not every engine can (README, "TLS").',
   },
   {
     name: 'ciphers', flag: 'ciphers', type: 'string', nullable: true, default: null, meta: 'CIPHERS',

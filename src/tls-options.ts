@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import { ConfigError } from './errors.ts';
+import { parseHttpProtocols } from './http/http-protocols.ts';
 import type { ProcessIdentity } from './runtime/index.ts';
 import type { Settings } from './settings.ts';
 
@@ -47,6 +48,8 @@ export interface TlsLimits {
   ciphers?: string;
   /** It cannot refuse TLS 1.2 (--ssl-min-version TLSv1.3). */
   minVersionTls13?: string;
+  /** It cannot offer HTTP/2 by ALPN when a PROXY header comes before the handshake (h2 with --proxy-protocol). */
+  http2AfterProxyHeader?: string;
 }
 
 /** Reads a TLS file; a ConfigError naming the setting and the file when it cannot. */
@@ -149,14 +152,18 @@ export function checkTlsSettings(settings: TlsSettings, workers?: ProcessIdentit
 }
 
 /** Why `engine` cannot serve these TLS settings, or undefined when it can (or TLS is off). */
-export function tlsRefusal(settings: TlsSettings, engine: string, limits: TlsLimits): string | undefined {
+export function tlsRefusal(
+  settings: TlsSettings & Pick<Settings, 'proxyProtocol' | 'httpProtocols'>, engine: string, limits: TlsLimits,
+): string | undefined {
   if (settings.certfile === null) return undefined;
   const refusal = (flag: string, reason: string | undefined) => reason && `${flag}: ${engine} ${reason}`;
   return refusal('--certfile', limits.tls) ??
     (settings.certReqs > 0 ? refusal(`--cert-reqs ${settings.certReqs}`, limits.clientCertificates) : undefined) ??
     (settings.certReqs === 1 ? refusal('--cert-reqs 1', limits.optionalClientCertificates) : undefined) ??
     (settings.ciphers !== null ? refusal('--ciphers', limits.ciphers) : undefined) ??
-    (settings.sslMinVersion === 'tlsv1.3' ? refusal('--ssl-min-version TLSv1.3', limits.minVersionTls13) : undefined);
+    (settings.sslMinVersion === 'tlsv1.3' ? refusal('--ssl-min-version TLSv1.3', limits.minVersionTls13) : undefined) ??
+    (settings.proxyProtocol !== 'off' && parseHttpProtocols(settings.httpProtocols).includes('h2')
+      ? refusal(`--http-protocols ${settings.httpProtocols} with --proxy-protocol`, limits.http2AfterProxyHeader) : undefined);
 }
 
 /** What a TLS connection tells of its client's certificate (node:tls's TLSSocket, Bun's sockets). */
@@ -174,4 +181,9 @@ export function sentUnverifiedCertificate(socket: PeerCertificateSource): boolea
   // No certificate: node:tls gives an empty object, Bun undefined.
   const certificate = socket.getPeerCertificate();
   return certificate !== null && certificate !== undefined && Object.keys(certificate).length > 0;
+}
+
+/** The debug line for a connection closed by --cert-reqs 1 after its handshake (sentUnverifiedCertificate()). */
+export function unverifiedCertificateLine(ip: string | undefined, reason: unknown): string {
+  return `TLS handshake refused: ip=${ip || '-'} sent a client certificate that does not verify (${String(reason)})`;
 }

@@ -1,13 +1,16 @@
 // TLS under node, deno and bun, every engine: https with a certificate the test makes (openssl), request.url
-// https, client certificates required and optional where the engine can (else a one-line refusal at start), bad
-// certificate files refused at start, and a HUP serving renewed certificate files.
+// https, client certificates required and optional where the engine can (else a one-line refusal at start), the
+// client certificate shown to the handler, a PROXY header before the handshake, bad certificate files refused at
+// start, and a HUP serving renewed certificate files.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { fixture, runCli, Server, TEST_TARGETS, type TestTarget, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
@@ -72,14 +75,32 @@ interface ClientOptions {
   key?: string;
   maxVersion?: 'TLSv1.2';
   ciphers?: string;
+  /** Sent in clear before the handshake, as HAProxy's `send-proxy` does. */
+  proxyHeader?: string | Buffer;
+  /** Sent as a POST's body (else the request is a GET). */
+  body?: Buffer;
+  headers?: Record<string, string>;
 }
 
-/** One GET over a fresh TLS connection, trusting only the test CA, with the client's options (bounded). */
+/** An agent whose one TLS connection starts its TCP connection with `header` in clear. */
+function proxyingAgent(header: string | Buffer): https.Agent {
+  const agent = new https.Agent({ keepAlive: false });
+  agent.createConnection = (options: tls.ConnectionOptions) => {
+    const tcp = net.connect({ host: options.host!, port: Number(options.port) });
+    tcp.write(header);
+    return tls.connect({ ...options, socket: tcp });
+  };
+  return agent;
+}
+
+/** One GET (or POST) over a fresh TLS connection, trusting only the test CA, with the client's options (bounded). */
 function httpsGet(url: string, ca: string, client: ClientOptions = {}): Promise<HttpsReply> {
   return new Promise((resolve, reject) => {
-    const request = https.get(url, {
+    const request = https.request(url, {
+      method: client.body ? 'POST' : 'GET',
+      headers: client.headers,
       ca: fs.readFileSync(ca),
-      agent: false,
+      agent: client.proxyHeader ? proxyingAgent(client.proxyHeader) : false,
       ...(client.cert && client.key ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {}),
       ...(client.maxVersion ? { maxVersion: client.maxVersion } : {}),
       ...(client.ciphers ? { ciphers: client.ciphers } : {}),
@@ -93,8 +114,44 @@ function httpsGet(url: string, ca: string, client: ClientOptions = {}): Promise<
     });
     request.setTimeout(10000, () => request.destroy(new Error('timed out')));
     request.on('error', reject);
+    request.end(client.body);
   });
 }
+
+/** Whether the server closes a connection that sent half a PROXY header and nothing more (waits up to 5 s). */
+function closedAfterPartialHeader(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: hostname, port: Number(port) }, () => socket.write('PROXY TCP4 203.0.113.9'));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, 5000);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** A v2 PROXY header for TCP over IPv4 from 198.51.100.4:5000 to 10.0.0.1:443. */
+const V2_HEADER = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c,
+  198, 51, 100, 4, 10, 0, 0, 1, 0x13, 0x88, 0x01, 0xbb]);
+
+/** What test/fixtures/peer-app.ts answers. */
+interface Peer {
+  url: string;
+  remote: { hostname: string; port: number };
+  certificate: 'absent' | null | {
+    subject: string; issuer: string; serialNumber: string; fingerprint256: string; validTo: string; derBytes: number; pem: string;
+  };
+}
+
+/** Whether a target reads a PROXY header itself (README, "PROXY protocol"): not the native servers. */
+const readsProxyHeaders = (target: TestTarget) => target.mode === 'inherit' || target.runtime === 'node';
+/** Whether a target tells the handler of the client certificate (README, "TLS"): not the native servers. */
+const showsClientCertificates = (target: TestTarget) => target.mode === 'inherit' || target.runtime === 'node';
 
 /** Whether a target can restrict the ciphers (README, "TLS"): not Deno's servers. */
 const restrictsCiphers = (target: TestTarget) => target.runtime !== 'deno';
@@ -113,10 +170,11 @@ const verifiesOptionalCertificates = (target: TestTarget) =>
 const servesH2 = (target: TestTarget) => target.runtime === 'node' ||
   (target.runtime === 'deno' ? target.mode === 'reuse-port' : target.mode === 'inherit');
 
-/** One GET over HTTP/2 (ALPN h2), trusting the test CA: the status and the body (bounded: 10 s). */
-function h2Get(url: string, ca: string): Promise<{ status: number; body: string }> {
+/** One GET over HTTP/2 (ALPN h2), trusting the test CA, with the client's certificate: status and body (bounded: 10 s). */
+function h2Get(url: string, ca: string, client: ClientOptions = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(url, { ca: fs.readFileSync(ca) });
+    const certificate = client.cert && client.key ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {};
+    const session = http2.connect(url, { ca: fs.readFileSync(ca), ...certificate });
     const timer = setTimeout(() => session.destroy(new Error('no HTTP/2 answer in 10 s')), 10000);
     session.on('error', reject);
     const stream = session.request({ ':path': new URL(url).pathname });
@@ -230,6 +288,96 @@ describe('TLS', () => {
           await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }));
           assert.equal((await httpsGet(`${server.url}/`, pems.ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' })).status, 200);
         });
+      });
+
+      it('reads a PROXY v1 or v2 header before the handshake: the handler and the access log see its client; a bad header, a peer not allowed or a header never finished is closed', async () => {
+        // Where client certificates can be asked for, one is sent too (the handler sees it behind the header).
+        const certificates = verifiesOptionalCertificates(target) ? ['--ca-certs', pems.ca, '--cert-reqs', '1'] : [];
+        const args = [...LOCAL, ...tlsArgs(), ...certificates, '--proxy-protocol', 'auto',
+          '--forwarded-allow-ips', '203.0.113.9', '--access-logfile', '-', '--access-logformat', 'access %(h)s %(U)s',
+          fixture('peer-app.ts')];
+        if (!readsProxyHeaders(target)) {
+          const result = await runCli(target, args);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--proxy-protocol auto: \w+\.serve \(reuse-port mode\) .*cannot read PROXY headers/);
+          return;
+        }
+        await withRunningServer(Server.start(target, args), async (server) => {
+          const v1 = await httpsGet(`${server.url}/v1`, pems.ca, {
+            proxyHeader: 'PROXY TCP4 203.0.113.9 10.0.0.1 4444 443\r\n', cert: pems.clientCert, key: pems.clientKey,
+          });
+          assert.equal(v1.status, 200);
+          const seen = JSON.parse(v1.body) as Peer;
+          assert.deepEqual([seen.remote.hostname, seen.remote.port, seen.url], ['203.0.113.9', 4444, `${server.url}/v1`]);
+          if (certificates.length > 0) assert.equal((seen.certificate as { subject: string } | null)?.subject, 'CN=client');
+          await server.waitForLine(/access 203\.0\.113\.9 \/v1/);
+          // --forwarded-allow-ips judges the header's client, not the proxy: 203.0.113.9 is trusted, 127.0.0.1 not.
+          const forwardedFor = { 'x-forwarded-for': '192.0.2.1' };
+          const trusted = await httpsGet(`${server.url}/`, pems.ca, {
+            proxyHeader: 'PROXY TCP4 203.0.113.9 10.0.0.1 4444 443\r\n', headers: forwardedFor,
+          });
+          assert.equal((JSON.parse(trusted.body) as Peer).remote.hostname, '192.0.2.1');
+          const untrusted = await httpsGet(`${server.url}/`, pems.ca, { headers: forwardedFor });
+          assert.equal((JSON.parse(untrusted.body) as Peer).remote.hostname, '127.0.0.1');
+          const v2 = await httpsGet(`${server.url}/v2`, pems.ca, { proxyHeader: V2_HEADER });
+          assert.equal((JSON.parse(v2.body) as Peer).remote.hostname, '198.51.100.4');
+          // 2 MiB each way over one connection: both directions' backpressure.
+          const body = Buffer.alloc(2 * 1024 * 1024, 'tls');
+          const echoed = await httpsGet(`${server.url}/echo`, pems.ca, { proxyHeader: V2_HEADER, body });
+          assert.equal(echoed.body, body.toString());
+          if (certificates.length > 0) {
+            await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { proxyHeader: V2_HEADER, cert: pems.strangerCert, key: pems.strangerKey }));
+          }
+          // A client with no header is served as itself.
+          assert.equal((JSON.parse((await httpsGet(`${server.url}/`, pems.ca)).body) as Peer).remote.hostname, '127.0.0.1');
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { proxyHeader: 'PROXY TCP4 not-an-ip 10.0.0.1 1 2\r\n' }));
+          await server.waitForLine(/Invalid request from ip=127\.0\.0\.1: PROXY line with an address that is not TCP4/);
+          assert.equal(server.liveWorkers().length, 1);
+        });
+        const notAllowed = [...LOCAL, ...tlsArgs(), '--proxy-protocol', 'v1', '--proxy-allow-from', '10.0.0.1', '--header-timeout', '1',
+          fixture('peer-app.ts')];
+        await withRunningServer(Server.start(target, notAllowed), async (server) => {
+          assert.ok(await closedAfterPartialHeader(server.url), 'a header never finished: still open after 5 s');
+          await assert.rejects(httpsGet(`${server.url}/`, pems.ca, { proxyHeader: 'PROXY TCP4 203.0.113.9 10.0.0.1 4444 443\r\n' }));
+          await server.waitForLine(/Invalid request from ip=127\.0\.0\.1: PROXY header from a peer not in --proxy-allow-from/);
+          assert.equal((JSON.parse((await httpsGet(`${server.url}/`, pems.ca)).body) as Peer).remote.hostname, '127.0.0.1');
+        });
+      });
+
+      it('shows the handler the verified client certificate (--cert-reqs 2 and 1), null without one', async () => {
+        const client = { cert: pems.clientCert, key: pems.clientKey };
+        const expected = new X509Certificate(fs.readFileSync(pems.clientCert));
+        const certificateOf = async (url: string, options: ClientOptions) => (JSON.parse((await httpsGet(url, pems.ca, options)).body) as Peer).certificate;
+        if (!showsClientCertificates(target)) {
+          await withRunningServer(Server.start(target, [...LOCAL, ...tlsArgs(), fixture('peer-app.ts')]), async (server) => {
+            assert.equal(await certificateOf(server.url, {}), 'absent');
+          });
+          return;
+        }
+        await withRunningServer(Server.start(target, [...LOCAL, ...tlsArgs(), fixture('peer-app.ts')]), async (server) => {
+          assert.equal(await certificateOf(server.url, client), null, 'not asked for: null');
+        });
+        if (!verifiesClientCertificates(target)) return;
+        for (const certReqs of ['2', '1']) {
+          const h2 = servesH2(target) ? ['--http-protocols', 'h1,h2'] : [];
+          // With a `websocket` export the handler's info is the upgradable kind, which passes the certificate on.
+          const app = certReqs === '1' ? 'peer-ws-app.ts' : 'peer-app.ts';
+          const args = [...LOCAL, ...tlsArgs(), ...h2, '--ca-certs', pems.ca, '--cert-reqs', certReqs, fixture(app)];
+          await withRunningServer(Server.start(target, args), async (server) => {
+            if (h2.length > 0) {
+              const overHttp2 = JSON.parse((await h2Get(`${server.url}/`, pems.ca, client)).body) as Peer;
+              assert.equal((overHttp2.certificate as { subject: string } | null)?.subject, 'CN=client', 'over HTTP/2');
+            }
+            const shown = await certificateOf(server.url, client);
+            assert.ok(shown && shown !== 'absent', `--cert-reqs ${certReqs}: ${JSON.stringify(shown)}`);
+            assert.deepEqual(shown, {
+              subject: expected.subject, issuer: expected.issuer, serialNumber: expected.serialNumber, fingerprint256: expected.fingerprint256,
+              validTo: expected.validTo, derBytes: expected.raw.byteLength, pem: expected.toString(),
+            });
+            assert.equal(shown.subject, 'CN=client');
+            if (certReqs === '1') assert.equal(await certificateOf(server.url, {}), null, 'optional and not sent: null');
+          });
+        }
       });
 
       it('a HUP serves the certificate files as they are now; bad ones keep the workers serving the old', async () => {

@@ -67,8 +67,8 @@ export class UpgradeOffer {
 }
 
 /**
- * An info for an upgradable request: `remoteAddr` (read lazily from `base`), and `upgrade()`, which `accept`
- * answers (UpgradeOffer.accept, with this info to mark).
+ * An info for an upgradable request: `remoteAddr` and `clientCertificate` (read lazily from `base`), and
+ * `upgrade()`, which `accept` answers (UpgradeOffer.accept, with this info to mark).
  */
 export function upgradableInfo(
   base: ServeInfo, accept: (info: UpgradedInfo, options: UpgradeOptions | undefined) => boolean,
@@ -79,6 +79,10 @@ export function upgradableInfo(
     },
     upgrade: (_request: Request, options?: UpgradeOptions) => accept(info, options),
   };
+  // A TLS connection's (read lazily from `base` as well).
+  if ('clientCertificate' in base) {
+    Object.defineProperty(info, 'clientCertificate', { get: () => base.clientCertificate, enumerable: true });
+  }
   return info;
 }
 

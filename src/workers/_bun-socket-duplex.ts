@@ -5,6 +5,7 @@
  * being read while the readable side is full (push() returned false) until node:http2 reads again, and a write the
  * socket does not take whole is finished from its drain event before the next one is accepted.
  */
+import type { X509Certificate } from 'node:crypto';
 import { Duplex } from 'node:stream';
 import type { RemoteAddress } from '../http/types.ts';
 
@@ -16,6 +17,9 @@ export interface BunByteSocket {
   terminate(): void;
   pause(): void;
   resume(): void;
+  /** TLS: whether the client certificate verified, and the certificate (Bun.listen's TLS sockets). */
+  readonly authorized?: boolean;
+  getPeerX509Certificate?(): X509Certificate | undefined;
 }
 
 /** A Bun socket as a Duplex, with the net.Socket fields the node:http adapter and node:http2 read. */
@@ -38,6 +42,16 @@ export class BunSocketDuplex extends Duplex {
     this.socket = socket;
     this.remoteAddr = remoteAddr;
     this.encrypted = encrypted;
+  }
+
+  /** TLS: whether the client's certificate verified, as node:tls's TLSSocket says (info.clientCertificate). */
+  get authorized(): boolean {
+    return this.socket.authorized ?? false;
+  }
+
+  /** TLS: the client's certificate, read from the Bun socket (info.clientCertificate on HTTP/2 streams). */
+  getPeerX509Certificate(): X509Certificate | undefined {
+    return this.socket.getPeerX509Certificate?.();
   }
 
   /** The client's IP address; undefined on a unix socket (as net.Socket has it). */

@@ -4,7 +4,9 @@
  * (_bun-protocol-switch.ts). Stopping closes the worker's copy of each fd; the master
  * keeps the socket. Draining lets requests in flight finish and closes quiet connections after a short grace.
  */
+import type { X509Certificate } from 'node:crypto';
 import { invalidRequestLine } from '../glogging.ts';
+import { clientCertificateOf } from '../http/client-certificate.ts';
 import { drainIdleMs, QUIET_CONNECTION_GRACE_MS } from '../http/connections.ts';
 import { H1Connection, type H1Transport } from '../http/h1/connection.ts';
 import { cleartextProtocols, parseHttpProtocols } from '../http/http-protocols.ts';
@@ -19,8 +21,9 @@ import { logOverCapacity, OVER_CAPACITY_RESPONSE } from '../http/over-capacity.t
 import type { RemoteAddress } from '../http/types.ts';
 import type { WorkerSocket } from '../messages.ts';
 import { durationsOf } from '../settings.ts';
-import { sentUnverifiedCertificate, tlsOptionsFrom } from '../tls-options.ts';
+import { sentUnverifiedCertificate, tlsOptionsFrom, unverifiedCertificateLine } from '../tls-options.ts';
 import type { EngineContext, EngineFactory, ServingEngine } from './base.ts';
+import { LateTlsConnections } from './_bun-late-tls.ts';
 import { type BunTlsOptions, bunTlsOptions } from './_bun-tls.ts';
 import { http2ConnectionOf } from './_bun-http2-connection.ts';
 import { type Http2Switching, ProtocolSwitch, type ServedConnection } from './_bun-protocol-switch.ts';
@@ -38,6 +41,7 @@ interface BunSocket {
   /** TLS: the client's certificate verified. */
   readonly authorized: boolean;
   getPeerCertificate(): object | undefined;
+  getPeerX509Certificate(): X509Certificate | undefined;
   write(data: Uint8Array): number;
   end(): void;
   terminate(): void;
@@ -69,13 +73,18 @@ interface BunListen {
 
 const Bun = (globalThis as unknown as { Bun: BunListen }).Bun;
 
-function transportOf(socket: BunSocket, secure: boolean): H1Transport {
-  const remoteAddr: RemoteAddress = socket.remoteAddress
+/** The client's address as the socket reports it (a unix socket has none). */
+function remoteAddrOf(socket: BunSocket): RemoteAddress {
+  return socket.remoteAddress
     ? { transport: 'tcp', hostname: socket.remoteAddress, port: socket.remotePort ?? 0 }
     : { transport: 'unix', hostname: '', port: 0 };
+}
+
+function transportOf(socket: BunSocket, remoteAddr: RemoteAddress, secure: boolean): H1Transport {
   return {
     remoteAddr,
     secure,
+    ...(secure ? { clientCertificate: () => clientCertificateOf(socket) } : {}),
     write: (data) => socket.write(data),
     end: () => socket.end(),
     destroy: () => socket.terminate(),
@@ -112,13 +121,17 @@ class BunListenEngine implements ServingEngine {
     };
     const headOptions = { serverHeader: settings.serverHeader };
     const connections = this.connections;
-    const proxyHeaders = this.proxyHeaderReader();
-    const maxConnections = settings.workerConnections;
-    const { websocket } = this.context;
-    const startWebSocket = websocket && webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets);
     const http2 = this.http2Switching(onError);
     const tls = tlsOptionsFrom(settings, http2?.alpn);
     const secure = tls !== undefined;
+    // With --proxy-protocol, TLS begins after the header, which comes in clear: Bun's own TLS cannot (_bun-late-tls.ts).
+    const lateTls = tls && settings.proxyProtocol !== 'off' ? new LateTlsConnections(tls, logger) : undefined;
+    const proxyHeaders = this.proxyHeaderReader(lateTls
+      ? (socket, data) => lateTls.data(socket, data)
+      : (socket, data) => socket.data?.onData(data));
+    const maxConnections = settings.workerConnections;
+    const { websocket } = this.context;
+    const startWebSocket = websocket && webSocketStarter(websocket, settings.wsMaxMessage, logger, this.webSockets);
     const socketHandlers = {
       open: (socket: BunSocket) => {
         if (connections.size >= maxConnections) {
@@ -127,7 +140,8 @@ class BunListenEngine implements ServingEngine {
           socket.end();
           return;
         }
-        const transport = transportOf(socket, secure);
+        const remoteAddr = remoteAddrOf(socket);
+        const transport = lateTls ? lateTls.transportOf(socket, remoteAddr) : transportOf(socket, remoteAddr, secure);
         const h1 = new H1Connection(transport, handle, onError, limits, headOptions, startWebSocket);
         const connection = http2 ? new ProtocolSwitch(socket, transport.remoteAddr, secure, h1, http2.switching) : h1;
         socket.data = connection;
@@ -138,10 +152,11 @@ class BunListenEngine implements ServingEngine {
       data: proxyHeaders
         ? (socket: BunSocket, data: Uint8Array) => proxyHeaders.data(socket, data)
         : (socket: BunSocket, data: Uint8Array) => socket.data?.onData(data),
-      drain: (socket: BunSocket) => socket.data?.onDrain(),
-      end: (socket: BunSocket) => socket.data?.onEnd(),
+      drain: lateTls ? (socket: BunSocket) => lateTls.drain(socket) : (socket: BunSocket) => socket.data?.onDrain(),
+      end: lateTls ? (socket: BunSocket) => lateTls.end(socket) : (socket: BunSocket) => socket.data?.onEnd(),
       close: (socket: BunSocket) => {
         proxyHeaders?.close(socket);
+        lateTls?.close(socket);
         if (!socket.data) return;
         socket.data.onClose();
         connections.delete(socket.data);
@@ -152,7 +167,7 @@ class BunListenEngine implements ServingEngine {
       ...(tls?.verifySentCertificate || http2?.alpn ? {
         handshake(socket: BunSocket, _success: boolean, authorizationError: Error | null) {
           if (tls?.verifySentCertificate && sentUnverifiedCertificate(socket)) {
-            logger.debug(`TLS handshake refused: ip=${socket.remoteAddress ?? '-'} sent a client certificate that does not verify (${String(authorizationError)})`);
+            logger.debug(unverifiedCertificateLine(socket.remoteAddress, authorizationError));
             socket.terminate();
           } else if (socket.alpnProtocol === 'h2') {
             // With HTTP/2 on, every connection is a ProtocolSwitch (socket.data is undefined past --worker-connections).
@@ -164,7 +179,7 @@ class BunListenEngine implements ServingEngine {
     for (const socket of sockets) {
       if (socket.kind !== 'fd') throw new Error('the bun-listen engine serves inherited fds only');
       this.listeners.push(Bun.listen({
-        fd: socket.fd, allowHalfOpen: true, socket: socketHandlers, ...(tls ? { tls: bunTlsOptions(tls) } : {}),
+        fd: socket.fd, allowHalfOpen: true, socket: socketHandlers, ...(tls && !lateTls ? { tls: bunTlsOptions(tls) } : {}),
       }));
     }
     // A fresh connection gets at least a second for its first request, whatever --keep-alive says; one that has
@@ -209,11 +224,11 @@ class BunListenEngine implements ServingEngine {
   }
 
   /**
-   * With --proxy-protocol: reads each connection's PROXY header before its HTTP bytes reach the H1Connection, and
-   * writes the client it names into the connection's address (the object the connection reports to the app and
-   * the logs; no request has been parsed before). Undefined when the setting is off.
+   * With --proxy-protocol: reads each connection's PROXY header before its bytes go on to `next` (the H1Connection,
+   * or TLS), and writes the client it names into the connection's address (the object the connection reports to
+   * the app and the logs; no request has been parsed before). Undefined when the setting is off.
    */
-  private proxyHeaderReader() {
+  private proxyHeaderReader(next: (socket: BunSocket, data: Uint8Array) => void) {
     const { settings, logger } = this.context;
     const preambleFor = proxyPreambles(settings);
     if (!preambleFor) return undefined;
@@ -226,7 +241,7 @@ class BunListenEngine implements ServingEngine {
           remoteAddr.hostname = verdict.client.address;
           remoteAddr.port = verdict.client.port;
         }
-        if (verdict.rest.byteLength > 0) socket.data?.onData(verdict.rest);
+        if (verdict.rest.byteLength > 0) next(socket, verdict.rest);
         return;
       }
       logger.warning(invalidRequestLine(remoteAddr.hostname, verdict.reason));
@@ -245,7 +260,7 @@ class BunListenEngine implements ServingEngine {
         const state = reading.get(socket);
         if (!state) {
           // Also a connection refused over --worker-connections, which has no H1Connection.
-          socket.data?.onData(data);
+          next(socket, data);
           return;
         }
         const verdict = state.preamble.feed(data);

@@ -65,7 +65,10 @@ export const ENGINES: Record<EngineName, EngineEntry> = {
     readsProxyHeaders: true,
     // HTTP/1.1 through src/http/h1/, HTTP/2 through node:http2 fed from the Bun socket (_bun-protocol-switch.ts).
     protocolsUnsupported: () => undefined,
-    tlsLimits: () => ({}),
+    tlsLimits: () => ({
+      http2AfterProxyHeader: 'offers no HTTP/2 behind a PROXY header: its TLS then runs in node:tls over the plain socket, ' +
+        'which is not wired to the HTTP/2 server; drop h2 (HTTP/1.1 is served) or --proxy-protocol',
+    }),
     load: async () => (await import('./bun-listen.ts')).createBunListenEngine,
   },
 };

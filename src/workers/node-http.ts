@@ -16,7 +16,7 @@ import { type Http2Connections, http2ConnectionsFor } from '../http/node/http2-s
 import { createClientErrorListener, createConnectListener } from '../http/node/socket-refusals.ts';
 import { createRequestListener, type FetchRequestListener } from '../http/node-fetch-adapter.ts';
 import { readProxyHeadersFirst } from '../http/node/proxy-gate.ts';
-import { handshakeFirst } from '../http/node/tls-handshakes.ts';
+import { handshakeFirst, handshakeTimeoutOf } from '../http/node/tls-handshakes.ts';
 import { parsePeerList } from '../http/trusted-peers.ts';
 import type { WorkerSocket } from '../messages.ts';
 import type { FdListener, TcpAddress } from '../runtime/index.ts';
@@ -95,14 +95,17 @@ class NodeHttpEngine implements ServingEngine {
       server.on('connect', this.connectListener);
       // Before the PROXY header reader, which then hands it the connections.
       this.routeHttp2(server);
-      readProxyHeadersFirst(server, settings, logger);
+      // With TLS, the PROXY header comes in clear before the handshake: its reader goes in front of that (below).
+      if (!this.tls) readProxyHeadersFirst(server, settings, logger);
       this.upgrades?.listen(server, this.requestListener);
       // The tracker times quiet keep-alive connections out (node:http's timeout costs a timer per request).
       server.keepAliveTimeout = 0;
       this.tracker.track(server);
       if (this.tls) {
-        const tlsServer = handshakeFirst(server, this.tls, durationsOf(settings).headerTimeoutMs, logger);
+        const handshakeTimeoutMs = handshakeTimeoutOf(durationsOf(settings).headerTimeoutMs);
+        const tlsServer = handshakeFirst(server, this.tls, handshakeTimeoutMs, logger);
         if (this.http2 && this.tls.ALPNProtocols) routeNegotiatedProtocols(tlsServer, this.http2);
+        readProxyHeadersFirst(server, settings, logger, handshakeTimeoutMs);
       }
       this.listeners.push(socket.kind === 'fd'
         ? await runtime.listenOnFd(server, socket.fd, settings.backlog)

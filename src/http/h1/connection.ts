@@ -3,6 +3,7 @@
  * order, bodies streamed with backpressure, `Expect: 100-continue`), calls the app for one request at a time and
  * writes each response with backpressure. Parse errors are answered (400, 431, …) and close the connection.
  */
+import type { X509Certificate } from 'node:crypto';
 import { invalidRequestLine } from '../../glogging.ts';
 import type { RemoteAddress, ServeInfo } from '../types.ts';
 import { errorResponse, reasonPhrase } from '../app-response.ts';
@@ -32,6 +33,8 @@ export interface H1Transport {
   readonly remoteAddr: RemoteAddress;
   /** The connection speaks TLS: its requests' URLs are https. */
   readonly secure: boolean;
+  /** On TLS: the client's verified certificate, or null (src/http/client-certificate.ts). */
+  clientCertificate?(): X509Certificate | null;
 }
 
 /** Calls the app for a request; `done` settles once the response has been written (or abandoned). */
@@ -151,7 +154,12 @@ export class H1Connection implements BodySource {
     this.headOptions = headOptions;
     this.serve = serve;
     this.onError = onError;
-    this.info = { remoteAddr: transport.remoteAddr };
+    this.info = transport.clientCertificate ? {
+      remoteAddr: transport.remoteAddr,
+      get clientCertificate() {
+        return transport.clientCertificate!();
+      },
+    } : { remoteAddr: transport.remoteAddr };
     this.startWebSocket = startWebSocket;
     if (startWebSocket) this.info = upgradableInfo(this.info, (info, options) => this.acceptUpgrade(info, options));
     this.scheme = transport.secure ? 'https' : 'http';

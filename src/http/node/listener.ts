@@ -3,8 +3,11 @@
  * back, aborts the request's signal when the client goes away, and reports each request's start and end to the
  * worker. Per request it adds one `close` listener and reads no clock unless the access log or the metrics are on.
  */
+import type { X509Certificate } from 'node:crypto';
 import type http from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { type AccessEntry, invalidRequestLine, type Logger } from '../../glogging.ts';
+import { clientCertificateOf } from '../client-certificate.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
 import { ForwardedHeaderError, type ForwardingPolicy } from '../forwarded.ts';
 import { MalformedBodyError, headPolicyViolation, type PolicyViolation } from '../head-policy.ts';
@@ -54,13 +57,24 @@ function peerOf(socket: http.IncomingMessage['socket']): RemoteAddress {
 }
 
 /**
- * The handler's second argument; the client's address is looked up only if the handler asks. An own property,
- * so that `{ ...info }` keeps it.
+ * The handler's second argument: the client's address (`forwarded`, else looked up only if the handler asks) and,
+ * on a TLS connection, its client certificate (read only if asked). Own properties, so that `{ ...info }` keeps
+ * them.
  */
-function serveInfoFor(socket: http.IncomingMessage['socket']): ServeInfo {
+function serveInfoFor(socket: http.IncomingMessage['socket'], forwarded?: RemoteAddress): ServeInfo {
+  if (!(socket as TLSSocket).encrypted) {
+    return forwarded ? { remoteAddr: forwarded } : {
+      get remoteAddr(): RemoteAddress {
+        return peerOf(socket);
+      },
+    };
+  }
   return {
     get remoteAddr(): RemoteAddress {
-      return peerOf(socket);
+      return forwarded ?? peerOf(socket);
+    },
+    get clientCertificate(): X509Certificate | null {
+      return clientCertificateOf(socket as TLSSocket);
     },
   };
 }
@@ -239,7 +253,7 @@ function forwardedInfo(exchange: Exchange, forwarding: ForwardingPolicy): ServeI
   NodeRequest.forward(request, forwarded);
   if (!forwarded.client) return serveInfoFor(socket);
   exchange.forwardedClient = forwarded.client.hostname;
-  return { remoteAddr: forwarded.client };
+  return serveInfoFor(socket, forwarded.client);
 }
 
 /**

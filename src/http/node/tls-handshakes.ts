@@ -8,29 +8,47 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../../glogging.ts';
-import { sentUnverifiedCertificate, type TlsOptions } from '../../tls-options.ts';
+import { sentUnverifiedCertificate, type TlsOptions, unverifiedCertificateLine } from '../../tls-options.ts';
+import { setPeer } from './proxy-gate.ts';
 
 type ConnectionListener = (socket: net.Socket) => void;
 
 /** node:tls's own handshake timeout, used when --header-timeout is 0. */
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 120_000;
 
+/** How long a client has for its handshake: --header-timeout (`headerTimeoutMs`), or node:tls's default when 0. */
+export function handshakeTimeoutOf(headerTimeoutMs: number): number {
+  return headerTimeoutMs || DEFAULT_HANDSHAKE_TIMEOUT_MS;
+}
+
+/**
+ * The TLS socket's peer as the TCP socket under it says (a PROXY header's client, proxy-gate.ts's setPeer): a
+ * TLSSocket asks the TCP handle for its peer, never that socket's properties. `_parent` is the TCP socket a
+ * TLSSocket wraps on Node, Deno and Bun alike.
+ */
+function takePeerFromTcp(socket: tls.TLSSocket): void {
+  const tcp = (socket as tls.TLSSocket & { _parent?: net.Socket })._parent;
+  if (tcp && Object.hasOwn(tcp, 'remoteAddress')) setPeer(socket, tcp.remoteAddress!, tcp.remotePort);
+}
+
 /**
  * Puts a TLS handshake between `server` and the 'connection' listeners it has now; call it once they are all
- * added. Returns the tls.Server, whose 'secureConnection' listeners (ALPN's choice of protocol) come after them.
+ * added (`handshakeTimeoutMs`: handshakeTimeoutOf()). Returns the tls.Server, whose 'secureConnection' listeners
+ * (ALPN's choice of protocol) come after them.
  */
 export function handshakeFirst(server: net.Server, options: TlsOptions, handshakeTimeoutMs: number, logger: Logger): tls.Server {
   const listeners = server.listeners('connection') as ConnectionListener[];
   server.removeAllListeners('connection');
-  const tlsServer = tls.createServer({ ...options, handshakeTimeout: handshakeTimeoutMs || DEFAULT_HANDSHAKE_TIMEOUT_MS });
+  const tlsServer = tls.createServer({ ...options, handshakeTimeout: handshakeTimeoutMs });
   server.on('connection', (socket: net.Socket) => {
     // As https.Server does for the TCP sockets it accepts (its noDelay option): these were accepted elsewhere.
     socket.setNoDelay(true);
     tlsServer.emit('connection', socket);
   });
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+    takePeerFromTcp(socket);
     if (options.verifySentCertificate && sentUnverifiedCertificate(socket)) {
-      logger.debug(`TLS handshake refused: ip=${socket.remoteAddress ?? '-'} sent a client certificate that does not verify (${String(socket.authorizationError)})`);
+      logger.debug(unverifiedCertificateLine(socket.remoteAddress, socket.authorizationError));
       socket.destroy();
       return;
     }
