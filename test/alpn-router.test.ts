@@ -1,17 +1,20 @@
-// HTTP/2 over TLS, in-process (what the node-http engine needs once it serves TLS): an https.Server offering the
+// HTTP/2 over TLS, in-process, as the node-http engine serves it: node:http behind handshakeFirst offering the
 // ALPN names of --http-protocols hands the connections that chose h2 to the worker's HTTP/2 server, the others to
 // node:http. The certificate is made by openssl for the test.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http2 from 'node:http2';
+import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Logger } from '../src/glogging.ts';
-import { alpnProtocolsOf, routeNegotiatedProtocols } from '../src/http/node/alpn-router.ts';
+import { alpnProtocolsOf, negotiatedHttp2 } from '../src/http/node/alpn-router.ts';
 import { Http2Connections } from '../src/http/node/http2-server.ts';
 import type { FetchRequestListener } from '../src/http/node/listener.ts';
+import { handshakeFirst } from '../src/http/node/tls-handshakes.ts';
+import type { TlsOptions } from '../src/tls-options.ts';
 import { tempDir } from './helpers.ts';
 
 const logger = { debug: () => {} } as unknown as Logger;
@@ -24,9 +27,9 @@ describe('alpnProtocolsOf', () => {
   });
 });
 
-describe('routeNegotiatedProtocols', () => {
+describe('negotiatedHttp2', () => {
   const dir = tempDir();
-  let server: https.Server;
+  let server: http.Server;
   let origin = '';
   let ca: Buffer;
   let skip: string | undefined;
@@ -43,9 +46,12 @@ describe('routeNegotiatedProtocols', () => {
     const h2Listener = ((request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) =>
       response.end(`h2 ${request.httpVersion} encrypted=${String((request.socket as { encrypted?: boolean }).encrypted)}`)) as unknown as FetchRequestListener;
     const http2Connections = new Http2Connections(h2Listener, {}, logger);
-    server = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: ca, ALPNProtocols: alpnProtocolsOf(['h2', 'h1']) },
-      (request, response) => response.end(`h1 ${request.httpVersion}`));
-    routeNegotiatedProtocols(server, http2Connections);
+    server = http.createServer((request, response) => response.end(`h1 ${request.httpVersion}`));
+    const options: TlsOptions = {
+      key: fs.readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: ca.toString(), requestCert: false, rejectUnauthorized: false,
+      verifySentCertificate: false, minVersion: 'TLSv1.2', ALPNProtocols: alpnProtocolsOf(['h2', 'h1']),
+    };
+    handshakeFirst(server, options, 10_000, logger, negotiatedHttp2(http2Connections));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     origin = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
   });

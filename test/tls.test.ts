@@ -174,7 +174,16 @@ const servesH2 = (target: TestTarget) => target.runtime === 'node' ||
 function h2Get(url: string, ca: string, client: ClientOptions = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const certificate = client.cert && client.key ? { cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) } : {};
-    const session = http2.connect(url, { ca: fs.readFileSync(ca), ...certificate });
+    // With a PROXY header, it goes first in clear on the TCP connection, then the TLS handshake (offering h2).
+    const behindHeader = client.proxyHeader && {
+      createConnection: () => {
+        const { hostname, port } = new URL(url);
+        const tcp = net.connect({ host: hostname, port: Number(port) });
+        tcp.write(client.proxyHeader!);
+        return tls.connect({ socket: tcp, host: hostname, ca: fs.readFileSync(ca), ALPNProtocols: ['h2'], ...certificate });
+      },
+    };
+    const session = http2.connect(url, { ca: fs.readFileSync(ca), ...certificate, ...behindHeader });
     const timer = setTimeout(() => session.destroy(new Error('no HTTP/2 answer in 10 s')), 10000);
     session.on('error', reject);
     const stream = session.request({ ':path': new URL(url).pathname });
@@ -187,7 +196,9 @@ function h2Get(url: string, ca: string, client: ClientOptions = {}): Promise<{ s
     stream.on('end', () => {
       clearTimeout(timer);
       session.close();
-      resolve({ status, body });
+      // A stream the server's close ended before any response (a refused handshake) is a failure.
+      if (status === 0) reject(new Error('the stream ended without a response'));
+      else resolve({ status, body });
     });
   });
 }
@@ -230,6 +241,35 @@ describe('TLS', () => {
           assert.equal(reply.status, 200);
           assert.equal(JSON.parse(reply.body).url, `${server.url}/info`);
           assert.equal((await httpsGet(`${server.url}/info`, pems.ca)).status, 200);
+        });
+      });
+
+      it('HTTP/2 by ALPN shows the handler the client certificate, and is served behind a PROXY header or refused at start', async () => {
+        if (!servesH2(target)) return; // the test above checks the refusal
+        const certificates = verifiesOptionalCertificates(target) ? ['--ca-certs', pems.ca, '--cert-reqs', '1'] : [];
+        const args = [...LOCAL, ...tlsArgs(), ...certificates, '--http-protocols', 'h2,h1', fixture('peer-app.ts')];
+        await withRunningServer(Server.start(target, args), async (server) => {
+          const reply = await h2Get(`${server.url}/`, pems.ca, { cert: pems.clientCert, key: pems.clientKey });
+          const seen = JSON.parse(reply.body) as Peer;
+          if (certificates.length > 0) {
+            assert.equal((seen.certificate as { subject: string } | null)?.subject, 'CN=client');
+            // --cert-reqs 1 refuses a certificate that does not verify on HTTP/2 as on HTTP/1.1.
+            await assert.rejects(h2Get(`${server.url}/`, pems.ca, { cert: pems.strangerCert, key: pems.strangerKey }));
+          } else {
+            assert.ok(seen.certificate === null || seen.certificate === 'absent');
+          }
+        });
+        const behindHeader = [...LOCAL, ...tlsArgs(), '--proxy-protocol', 'v1', '--http-protocols', 'h2,h1', fixture('peer-app.ts')];
+        if (!readsProxyHeaders(target) || target.runtime === 'bun') {
+          const result = await runCli(target, behindHeader);
+          assert.equal(result.code, 1);
+          assert.match(result.stderr, /--proxy-protocol|--http-protocols h2,h1 with --proxy-protocol: .*cannot|offers no HTTP\/2 behind a PROXY header/);
+          return;
+        }
+        await withRunningServer(Server.start(target, behindHeader), async (server) => {
+          const reply = await h2Get(`${server.url}/`, pems.ca, { proxyHeader: 'PROXY TCP4 203.0.113.9 10.0.0.1 4444 443\r\n' });
+          assert.equal(reply.status, 200);
+          assert.equal((JSON.parse(reply.body) as Peer).remote.hostname, '203.0.113.9');
         });
       });
 

@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { ConnectionTracker } from '../http/connections.ts';
 import { type CleartextProtocols, cleartextProtocols, parseHttpProtocols } from '../http/http-protocols.ts';
-import { alpnProtocolsOf, routeNegotiatedProtocols } from '../http/node/alpn-router.ts';
+import { alpnProtocolsOf, negotiatedHttp2 } from '../http/node/alpn-router.ts';
 import { routeHttp2Prefaces } from '../http/node/h2c-gate.ts';
 import { adapterHooksOf, adapterOptionsOf } from '../http/node/adapter-setup.ts';
 import { type Http2Connections, http2ConnectionsFor } from '../http/node/http2-server.ts';
@@ -103,8 +103,8 @@ class NodeHttpEngine implements ServingEngine {
       this.tracker.track(server);
       if (this.tls) {
         const handshakeTimeoutMs = handshakeTimeoutOf(durationsOf(settings).headerTimeoutMs);
-        const tlsServer = handshakeFirst(server, this.tls, handshakeTimeoutMs, logger);
-        if (this.http2 && this.tls.ALPNProtocols) routeNegotiatedProtocols(tlsServer, this.http2);
+        handshakeFirst(server, this.tls, handshakeTimeoutMs, logger,
+          this.http2 && this.tls.ALPNProtocols ? negotiatedHttp2(this.http2) : undefined);
         readProxyHeadersFirst(server, settings, logger, handshakeTimeoutMs);
       }
       this.listeners.push(socket.kind === 'fd'

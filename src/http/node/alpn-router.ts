@@ -2,8 +2,7 @@
  * HTTP/2 over TLS (`--http-protocols` with `h2`): the protocol is chosen by ALPN in the TLS handshake (RFC 7301),
  * from the list the server offers in `--http-protocols` order. A TLS server's connections reach node:http's
  * listener, or the worker's HTTP/2 server (http2-server.ts, which serves a TLSSocket as it serves a plain socket:
- * `:scheme` https, `socket.encrypted`) when the client chose `h2`. As the h2c gate does for plain sockets, this
- * takes over the connection listeners the server has now, so that a connection goes to one server only.
+ * `:scheme` https, `socket.encrypted`) when the client chose `h2`, so that a connection goes to one server only.
  */
 import type tls from 'node:tls';
 import type { HttpProtocol } from '../http-protocols.ts';
@@ -14,18 +13,14 @@ export function alpnProtocolsOf(protocols: readonly HttpProtocol[]): string[] {
   return protocols.flatMap((protocol) => (protocol === 'h2' ? ['h2'] : protocol === 'h1' ? ['http/1.1'] : []));
 }
 
-type SecureConnectionListener = (socket: tls.TLSSocket) => void;
-
 /**
- * Hands the connections of `server` (an https.Server made with the ALPNProtocols of alpnProtocolsOf()) that chose
- * `h2` to `http2`, the others to the listeners `server` has now (node:http's). A client that offers no ALPN speaks
- * HTTP/1.1.
+ * For tls-handshakes.ts's handshakeFirst: takes a secure connection whose client chose `h2` (after the handshake's
+ * peer and certificate checks) to `http2`; the others (`http/1.1`, or no ALPN) stay with node:http.
  */
-export function routeNegotiatedProtocols(server: tls.Server, http2: Http2Connections): void {
-  const httpListeners = server.listeners('secureConnection') as SecureConnectionListener[];
-  server.removeAllListeners('secureConnection');
-  server.on('secureConnection', (socket: tls.TLSSocket) => {
-    if (socket.alpnProtocol === 'h2') http2.serve(socket);
-    else for (const listener of httpListeners) listener.call(server, socket);
-  });
+export function negotiatedHttp2(http2: Http2Connections): (socket: tls.TLSSocket) => boolean {
+  return (socket) => {
+    if (socket.alpnProtocol !== 'h2') return false;
+    http2.serve(socket);
+    return true;
+  };
 }

@@ -33,10 +33,14 @@ function takePeerFromTcp(socket: tls.TLSSocket): void {
 
 /**
  * Puts a TLS handshake between `server` and the 'connection' listeners it has now; call it once they are all
- * added (`handshakeTimeoutMs`: handshakeTimeoutOf()). Returns the tls.Server, whose 'secureConnection' listeners
- * (ALPN's choice of protocol) come after them.
+ * added (`handshakeTimeoutMs`: handshakeTimeoutOf()). A secure connection gets its peer and client-certificate
+ * checks first, then goes to `takeOver` when that takes it (HTTP/2 chosen by ALPN: alpn-router.ts), else to those
+ * listeners.
  */
-export function handshakeFirst(server: net.Server, options: TlsOptions, handshakeTimeoutMs: number, logger: Logger): tls.Server {
+export function handshakeFirst(
+  server: net.Server, options: TlsOptions, handshakeTimeoutMs: number, logger: Logger,
+  takeOver?: (socket: tls.TLSSocket) => boolean,
+): tls.Server {
   const listeners = server.listeners('connection') as ConnectionListener[];
   server.removeAllListeners('connection');
   const tlsServer = tls.createServer({ ...options, handshakeTimeout: handshakeTimeoutMs });
@@ -52,6 +56,7 @@ export function handshakeFirst(server: net.Server, options: TlsOptions, handshak
       socket.destroy();
       return;
     }
+    if (takeOver?.(socket)) return;
     for (const listener of listeners) listener.call(server, socket);
   });
   // OpenSSL's messages are long (addresses, source files): node:tls's `reason` is their short text.
