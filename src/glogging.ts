@@ -462,6 +462,11 @@ class FileSink implements Sink {
  * lines is at most this long, so workers sharing a stdout pipe never split each other's lines.
  */
 const PIPE_BUF = 4096;
+/**
+ * The most a batch holds before it is written early: written as PIPE_BUF pieces one after the other, which wake a
+ * reader waiting on the pipe once or a few times rather than once per piece.
+ */
+const BATCH_BYTES = 16 * PIPE_BUF;
 /** How long access lines may wait for more before they are written. */
 const ACCESS_FLUSH_MS = 50;
 const NEWLINE = 0x0a;
@@ -477,7 +482,7 @@ const NEWLINE = 0x0a;
  */
 export class AccessBatch implements Sink {
   #sink: Sink;
-  readonly #buffer = Buffer.allocUnsafe(PIPE_BUF);
+  readonly #buffer = Buffer.allocUnsafe(BATCH_BYTES);
   /** Bytes of #buffer pending. */
   #used = 0;
   #scheduled = false;
@@ -505,7 +510,7 @@ export class AccessBatch implements Sink {
   #append(text: string, newlines: number): void {
     if (!this.#encode(text, newlines)) {
       this.flush();
-      if (!this.#encode(text, newlines)) return this.#writeLong(Buffer.from(newlines ? `${text}\n` : text, 'utf8'));
+      if (!this.#encode(text, newlines)) return this.#writePieces(Buffer.from(newlines ? `${text}\n` : text, 'utf8'));
     }
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -515,7 +520,7 @@ export class AccessBatch implements Sink {
 
   /** Encodes `text` and its newline after the pending bytes; false (nothing added) when they do not fit. */
   #encode(text: string, newlines: number): boolean {
-    const room = PIPE_BUF - this.#used;
+    const room = BATCH_BYTES - this.#used;
     if (text.length + newlines > room) return false; // a UTF-16 unit is at least one byte
     // write() stops before a character that does not fit, which takes at most 4 bytes: fewer left may mean it stopped.
     const n = this.#buffer.write(text, this.#used);
@@ -525,8 +530,8 @@ export class AccessBatch implements Sink {
     return true;
   }
 
-  /** Writes text too long for one batch: pieces of at most PIPE_BUF bytes, cut after a newline where there is one. */
-  #writeLong(bytes: Uint8Array): void {
+  /** Writes pieces of at most PIPE_BUF bytes, each cut after a newline where there is one. */
+  #writePieces(bytes: Uint8Array): void {
     let rest = bytes;
     try {
       while (rest.length > PIPE_BUF) {
@@ -540,16 +545,12 @@ export class AccessBatch implements Sink {
     }
   }
 
-  /** Writes the pending lines, in one write. */
+  /** Writes the pending lines. */
   flush(): void {
     if (this.#used === 0) return;
     const bytes = this.#buffer.subarray(0, this.#used);
     this.#used = 0;
-    try {
-      this.#sink.write(bytes);
-    } catch {
-      // a failing log must never take the process down
-    }
+    this.#writePieces(bytes);
   }
 
   reopen(): void {
