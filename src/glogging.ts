@@ -474,11 +474,11 @@ const NEWLINE = 0x0a;
 /**
  * Access lines gathered and written together: ACCESS_FLUSH_MS after the first of them (once per event-loop turn
  * cost Deno 2.5 µs more per line under load: a write every few requests), or at once when the next line would take
- * the batch past PIPE_BUF. A write per line cost 10-13 µs of CPU a line on a stdout pipe; batched,
- * a line costs 3-4 µs, formatting included (README, "Logs"). Each line is encoded at once into one buffer kept for
- * every batch: building a string of the batch and encoding that cost Bun 0.2-0.6 µs a line, this 0.1 µs. Whatever
- * is pending is written before a reopen or a close, and when the process exits. The sink must take the bytes before
- * its write returns (the buffer is reused).
+ * the batch past BATCH_BYTES. A write per line cost 10-13 µs of CPU a line on a stdout pipe (README, "Logs"). Each
+ * line is encoded at once into one buffer kept for every batch, and its string can go: a batch kept as a string
+ * keeps every line's string alive until it is written, and the collector's work made a logged request cost Bun
+ * 1.5 µs more. Whatever is pending is written before a reopen or a close, and when the process exits. The sink must
+ * take the bytes before its write returns (the buffer is reused).
  */
 export class AccessBatch implements Sink {
   #sink: Sink;
@@ -506,7 +506,7 @@ export class AccessBatch implements Sink {
     this.#append(lines, 0);
   }
 
-  /** Adds `text` and `newlines` (0 or 1) newline; text longer than PIPE_BUF once encoded is written at once, cut after newlines. */
+  /** Adds `text` and `newlines` (0 or 1) newline; text longer than a whole batch once encoded is written at once, in pieces. */
   #append(text: string, newlines: number): void {
     if (!this.#encode(text, newlines)) {
       this.flush();
