@@ -458,7 +458,7 @@ class FileSink implements Sink {
 }
 
 /**
- * Bytes the kernel writes to a pipe in one piece (POSIX's minimum PIPE_BUF, Linux's value): a batch of access
+ * Bytes the kernel writes to a pipe in one piece (POSIX's minimum PIPE_BUF, Linux's value): each write of access
  * lines is at most this long, so workers sharing a stdout pipe never split each other's lines.
  */
 const PIPE_BUF = 4096;
