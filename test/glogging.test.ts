@@ -91,6 +91,37 @@ describe('formatAccessLine', () => {
     assert.equal(formatAccessLine(DEFAULT_ACCESS_LOG_FORMAT, sample()), expected);
   });
 
+  it('renders the default format (written out) as the general form renders the same atoms', () => {
+    // A trailing `%%` keeps the format off the default's written-out path.
+    const general = (e: AccessEntry) => formatAccessLine(`${DEFAULT_ACCESS_LOG_FORMAT}%%`, e).slice(0, -1);
+    const entries = [
+      sample(),
+      sample({ remoteAddr: '', method: 'PO"ST', rawUri: '/"q"', status: 404, bytesSent: 0, startMs: NaN }),
+      sample({ requestHeaders: headers({ referer: 'a"b', 'user-agent': '', authorization: 'Basic !!' }) }),
+      sample({ requestHeaders: headers({}), responseHeaders: headers({}) }),
+    ];
+    for (const e of entries) assert.equal(formatAccessLine(DEFAULT_ACCESS_LOG_FORMAT, e), general(e));
+  });
+
+  it('writes lines of every size and script whole, within PIPE_BUF bytes per write, in order', () => {
+    const out: Buffer[] = [];
+    const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk)), reopen() {}, close() {} });
+    const lines: string[] = [];
+    // ASCII, 2-, 3- and 4-byte characters, lone surrogates; lengths that end a batch exactly and lines past 4096 bytes
+    const pieces = ['x', 'é', '€', '😀', '\ud800'];
+    for (let i = 0; i < 400; i++) {
+      const line = `${i} ${pieces[i % pieces.length].repeat((i * 37) % 1500)}`;
+      lines.push(line);
+      batch.writeLine(line);
+    }
+    batch.close();
+    for (const chunk of out) assert.ok(chunk.length <= 4096, `a write of ${chunk.length} bytes`);
+    const expected = Buffer.from(lines.map((l) => `${l}\n`).join(''), 'utf8');
+    assert.ok(Buffer.concat(out).equals(expected), 'every byte, in order');
+    // a piece of a line longer than PIPE_BUF is the only write that does not end a line
+    for (const chunk of out) assert.ok(chunk.at(-1) === 0x0a || (chunk.length === 4096 && !chunk.includes(0x0a)));
+  });
+
   it('renders the t atom with an explicit offset shape', () => {
     assert.match(atom('t'), /^\[24\/Nov\/2026:13:00:00 [+-]\d{4}\]$/);
     const jan = new Date(2027, 0, 5, 7, 8, 9);
@@ -250,6 +281,14 @@ describe('formatAccessLine json', () => {
     // and the UTF-8 bytes written to the log decode to the same object
     assert.deepEqual(JSON.parse(Buffer.from(line + '\n', 'utf8').toString('utf8')), got);
   });
+
+  it('quotes each string as JSON.stringify does', () => {
+    const values = ['', 'plain', 'a"b', 'a\\b', '\u0000', '\u001f', '\u007f', 'x\ud83d\ude00y', '\ud83d', '\ude00', '\u2028', 'é'];
+    for (const value of values) {
+      const line = formatAccessLine('json', sample({ requestHeaders: headers({ referer: value }) }));
+      assert.ok(line.includes(`"referer":${JSON.stringify(value)},`), `referer ${JSON.stringify(value)}`);
+    }
+  });
 });
 
 describe('formatErrorLine', () => {
@@ -399,25 +438,25 @@ describe('Logger', () => {
     assert.match(err[1], /\[ERROR\] oops\nError: bad\n/);
   });
 
-  it('writes a batch of access lines 50 ms after the first, whole lines of at most 4096 bytes per write', async () => {
+  it('writes a batch 50 ms after its first line, or once it holds 64 KiB, as pieces of whole lines of at most 4096 bytes', async () => {
     const out: string[] = [];
     const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk).toString('utf8')), reopen() {}, close() {} });
     const line = (c: string) => `200 ${c.repeat(95)}\n`; // 100 bytes when ASCII
     for (let i = 0; i < 100; i++) batch.write(line('x'));
-    assert.equal(out.length, 2, 'at first, only the batches that reached 4096 bytes');
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(out.length, 2, 'the rest waits for more lines');
-    await waitFor('the 50 ms flush', () => out.length === 3 || undefined, 5000);
-    assert.equal(out.length, 3, '100 lines of 100 bytes: 3 writes');
-    // non-ASCII text makes a batch of 40 lines longer than 4096 bytes: it is cut after a newline
+    assert.equal(out.length, 0, 'the lines wait for more');
+    await waitFor('the 50 ms flush', () => out.length > 0 || undefined, 5000);
+    assert.equal(out.length, 3, '100 lines of 100 bytes: 3 writes of at most 40 lines');
+    for (let i = 0; i < 700; i++) batch.write(line('x'));
+    assert.equal(out.length, 3 + 17, 'the 655 lines that fill 64 KiB written at once, 40 lines a piece');
+    // non-ASCII text: 195 bytes a line
     for (let i = 0; i < 40; i++) batch.write(line('é'));
     batch.close();
-    assert.equal(out.join('').split('\n').length - 1, 140);
+    assert.equal(out.join('').split('\n').length - 1, 840);
     for (const chunk of out) {
       assert.ok(Buffer.byteLength(chunk) <= 4096, `a write of ${Buffer.byteLength(chunk)} bytes`);
       assert.ok(chunk.endsWith('\n'), 'whole lines only');
     }
-    assert.equal(out.length, 3 + 2, '40 lines of 195 bytes: 2 writes');
   });
 
   it('waits for a stdout pipe that its reader empties late, and loses no line at process.exit', async () => {
