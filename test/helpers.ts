@@ -80,6 +80,19 @@ export const fixture = (name: string) => path.join(ROOT, 'test', 'fixtures', nam
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * Waits for `promise` to settle, at most `ms`. The timer is cleared once the promise wins: a pending timer keeps
+ * the test file's process alive after its last test, and the runner's slot with it.
+ */
+export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * The XDG_RUNTIME_DIR of every process the tests start, so that the servers' default control sockets
  * (tsgunicorn-NAME.ctl) stay out of the home directory; removed when the test process exits.
  */
@@ -268,7 +281,7 @@ export class Server {
 
   /** Waits for the master to exit (bounded). */
   async waitForExit(timeoutMs = 20000): Promise<{ code: number | null; signal: string | null }> {
-    await Promise.race([this.#exited, sleep(timeoutMs)]);
+    await settleWithin(this.#exited, timeoutMs);
     if (!this.exit) throw new Error(`master did not exit within ${timeoutMs} ms\n${this.lines.join('\n')}`);
     return this.exit;
   }
@@ -287,7 +300,7 @@ export class Server {
         // already gone
       }
     }
-    await Promise.race([this.#exited, sleep(5000)]);
+    await settleWithin(this.#exited, 5000);
   }
 }
 
