@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { describe } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 
@@ -54,6 +55,31 @@ export const TEST_TARGETS: TestTarget[] = TEST_RUNTIMES.flatMap((runtime) => {
 });
 
 /**
+ * How many targets' tests one file runs at the same time (TSGUNICORN_TEST_TARGETS_AT_ONCE, default 2): a target's
+ * tests spend most of their time waiting (a boot, a drain, a timeout), not computing.
+ */
+export const TARGETS_AT_ONCE = Math.max(1, Number(process.env.TSGUNICORN_TEST_TARGETS_AT_ONCE ?? 2) || 1);
+
+/**
+ * Registers `body`'s tests once per item under one describe(`title`), each item's under a describe of its name:
+ * the items TARGETS_AT_ONCE at a time, each item's own tests one after another, as they were written.
+ */
+function describeConcurrently<T>(title: string, items: T[], nameOf: (item: T) => string, body: (item: T) => void): void {
+  describe(title, { concurrency: TARGETS_AT_ONCE }, () => {
+    for (const item of items) describe(nameOf(item), { concurrency: 1 }, () => body(item));
+  });
+}
+
+/**
+ * Registers `body`'s tests once per target, the targets TARGETS_AT_ONCE at a time (describeConcurrently). Every
+ * server gets its own ports, pids and runtime directory, so the targets share nothing but the machine.
+ */
+export const describeEachTarget = (title: string, body: (target: TestTarget) => void) => describeConcurrently(title, TEST_TARGETS, (target) => target.name, body);
+
+/** Registers `body`'s tests once per runtime of TEST_RUNTIMES, TARGETS_AT_ONCE at a time (describeConcurrently). */
+export const describeEachRuntime = (title: string, body: (runtime: string) => void) => describeConcurrently(title, TEST_RUNTIMES, (runtime) => runtime, body);
+
+/**
  * Whether a target serves with the runtime's own HTTP server (Deno.serve, Bun.serve in reuse-port mode), whose
  * parser reads the connection's bytes and cannot be configured.
  */
@@ -93,11 +119,17 @@ export async function settleWithin(promise: Promise<unknown>, ms: number): Promi
 }
 
 /**
- * The XDG_RUNTIME_DIR of every process the tests start, so that the servers' default control sockets
+ * The XDG_RUNTIME_DIRs of the processes the tests start live here, so that the servers' default control sockets
  * (tsgunicorn-NAME.ctl) stay out of the home directory; removed when the test process exits.
  */
 const RUNTIME_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-run-'));
 process.on('exit', () => fs.rmSync(RUNTIME_DIR, { recursive: true, force: true }));
+
+/**
+ * A fresh XDG_RUNTIME_DIR for one process: servers of one file run at the same time (describeEachTarget), and two
+ * masters of the same app would otherwise share a default control socket path.
+ */
+const ownRuntimeDir = () => fs.mkdtempSync(path.join(RUNTIME_DIR, 'process-'));
 
 /** A fresh temporary directory, removed by the caller. */
 export function tempDir(): string {
@@ -128,7 +160,7 @@ export function runCli(runtime: Runnable, args: string[], options: { env?: Recor
   const [command, ...prefix] = cliCommand(runtime);
   const child = spawn(command, [...prefix, ...args], {
     cwd: options.cwd ?? ROOT,
-    env: { ...process.env, XDG_RUNTIME_DIR: RUNTIME_DIR, ...options.env },
+    env: { ...process.env, XDG_RUNTIME_DIR: ownRuntimeDir(), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -170,7 +202,7 @@ export class Server {
     this.#logFile = options.logFile;
     this.child = spawn(command[0], [...command.slice(1), ...args], {
       cwd: options.cwd ?? ROOT,
-      env: { ...process.env, XDG_RUNTIME_DIR: RUNTIME_DIR, ...options.env },
+      env: { ...process.env, XDG_RUNTIME_DIR: ownRuntimeDir(), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])],
       detached: options.detached ?? false,
     });
@@ -260,8 +292,11 @@ export class Server {
     return this.matches(/Spawned worker \(pid:(\d+)\)/).map((m) => Number(m[1]));
   }
 
-  /** Waits until exactly `count` workers are live. */
-  waitForReady(count: number, timeoutMs = 20000): Promise<number[]> {
+  /**
+   * Waits until exactly `count` workers are live. The bound is generous: a boot on a loaded 2-core machine (two
+   * files, each running several targets at once) can take many seconds, and a passing test never waits for it.
+   */
+  waitForReady(count: number, timeoutMs = 60000): Promise<number[]> {
     return waitFor(`${count} ready workers`, () => {
       if (this.exit) throw new Error(`server exited early: ${JSON.stringify(this.exit)}`);
       const live = this.liveWorkers();

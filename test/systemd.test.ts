@@ -11,7 +11,7 @@ import { describeFd } from '../src/fd-address.ts';
 import type { Logger } from '../src/glogging.ts';
 import type { Runtime } from '../src/runtime/index.ts';
 import { SystemdNotifier, takeActivatedSockets, takeNotifySocket } from '../src/systemd.ts';
-import { BIN, cliCommand, fetchText, fixture, Server, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { BIN, cliCommand, describeEachTarget, fetchText, fixture, Server, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 interface ListeningHandle {
   fd: number;
@@ -120,7 +120,7 @@ describe('systemd: environment and sockets', () => {
   });
 });
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('systemd', (target) => {
   const { runtime } = target;
   describe(`${target.name}: systemd`, () => {
     it('serves on the sockets systemd passes, never unlinks them, sends READY=1, RELOADING=1, STOPPING=1; USR2 keeps them', {
@@ -192,4 +192,4 @@ for (const target of TEST_TARGETS) {
       }
     });
   });
-}
+});
