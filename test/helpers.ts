@@ -155,7 +155,10 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs the CLI to completion (bounded by timeoutMs, then SIGKILL). */
+/**
+ * Runs the CLI to completion (bounded by timeoutMs, default 60 s, then SIGKILL: generous, as a passing run never
+ * waits for it, and a boot on a loaded machine takes many seconds).
+ */
 export function runCli(runtime: Runnable, args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   const [command, ...prefix] = cliCommand(runtime);
   const child = spawn(command, [...prefix, ...args], {
@@ -167,7 +170,7 @@ export function runCli(runtime: Runnable, args: string[], options: { env?: Recor
   let stderr = '';
   child.stdout!.on('data', (chunk) => (stdout += chunk));
   child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60000);
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
       clearTimeout(timer);
