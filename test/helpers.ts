@@ -136,8 +136,14 @@ export function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-test-'));
 }
 
+/**
+ * How long the helpers wait for a server to get somewhere (a boot, a log line, an exit) unless told otherwise:
+ * generous, as a passing test never waits for it, and on a loaded 2-core machine a worker's boot took over 15 s.
+ */
+const PATIENCE_MS = 60000;
+
 /** Polls `check` every 50 ms until it returns a value other than undefined, for at most `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 15000): Promise<T> {
+export async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = PATIENCE_MS): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = check();
@@ -155,10 +161,7 @@ export interface RunResult {
   stderr: string;
 }
 
-/**
- * Runs the CLI to completion (bounded by timeoutMs, default 60 s, then SIGKILL: generous, as a passing run never
- * waits for it, and a boot on a loaded machine takes many seconds).
- */
+/** Runs the CLI to completion (bounded by timeoutMs, default PATIENCE_MS, then SIGKILL). */
 export function runCli(runtime: Runnable, args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   const [command, ...prefix] = cliCommand(runtime);
   const child = spawn(command, [...prefix, ...args], {
@@ -170,7 +173,7 @@ export function runCli(runtime: Runnable, args: string[], options: { env?: Recor
   let stderr = '';
   child.stdout!.on('data', (chunk) => (stdout += chunk));
   child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? PATIENCE_MS);
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -295,11 +298,8 @@ export class Server {
     return this.matches(/Spawned worker \(pid:(\d+)\)/).map((m) => Number(m[1]));
   }
 
-  /**
-   * Waits until exactly `count` workers are live. The bound is generous: a boot on a loaded 2-core machine (two
-   * files, each running several targets at once) can take many seconds, and a passing test never waits for it.
-   */
-  waitForReady(count: number, timeoutMs = 60000): Promise<number[]> {
+  /** Waits until exactly `count` workers are live. */
+  waitForReady(count: number, timeoutMs = PATIENCE_MS): Promise<number[]> {
     return waitFor(`${count} ready workers`, () => {
       if (this.exit) throw new Error(`server exited early: ${JSON.stringify(this.exit)}`);
       const live = this.liveWorkers();
@@ -308,7 +308,7 @@ export class Server {
   }
 
   /** Waits for a log line matching `pattern`. */
-  waitForLine(pattern: RegExp, timeoutMs = 15000): Promise<RegExpExecArray> {
+  waitForLine(pattern: RegExp, timeoutMs = PATIENCE_MS): Promise<RegExpExecArray> {
     return waitFor(`a log line matching ${pattern}`, () => this.matches(pattern)[0], timeoutMs);
   }
 
@@ -318,7 +318,7 @@ export class Server {
   }
 
   /** Waits for the master to exit (bounded). */
-  async waitForExit(timeoutMs = 20000): Promise<{ code: number | null; signal: string | null }> {
+  async waitForExit(timeoutMs = PATIENCE_MS): Promise<{ code: number | null; signal: string | null }> {
     await settleWithin(this.#exited, timeoutMs);
     if (!this.exit) throw new Error(`master did not exit within ${timeoutMs} ms\n${this.lines.join('\n')}`);
     return this.exit;
