@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Agent } from 'undici';
-import { fetchText, fixture, runCli, Server, TEST_TARGETS, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, runCli, Server, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 const REQUESTS = 40;
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('access log', (target) => {
   describe(`${target.name}: access log`, () => {
     it('writes one JSON object per request to stdout, every line landing before a graceful stop', async () => {
       const args = [...LOCAL, '--access-logfile', '-', '--access-logformat', 'json', fixture('app.ts')];
@@ -42,7 +42,7 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});
 
 describe('--access-logformat', () => {
   it('refuses a format with a line break', async () => {

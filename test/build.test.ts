@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { BIN, fixture, fetchText, ROOT, runCli, runtimeCommand, Server, TEST_RUNTIMES, tempDir, waitFor } from './helpers.ts';
+import { BIN, fixture, fetchText, ROOT, runCli, runtimeCommand, Server, TARGETS_AT_ONCE, TEST_RUNTIMES, tempDir, waitFor } from './helpers.ts';
 
 const BUILD_TIMEOUT_MS = 120_000;
 const withDevTools = { PATH: `${BIN}${path.delimiter}${process.env.PATH}` };
@@ -68,7 +68,7 @@ async function servesHupsAndStops(command: string[], args: string[], cwd: string
   }
 }
 
-describe('tsgunicorn build', () => {
+describe('tsgunicorn build', { concurrency: TARGETS_AT_ONCE }, () => {
   for (const target of ['bun', 'node']) {
     it(`--target ${target}: the executable serves the bundled Hono app from an empty folder, HUP, USR2 and TERM work`, async () => {
       const output = path.join(emptyDir(), 'server');
@@ -107,7 +107,7 @@ describe('tsgunicorn build', () => {
   });
 });
 
-describe('dist/tsgunicorn.js copied alone into an empty folder', () => {
+describe('dist/tsgunicorn.js copied alone into an empty folder', { concurrency: TARGETS_AT_ONCE }, () => {
   for (const runtime of TEST_RUNTIMES) {
     it(`${runtime}: serves a JavaScript app with 2 workers, HUP, USR2 and TERM work`, async () => {
       const script = copyAlone(path.join(ROOT, 'dist', 'tsgunicorn.js'));

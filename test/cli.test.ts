@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fixture, runCli, TEST_RUNTIMES, tempDir } from './helpers.ts';
+import { describeEachRuntime, fixture, runCli, tempDir } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 
-for (const runtime of TEST_RUNTIMES) {
+describeEachRuntime('command line', (runtime) => {
   describe(`${runtime}: command line`, () => {
     it('exits 4 ("App failed to load.") when the app throws on import, without a respawn loop', async () => {
       const result = await runCli(runtime, [...LOCAL, '-w', '2', fixture('broken-app.ts')]);
@@ -82,4 +82,4 @@ for (const runtime of TEST_RUNTIMES) {
       assert.match(bad.stderr, /broken on purpose/);
     });
   });
-}
+});

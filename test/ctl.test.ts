@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { encodeFrame, FrameError, FrameReader, MAX_FRAME_BYTES } from '../src/control-protocol.ts';
 import { EventLoopLag } from '../src/event-loop-lag.ts';
-import { fixture, isAlive, runCli, Server, sleep, TEST_TARGETS, type TestTarget, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fixture, isAlive, runCli, Server, sleep, type TestTarget, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 
@@ -89,7 +89,7 @@ describe('event-loop lag', () => {
   });
 });
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('ctl', (target) => {
   describe(`${target.name}: tsgunicorn ctl`, () => {
     it('stats, workers add/remove, worker kill, --json, a bad command, bad frames', async () => {
       const dir = tempDir();
@@ -240,7 +240,7 @@ for (const target of TEST_TARGETS) {
       }
     });
   });
-}
+});
 
 /** Polls `stats` (bounded: 40 tries, 250 ms apart) until `accept` holds. */
 async function pollStats(target: TestTarget, file: string, accept: (stats: Stats) => boolean): Promise<Stats> {

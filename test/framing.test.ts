@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fixture, Server, servesNatively, TEST_TARGETS, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fixture, Server, servesNatively, waitFor, withRunningServer } from './helpers.ts';
 
 /** How long a step may wait for the server (a bound, not an assertion on speed). */
 const WAIT_MS = 5000;
@@ -123,7 +123,7 @@ async function send(url: string, raw: string): Promise<{ statuses: number[]; clo
   }
 }
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('framing', (target) => {
   describe(`${target.name}: framing, smuggling and Expect`, () => {
     it('refuses malformed and ambiguous requests with their status and a close, never handing them to the app', async () => {
       await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', fixture('expect-app.ts')]), async (server) => {
@@ -173,4 +173,4 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { describe } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 
@@ -54,6 +55,31 @@ export const TEST_TARGETS: TestTarget[] = TEST_RUNTIMES.flatMap((runtime) => {
 });
 
 /**
+ * How many targets' tests one file runs at the same time (TSGUNICORN_TEST_TARGETS_AT_ONCE, default 2): a target's
+ * tests spend most of their time waiting (a boot, a drain, a timeout), not computing.
+ */
+export const TARGETS_AT_ONCE = Math.max(1, Number(process.env.TSGUNICORN_TEST_TARGETS_AT_ONCE ?? 2) || 1);
+
+/**
+ * Registers `body`'s tests once per item under one describe(`title`), each item's under a describe of its name:
+ * the items TARGETS_AT_ONCE at a time, each item's own tests one after another, as they were written.
+ */
+function describeConcurrently<T>(title: string, items: T[], nameOf: (item: T) => string, body: (item: T) => void): void {
+  describe(title, { concurrency: TARGETS_AT_ONCE }, () => {
+    for (const item of items) describe(nameOf(item), { concurrency: 1 }, () => body(item));
+  });
+}
+
+/**
+ * Registers `body`'s tests once per target, the targets TARGETS_AT_ONCE at a time (describeConcurrently). Every
+ * server gets its own ports, pids and runtime directory, so the targets share nothing but the machine.
+ */
+export const describeEachTarget = (title: string, body: (target: TestTarget) => void) => describeConcurrently(title, TEST_TARGETS, (target) => target.name, body);
+
+/** Registers `body`'s tests once per runtime of TEST_RUNTIMES, TARGETS_AT_ONCE at a time (describeConcurrently). */
+export const describeEachRuntime = (title: string, body: (runtime: string) => void) => describeConcurrently(title, TEST_RUNTIMES, (runtime) => runtime, body);
+
+/**
  * Whether a target serves with the runtime's own HTTP server (Deno.serve, Bun.serve in reuse-port mode), whose
  * parser reads the connection's bytes and cannot be configured.
  */
@@ -80,19 +106,44 @@ export const fixture = (name: string) => path.join(ROOT, 'test', 'fixtures', nam
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * The XDG_RUNTIME_DIR of every process the tests start, so that the servers' default control sockets
+ * Waits for `promise` to settle, at most `ms`. The timer is cleared once the promise wins: a pending timer keeps
+ * the test file's process alive after its last test, and the runner's slot with it.
+ */
+export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The XDG_RUNTIME_DIRs of the processes the tests start live here, so that the servers' default control sockets
  * (tsgunicorn-NAME.ctl) stay out of the home directory; removed when the test process exits.
  */
 const RUNTIME_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-run-'));
 process.on('exit', () => fs.rmSync(RUNTIME_DIR, { recursive: true, force: true }));
+
+/**
+ * A fresh XDG_RUNTIME_DIR for one process: servers of one file run at the same time (describeEachTarget), and two
+ * masters of the same app would otherwise share a default control socket path.
+ */
+const ownRuntimeDir = () => fs.mkdtempSync(path.join(RUNTIME_DIR, 'process-'));
 
 /** A fresh temporary directory, removed by the caller. */
 export function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-test-'));
 }
 
+/**
+ * How long the helpers wait for a server to get somewhere (a boot, a log line, an exit) unless told otherwise:
+ * generous, as a passing test never waits for it, and on a loaded 2-core machine a worker's boot took over 15 s.
+ */
+const PATIENCE_MS = 60000;
+
 /** Polls `check` every 50 ms until it returns a value other than undefined, for at most `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 15000): Promise<T> {
+export async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = PATIENCE_MS): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = check();
@@ -110,19 +161,19 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs the CLI to completion (bounded by timeoutMs, then SIGKILL). */
+/** Runs the CLI to completion (bounded by timeoutMs, default PATIENCE_MS, then SIGKILL). */
 export function runCli(runtime: Runnable, args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   const [command, ...prefix] = cliCommand(runtime);
   const child = spawn(command, [...prefix, ...args], {
     cwd: options.cwd ?? ROOT,
-    env: { ...process.env, XDG_RUNTIME_DIR: RUNTIME_DIR, ...options.env },
+    env: { ...process.env, XDG_RUNTIME_DIR: ownRuntimeDir(), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk) => (stdout += chunk));
   child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? PATIENCE_MS);
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -157,7 +208,7 @@ export class Server {
     this.#logFile = options.logFile;
     this.child = spawn(command[0], [...command.slice(1), ...args], {
       cwd: options.cwd ?? ROOT,
-      env: { ...process.env, XDG_RUNTIME_DIR: RUNTIME_DIR, ...options.env },
+      env: { ...process.env, XDG_RUNTIME_DIR: ownRuntimeDir(), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])],
       detached: options.detached ?? false,
     });
@@ -248,7 +299,7 @@ export class Server {
   }
 
   /** Waits until exactly `count` workers are live. */
-  waitForReady(count: number, timeoutMs = 20000): Promise<number[]> {
+  waitForReady(count: number, timeoutMs = PATIENCE_MS): Promise<number[]> {
     return waitFor(`${count} ready workers`, () => {
       if (this.exit) throw new Error(`server exited early: ${JSON.stringify(this.exit)}`);
       const live = this.liveWorkers();
@@ -257,7 +308,7 @@ export class Server {
   }
 
   /** Waits for a log line matching `pattern`. */
-  waitForLine(pattern: RegExp, timeoutMs = 15000): Promise<RegExpExecArray> {
+  waitForLine(pattern: RegExp, timeoutMs = PATIENCE_MS): Promise<RegExpExecArray> {
     return waitFor(`a log line matching ${pattern}`, () => this.matches(pattern)[0], timeoutMs);
   }
 
@@ -267,8 +318,8 @@ export class Server {
   }
 
   /** Waits for the master to exit (bounded). */
-  async waitForExit(timeoutMs = 20000): Promise<{ code: number | null; signal: string | null }> {
-    await Promise.race([this.#exited, sleep(timeoutMs)]);
+  async waitForExit(timeoutMs = PATIENCE_MS): Promise<{ code: number | null; signal: string | null }> {
+    await settleWithin(this.#exited, timeoutMs);
     if (!this.exit) throw new Error(`master did not exit within ${timeoutMs} ms\n${this.lines.join('\n')}`);
     return this.exit;
   }
@@ -287,7 +338,7 @@ export class Server {
         // already gone
       }
     }
-    await Promise.race([this.#exited, sleep(5000)]);
+    await settleWithin(this.#exited, 5000);
   }
 }
 

@@ -9,7 +9,7 @@ import type { RequestOutcome } from '../mod.ts';
 import { withRequestHooks } from '../src/hooks.ts';
 import type { FetchHandler } from '../src/http/types.ts';
 import type { Settings } from '../src/settings.ts';
-import { fetchText, fixture, runCli, Server, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, runCli, Server, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const CONFIG = fixture('hooks.config.ts');
 
@@ -48,7 +48,7 @@ const waitForHook = (log: ReturnType<typeof hookLog>, name: string, count = 1) =
 const MASTER_HOOKS = ['onStarting', 'nworkersChanged', 'whenReady', 'preFork', 'childExit', 'onExit'];
 const WORKER_HOOKS = ['postFork', 'postWorkerInit', 'preRequest', 'postRequest', 'workerExit'];
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('hooks', (target) => {
   describe(`${target.name}: server hooks`, () => {
     it('each hook runs once, master hooks in the master and worker hooks in the worker; the request hooks see the request', async () => {
       const log = hookLog();
@@ -187,7 +187,7 @@ for (const target of TEST_TARGETS) {
       }
     });
   });
-}
+});
 
 describe('preRequest and postRequest around a handler', () => {
   const info = { remoteAddr: { transport: 'tcp' as const, hostname: '127.0.0.1', port: 1 } };

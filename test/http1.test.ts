@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fixture, Server, TEST_TARGETS, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fixture, Server, withRunningServer } from './helpers.ts';
 
 /** A raw connection that collects what the server sends, with the time of its first byte. */
 function connect(url: string) {
@@ -25,7 +25,7 @@ function connect(url: string) {
   return { socket, state, until };
 }
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('http1', (target) => {
   describe(`${target.name}: HTTP/1.1 on the wire`, () => {
     it('answers pipelined requests in order, streams SSE at once, honours 100-continue, refuses garbage', async () => {
       await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', fixture('wire-app.ts')]), async (server) => {
@@ -57,4 +57,4 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});

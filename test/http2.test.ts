@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, runCli, Server, TEST_TARGETS, type TestTarget, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, runCli, Server, type TestTarget, waitFor, withRunningServer } from './helpers.ts';
 
 const APP = fixture('http2-app.ts');
 const H2C = ['--http-protocols', 'h1,h2c'];
@@ -133,7 +133,7 @@ function curl(args: string[]): Promise<{ code: number | null; stdout: string } |
   });
 }
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('http2', (target) => {
   const support = h2cSupport(target);
   describe(`HTTP/2 with prior knowledge (${target.name})`, () => {
     if (!support.serves) {
@@ -294,7 +294,7 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});
 
 /** Requests on `session`, or on a new session if the server closed that one (a refused header list may). */
 async function connectAgainIfClosed(session: http2.ClientHttp2Session, url: string, headers: http2.OutgoingHttpHeaders): Promise<StreamReply> {

@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent, request } from 'undici';
-import { fetchText, fixture, pidOf, type Runnable, runCli, Server, sleep, type StartOptions, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, pidOf, type Runnable, runCli, Server, sleep, type StartOptions, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 
@@ -20,7 +20,7 @@ interface BindOnlyHandle {
   getsockname(out: { port?: number }): number;
 }
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('lifecycle', (target) => {
   describe(`${target.name}: addresses`, () => {
     it('listens on IPv6 loopback', async () => {
       await withServer(start(target, ['-b', '[::1]:0', fixture('app.ts')]), async (server) => {
@@ -230,4 +230,4 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});

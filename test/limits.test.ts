@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, pidOf, Server, TEST_TARGETS, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, pidOf, Server, withRunningServer } from './helpers.ts';
 
 const LIMITS = ['--limit-request-line', '100', '--limit-request-fields', '10', '--limit-request-field_size', '100',
   '--limit-request-body', '50'];
@@ -45,7 +45,7 @@ function exchange(url: string, head: string, body = ''): Promise<string> {
 const headers = (count: number) => Array.from({ length: count }, (_, i) => `X-Field-${i}: v`).join('\r\n');
 const chunked = (size: number) => `${size.toString(16)}\r\n${'b'.repeat(size)}\r\n0\r\n\r\n`;
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('limits', (target) => {
   describe(`${target.name}: request limits`, () => {
     it('refuses over-limit request lines, fields and bodies before the app, then serves on', async () => {
       await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', ...LIMITS, fixture('counting-app.ts')]), async (server) => {
@@ -100,4 +100,4 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});

@@ -9,7 +9,7 @@ import { Logger } from '../src/glogging.ts';
 import { ServerMetrics } from '../src/metrics.ts';
 import { RequestStats } from '../src/request-stats.ts';
 import { StatsdReporter } from '../src/statsd.ts';
-import { fetchText, fixture, runCli, Server, sleep, TEST_TARGETS, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, runCli, Server, sleep, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0', '--metrics-bind', '127.0.0.1:0'];
 
@@ -48,7 +48,7 @@ async function knownTraffic(url: string): Promise<void> {
 
 const DURATION = 'tsgunicorn_request_duration_seconds';
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('metrics', (target) => {
   describe(`${target.name}: metrics`, () => {
     let statsd: dgram.Socket;
     const received: string[] = [];
@@ -153,7 +153,7 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});
 
 /** GETs `url` every 50 ms until it answers `wanted`, at most 200 times; returns the last status. */
 async function statusUntil(url: string, wanted: number): Promise<number> {

@@ -10,7 +10,7 @@ import { ConfigError } from '../src/errors.ts';
 import { lookupGroup, lookupUser, memberGroups, parseGroups, parsePasswd, systemAccountFiles } from '../src/passwd.ts';
 import { currentIdentity, privilegedPorts, workerIdentity } from '../src/privileges.ts';
 import { settingByName } from '../src/settings.ts';
-import { fetchText, fixture, runCli, Server, sleep, TEST_TARGETS, tempDir, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, runCli, Server, sleep, tempDir, TEST_TARGETS, withRunningServer } from './helpers.ts';
 
 const FILES = {
   passwd: '# comment\nroot:x:0:0:root:/root:/bin/bash\nwww:x:33:33:www:/var/www:/usr/sbin/nologin\n' +
@@ -93,7 +93,7 @@ const skipAsUser = process.getuid?.() !== 0 ? 'switching users needs root' : !ha
 /** A worker's Uid:, Gid: and Groups: lines (effective ids). */
 const idsOf = (pid: number) => currentIdentity(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('privileges', (target) => {
   describe(`${target.name}: --user/--group`, () => {
     it('workers run as nobody/nogroup and serve on TCP and on the unix socket handed to them', { skip: skipAsUser }, async () => {
       const dir = tempDir();
@@ -137,7 +137,7 @@ for (const target of TEST_TARGETS) {
       }
     });
   });
-}
+});
 
 const reusePortTarget = TEST_TARGETS.find((t) => t.mode === 'reuse-port');
 describe('--user with reuse-port', () => {

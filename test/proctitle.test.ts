@@ -3,13 +3,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
-import { fixture, Server, TEST_TARGETS, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fixture, Server, withRunningServer } from './helpers.ts';
 
 /** The command line `ps -o args` shows: the NUL-separated arguments, joined by spaces, trailing NULs dropped. */
 const commandLine = (pid: number) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replaceAll('\0', ' ');
 const processName = (pid: number) => fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('proctitle', (target) => {
   describe(`${target.name}: process titles`, () => {
     it('shows tsgunicorn: master/worker [name] as the command line and tsg-master/tsg-worker as the name', async (t) => {
       if (!fs.existsSync('/proc/self/comm')) return t.skip('no /proc: titles are Linux-only');
@@ -22,4 +22,4 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});

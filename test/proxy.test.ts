@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, runCli, Server, tempDir, TEST_TARGETS, type TestTarget, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, runCli, Server, tempDir, type TestTarget, withRunningServer } from './helpers.ts';
 
 interface Seen {
   url: string;
@@ -81,7 +81,7 @@ function converse(url: string, parts: (string | Buffer)[], expected: number): Pr
 /** Whether the target's engine reads a connection's bytes itself (not Deno.serve or Bun.serve). */
 const readsProxyHeaders = (target: TestTarget) => target.mode === 'inherit' || target.runtime === 'node';
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('proxy', (target) => {
   describe(`${target.name}: behind a proxy`, () => {
     it('follows forwarding headers from a trusted peer, and refuses scheme headers that disagree', async () => {
       const args = ['-b', '127.0.0.1:0', '--access-logfile', '-', '--access-logformat', 'access %(h)s %(U)s', fixture('remote-app.ts')];
@@ -187,4 +187,4 @@ for (const target of TEST_TARGETS) {
       assert.match(result.stderr, /--proxy-protocol auto: \w+\.serve \(reuse-port mode\) .*use --no-reuse-port/);
     });
   });
-}
+});

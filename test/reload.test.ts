@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fetchText, Server, TEST_TARGETS, tempDir, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, Server, tempDir, withRunningServer } from './helpers.ts';
 
 const APP = "import { message } from './message.ts';\nexport default { fetch: () => new Response(`${message} pid=${process.pid}`) };\n";
 const message = (text: string) => `export const message = ${JSON.stringify(text)};\n`;
@@ -42,7 +42,7 @@ const waitForBody = (server: Server, expected: string) => eventually(`a response
   }
 }, 30000);
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('reload', (target) => {
   describe(`${target.name}: --reload`, () => {
     it('an edited import replaces the workers; a broken edit keeps the previous workers serving until a fix', async () => {
       const app = project(message('one'));
@@ -91,4 +91,4 @@ for (const target of TEST_TARGETS) {
       }
     });
   });
-}
+});

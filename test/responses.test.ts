@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fixture, pidOf, runCli, Server, servesNatively, TEST_TARGETS, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fixture, pidOf, runCli, Server, servesNatively, withRunningServer } from './helpers.ts';
 
 /** One response off the wire. */
 interface RawResponse {
@@ -113,7 +113,7 @@ async function one(url: string, request: string, bodyless = false): Promise<RawR
   return (await pipelined(url, [request], [bodyless])).responses[0];
 }
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('responses', (target) => {
   const native = servesNatively(target);
   describe(`${target.name}: responses`, () => {
     it('frames bodyless responses, keeps HEAD\'s Content-Length, sends Fetch\'s Content-Type and latin-1 bytes', async () => {
@@ -190,7 +190,7 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});
 
 describe('--server-header', () => {
   it('refuses a value HTTP/1.1 cannot carry, in one line', async () => {

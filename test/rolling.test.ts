@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from 'undici';
-import { fetchText, fixture, isAlive, pidOf, requestLoop, Server, sleep, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, isAlive, pidOf, requestLoop, Server, sleep, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 const GOOD_APP = fs.readFileSync(fixture('app.ts'), 'utf8');
@@ -51,7 +51,7 @@ function workerCounts(lines: string[], from: number): { ready: number; accepting
   return counts;
 }
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('rolling', (target) => {
   const { mode } = target;
   // In reuse-port mode a stopping worker closes its own listening socket, and the kernel resets a connection
   // queued on it at that instant unless net.ipv4.tcp_migrate_req=1 (README, "Runtimes and engines").
@@ -226,4 +226,4 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from 'undici';
-import { fetchText, fixture, isAlive, pidOf, type Reply, requestLoop, type Runnable, Server, sleep, type StartOptions, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, isAlive, pidOf, type Reply, requestLoop, type Runnable, Server, sleep, type StartOptions, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 
@@ -23,7 +23,7 @@ async function hupAndWaitForNewWorkers(server: Server, before: number[]): Promis
   await waitFor('old workers to exit', () => (before.some(isAlive) ? undefined : true));
 }
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('server', (target) => {
   const { runtime, mode } = target;
   describe(`${target.name}: serving`, () => {
     it('serves a Hono app and a plain fetch app', async () => {
@@ -336,4 +336,4 @@ for (const target of TEST_TARGETS) {
       }
     });
   });
-}
+});

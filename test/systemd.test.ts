@@ -12,7 +12,7 @@ import type { Logger } from '../src/glogging.ts';
 import type { Runtime } from '../src/runtime/index.ts';
 import { SystemdNotifier, takeActivatedSockets, takeNotifySocket } from '../src/systemd.ts';
 import { SystemdWatchdog, takeWatchdogInterval } from '../src/systemd-watchdog.ts';
-import { BIN, cliCommand, fetchText, fixture, Server, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { BIN, cliCommand, describeEachTarget, fetchText, fixture, Server, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 interface ListeningHandle {
   fd: number;
@@ -147,7 +147,7 @@ describe('systemd: environment and sockets', () => {
   });
 });
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('systemd', (target) => {
   const { runtime } = target;
   describe(`${target.name}: systemd`, () => {
     it('serves on the sockets systemd passes, never unlinks them, sends READY=1, RELOADING=1, STOPPING=1; USR2 keeps them', {
@@ -246,4 +246,4 @@ for (const target of TEST_TARGETS) {
       }
     });
   });
-}
+});

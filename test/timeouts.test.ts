@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, pidOf, Server, servesNatively, sleep, TEST_TARGETS, type TestTarget, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, pidOf, Server, servesNatively, sleep, type TestTarget, waitFor, withRunningServer } from './helpers.ts';
 
 const APP = fixture('timeouts-app.ts');
 
@@ -66,7 +66,7 @@ async function poll<T>(what: string, check: () => Promise<T | undefined>, timeou
 const nativeSkips = (target: TestTarget, what: string) => servesNatively(target)
   ? `the native server has no ${what} to set (README, "Runtimes and engines")` : false;
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('timeouts', (target) => {
   describe(`${target.name}: timeouts and backpressure`, () => {
     it('answers a handler past --request-timeout with 503, aborts its signal and serves on', async () => {
       await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '--request-timeout', '1', APP]), async (server) => {
@@ -142,4 +142,4 @@ for (const target of TEST_TARGETS) {
       });
     });
   });
-}
+});

@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import tls, { type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { fixture, runCli, Server, TEST_TARGETS, type TestTarget, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { fixture, runCli, Server, TARGETS_AT_ONCE, TEST_TARGETS, type TestTarget, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const LOCAL = ['-b', '127.0.0.1:0'];
 
@@ -203,7 +203,7 @@ function h2Get(url: string, ca: string, client: ClientOptions = {}): Promise<{ s
   });
 }
 
-describe('TLS', () => {
+describe('TLS', { concurrency: TARGETS_AT_ONCE }, () => {
   let pems: Pems;
   before(() => {
     pems = makePems();
@@ -212,7 +212,7 @@ describe('TLS', () => {
   const tlsArgs = () => ['--certfile', pems.oneCert, '--keyfile', pems.oneKey];
 
   for (const target of TEST_TARGETS) {
-    describe(target.name, () => {
+    describe(target.name, { concurrency: 1 }, () => {
       it('serves https, and request.url is https', async () => {
         await withRunningServer(Server.start(target, [...LOCAL, ...tlsArgs(), fixture('app.ts')]), async (server) => {
           assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);

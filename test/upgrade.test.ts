@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fetchText, fixture, pidOf, requestLoop, Server, sleep, TEST_TARGETS, tempDir, waitFor, withRunningServer } from './helpers.ts';
+import { describeEachTarget, fetchText, fixture, pidOf, requestLoop, Server, sleep, tempDir, waitFor, withRunningServer } from './helpers.ts';
 
 const readPid = (file: string) => {
   try {
@@ -27,7 +27,7 @@ async function upgrade(server: Server, workers: number): Promise<number> {
 /** Waits until the master `pid` logged its shutdown (a detached master is not the test's child to wait for). */
 const waitForShutdown = (server: Server, pid: number) => server.waitForLine(new RegExp(`\\[${pid}\\] \\[INFO\\] Shutting down: Master`));
 
-for (const target of TEST_TARGETS) {
+describeEachTarget('upgrade', (target) => {
   const { runtime, mode } = target;
   describe(`${target.name}: USR2 binary upgrade`, () => {
     // In reuse-port mode the old workers close their own listening sockets, and the kernel resets a connection queued
@@ -119,4 +119,4 @@ for (const target of TEST_TARGETS) {
       }
     });
   });
-}
+});

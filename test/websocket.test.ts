@@ -10,7 +10,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { WebSocket } from 'undici';
 import { FrameError, FrameParser } from '../src/websocket/frame-parser.ts';
-import { fetchText, fixture, Server, TEST_TARGETS, withRunningServer } from './helpers.ts';
+import { fetchText, fixture, Server, TARGETS_AT_ONCE, TEST_TARGETS, withRunningServer } from './helpers.ts';
 
 /** How long a test waits for any one thing a WebSocket should do. */
 const STEP_MS = 10000;
@@ -132,9 +132,9 @@ function closeCodeAfter(url: string, frames: Buffer): Promise<number | null> {
   }));
 }
 
-describe('WebSocket', () => {
+describe('WebSocket', { concurrency: TARGETS_AT_ONCE }, () => {
   for (const target of TEST_TARGETS) {
-    describe(target.name, () => {
+    describe(target.name, { concurrency: 1 }, () => {
       it('echoes 1,000 text and binary messages each way, one over 64 KiB; a plain request works on the same port', async () => {
         await withRunningServer(Server.start(target, ['-b', '127.0.0.1:0', '-w', '1', '--access-logfile', '-', fixture('websocket-app.ts')]), async (server) => {
           const client = await Client.open(wsUrl(server, '/echo'));
