@@ -7,13 +7,13 @@
  * JavaScript twice more than with Bun's own TLS.
  */
 import type { X509Certificate } from 'node:crypto';
-import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Logger } from '../glogging.ts';
 import { clientCertificateOf } from '../http/client-certificate.ts';
 import type { H1Connection, H1Transport } from '../http/h1/connection.ts';
 import type { RemoteAddress } from '../http/types.ts';
 import { sentUnverifiedCertificate, type TlsOptions, unverifiedCertificateLine } from '../tls-options.ts';
+import { BunSocketDuplex } from './_bun-socket-duplex.ts';
 
 /** The part of a Bun.listen socket this uses. */
 export interface PlainBunSocket {
@@ -40,10 +40,8 @@ class LateTlsTransport implements H1Transport {
   private readonly socket: PlainBunSocket;
   private readonly context: LateTlsContext;
   /** The stream node:tls reads the client's bytes from and writes its own to; set once the handshake starts. */
-  private stream?: Duplex;
+  private stream?: BunSocketDuplex;
   private tlsSocket?: tls.TLSSocket;
-  /** node:tls's bytes the Bun socket has not taken yet, and the callback that asks for more once it has. */
-  private unsent?: { data: Uint8Array; done: () => void };
   /** The TLS handshake is over. */
   private handshaken = false;
 
@@ -55,40 +53,30 @@ class LateTlsTransport implements H1Transport {
 
   /** Bytes from the client after the PROXY header. */
   feed(data: Uint8Array): void {
-    const stream = this.stream ?? this.startTls();
-    // The TLS socket reads no more (its own reader is paused, or its buffer full): so does the Bun socket.
-    if (!stream.push(data)) this.socket.pause();
+    (this.stream ?? this.startTls()).onData(data);
   }
 
   /** The Bun socket can take more bytes. */
   drained(): void {
-    const unsent = this.unsent;
-    if (!unsent) return;
-    this.unsent = undefined;
-    this.writePlain(unsent.data, unsent.done);
+    this.stream?.onDrain();
   }
 
   /** The client half-closed; true when the TLS socket takes it (else the connection has not begun TLS). */
   ended(): boolean {
-    this.stream?.push(null);
+    this.stream?.onEnd();
     return this.stream !== undefined;
   }
 
   /** The Bun socket is closed. */
   closed(): void {
+    this.stream?.onClose();
     this.tlsSocket?.destroy();
   }
 
-  private startTls(): Duplex {
+  /** node:tls over the Bun socket as a Duplex (backpressure both ways: _bun-socket-duplex.ts). */
+  private startTls(): BunSocketDuplex {
     const { socket, context: { options, secureContext } } = this;
-    const stream = new Duplex({
-      read: () => socket.resume(),
-      write: (data: Uint8Array, _encoding, done) => this.writePlain(data, done),
-      final: (done) => {
-        socket.end();
-        done();
-      },
-    });
+    const stream = new BunSocketDuplex(socket, this.remoteAddr, false);
     const secure = new tls.TLSSocket(stream, {
       isServer: true, secureContext, requestCert: options.requestCert, rejectUnauthorized: options.rejectUnauthorized,
     });
@@ -115,12 +103,6 @@ class LateTlsTransport implements H1Transport {
     if (!this.context.options.verifySentCertificate || !sentUnverifiedCertificate(secure)) return;
     this.context.logger.debug(unverifiedCertificateLine(this.remoteAddr.hostname, secure.authorizationError));
     this.destroy();
-  }
-
-  private writePlain(data: Uint8Array, done: () => void): void {
-    const written = Math.max(this.socket.write(data), 0);
-    if (written < data.byteLength) this.unsent = { data: data.subarray(written), done };
-    else done();
   }
 
   write(data: Uint8Array): number {
