@@ -6,10 +6,13 @@
 //
 // Env: BENCH_SECONDS (default 3) per measurement, each after a 1 s warm-up; BENCH_ROUNDS (default 3): every
 //      case runs once per round, rounds alternate over all cases and each figure is the median over rounds;
-//      BENCH_RUNTIMES (default node,deno,bun); BENCH_CASES: a regexp (case-insensitive), only rows whose label
-//      matches run (ratios need the native rows too); BENCH_OUT=path also writes the Markdown report there;
+//      the two rows of a pair (tsgunicorn --reuse-port against the native server, the access log against the
+//      row without it, this checkout against BENCH_BASELINE's) run back to back in every round, and the report's
+//      paired table gives the median of their per-round ratios; BENCH_RUNTIMES (default node,deno,bun);
+//      BENCH_CASES: a regexp (case-insensitive), only rows whose label matches run (ratios need the native rows
+//      too; a pair needs both its rows); BENCH_OUT=path also writes the Markdown report there;
 //      BENCH_BASELINE=DIR: another tsgunicorn checkout (e.g. `git worktree add DIR <commit>`, with node_modules)
-//      whose tsgunicorn rows run beside this one's in the same rounds, and a table of this one against it.
+//      whose tsgunicorn rows run beside this one's in the same rounds, each paired with this one's.
 // Peers (@hono/node-server, srvx, PM2) are not dependencies: they are installed on demand, each into its own
 // folder under node_modules/.cache/tsgunicorn-bench/; a failed install skips its rows.
 // The Markdown report goes to stdout, progress to stderr. Every server binds and is loaded on 127.0.0.1 only,
@@ -415,22 +418,25 @@ function nativeCases(rt) {
 
 /**
  * tsgunicorn with 1 and 2 workers in each socket mode, and with 1 worker writing its access log to stdout (a pipe
- * the bench drains and throws away), against the row without it; the BENCH_BASELINE checkout's the same way, its
- * rows naming its commit. And the Hono example with 2 workers.
+ * the bench drains and throws away); the BENCH_BASELINE checkout's the same way, its rows naming its commit. And
+ * the Hono example with 2 workers. Pairs (`against`, labels): `--reuse-port` against the native row with as many
+ * processes (Deno and Bun; Node's 1 worker against node:http), each access-log row against the row without it,
+ * and each of this checkout's rows against the baseline's.
  */
-function tsgunicornCases(rt) {
+function tsgunicornCases(rt, natives) {
   const cases = [];
   const checkouts = [{ root: ROOT, tag: '' }, ...(BASELINE ? [{ root: BASELINE, tag: BASELINE_TAG }] : [])];
   /** One tsgunicorn row per checkout: `server` names the flags, `extra` adds arguments. */
-  const rows = (flags, workers, skip, extra = [], discardStdout = false) => {
+  const rows = (flags, workers, { skip = null, extra = [], discardStdout = false, against = [] } = {}) => {
+    const ofCheckout = (tag) => ({ runtime: rt.name, kind: 'tsgunicorn', server: `tsgunicorn${tag} ${flags}`, procs: workers });
     for (const { root, tag } of checkouts) {
       const cli = path.join(root, path.relative(ROOT, rt.cli));
       cases.push({
-        runtime: rt.name, kind: 'tsgunicorn', server: `tsgunicorn${tag} ${flags}`, procs: workers, workers, skip,
+        ...ofCheckout(tag), workers, skip,
         launch: fixed((port) => [{
           ...rt.run(cli, ['-w', String(workers), '-b', `${HOST}:${port}`, ...extra, APP]), discardStdout,
         }]),
-        ...(tag ? { comparedAs: `${rt.name} tsgunicorn ${flags} ×${workers}` } : {}),
+        against: tag ? [] : [...against, ...(BASELINE ? [labelOf(ofCheckout(BASELINE_TAG))] : [])],
       });
     }
   };
@@ -438,12 +444,16 @@ function tsgunicornCases(rt) {
     for (const workers of [1, 2]) {
       const skip = mode === '--reuse-port' && rt.name === 'node' && !nodeHasReusePort(rt.version)
         ? `Node ${rt.version} cannot open SO_REUSEPORT sockets (reusePort needs Node 22.12+)` : null;
-      rows(mode, workers, skip, [mode]);
+      const native = mode === '--reuse-port' && (rt.name !== 'node' || workers === 1)
+        ? natives.find((n) => n.procs === workers) : null;
+      rows(mode, workers, { skip, extra: [mode], against: native ? [labelOf(native)] : [] });
     }
   }
+  const withoutLog = labelOf({ runtime: rt.name, kind: 'tsgunicorn', server: 'tsgunicorn --no-reuse-port', procs: 1 });
   const accessLog = ['--no-reuse-port', '--access-logfile', '-'];
-  rows(accessLog.join(' '), 1, null, accessLog, true);
-  rows([...accessLog, '--access-logformat', 'json'].join(' '), 1, null, [...accessLog, '--access-logformat', 'json'], true);
+  for (const extra of [accessLog, [...accessLog, '--access-logformat', 'json']]) {
+    rows(extra.join(' '), 1, { extra, discardStdout: true, against: [withoutLog] });
+  }
   cases.push({
     runtime: rt.name, kind: 'tsgunicorn', server: 'tsgunicorn + Hono (examples/hono-app.ts)', procs: 2, workers: 2,
     launch: fixed((port) => [rt.run(rt.cli, ['-w', '2', '-b', `${HOST}:${port}`, HONO_APP])]),
@@ -508,18 +518,29 @@ function launchPm2(port) {
   };
 }
 
-/**
- * Every case of every runtime, filtered by BENCH_CASES. Labels read "node native: node:http ×1",
- * "bun tsgunicorn --reuse-port ×2", "deno peer: srvx ×1".
- */
+/** A row's label: "node native: node:http ×1", "bun tsgunicorn --reuse-port ×2", "deno peer: srvx ×1". */
+function labelOf({ runtime, kind, server, procs }) {
+  return `${runtime} ${kind === 'tsgunicorn' ? '' : `${kind}: `}${server} ×${procs}`;
+}
+
+/** Every case of every runtime, filtered by BENCH_CASES. */
 function allCases(runtimes) {
-  const cases = runtimes.flatMap((rt) => [...nativeCases(rt), ...tsgunicornCases(rt), ...peerCases(rt)]);
+  const cases = runtimes.flatMap((rt) => {
+    const natives = nativeCases(rt);
+    return [...natives, ...tsgunicornCases(rt, natives), ...peerCases(rt)];
+  });
   for (const c of cases) {
-    c.label = `${c.runtime} ${c.kind === 'tsgunicorn' ? '' : `${c.kind}: `}${c.server} ×${c.procs}`;
+    c.label = labelOf(c);
     c.samples = [];
     c.failure = c.skip ?? null;
   }
   return CASE_FILTER ? cases.filter((c) => CASE_FILTER.test(c.label)) : cases;
+}
+
+/** The pairs among the selected cases, each [row, the row it is compared against]; a pair missing a row is left out. */
+function pairsOf(cases) {
+  const byLabel = new Map(cases.map((c) => [c.label, c]));
+  return cases.flatMap((c) => (c.against ?? []).filter((label) => byLabel.has(label)).map((label) => [c, byLabel.get(label)]));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -554,17 +575,51 @@ async function sampleCase(wrkBin, c) {
   }
 }
 
+/** The cases reachable from `start` through `partners`, breadth first: `start`, its partners, then theirs. */
+function reach(start, partners) {
+  const found = [start];
+  for (let i = 0; i < found.length; i++) {
+    for (const p of partners.get(found[i])) if (!found.includes(p)) found.push(p);
+  }
+  return found;
+}
+
 /**
- * Runs every case once per round, rounds one after the other, so that noise spreads evenly over the cases.
- * A case that fails with no sample yet keeps its one-line reason and is not tried again.
+ * One round's order: the cases in their order, except that the cases linked by pairs run as one group, at the
+ * place of the group's first case, so that the two rows of a pair run back to back: the row with the most
+ * partners first, its partners right after it (then theirs). Even rounds run each group in reverse, so that
+ * which row of a pair goes first alternates from round to round.
  */
-async function runRounds(wrkBin, cases) {
+function roundOrder(cases, pairs, round) {
+  const partners = new Map(cases.map((c) => [c, []]));
+  for (const [a, b] of pairs) {
+    if (partners.has(a) && partners.has(b)) {
+      partners.get(a).push(b);
+      partners.get(b).push(a);
+    }
+  }
+  const order = [];
+  for (const c of cases) {
+    if (order.includes(c)) continue;
+    const hub = reach(c, partners).reduce((best, x) => (partners.get(x).length > partners.get(best).length ? x : best));
+    const group = reach(hub, partners);
+    order.push(...(round % 2 === 1 ? group : group.reverse()));
+  }
+  return order;
+}
+
+/**
+ * Runs every case once per round, rounds one after the other, so that noise spreads evenly over the cases (pairs
+ * back to back: roundOrder). Each sample records its round. A case that fails with no sample yet keeps its
+ * one-line reason and is not tried again.
+ */
+async function runRounds(wrkBin, cases, pairs) {
   for (let round = 1; round <= ROUNDS; round++) {
-    const todo = cases.filter((c) => !c.failure);
+    const todo = roundOrder(cases.filter((c) => !c.failure), pairs, round);
     for (const [i, c] of todo.entries()) {
       log(`round ${round}/${ROUNDS}, ${i + 1}/${todo.length}: ${c.label}`);
       try {
-        const s = await sampleCase(wrkBin, c);
+        const s = { ...await sampleCase(wrkBin, c), round };
         c.samples.push(s);
         log(`  ${fmt(s.rps, 0)} req/s, ${fmt(s.cpuUs, 1)} µs CPU/req, p99 ${fmt(s.p99, 2)} ms, `
           + `RSS ${fmt(s.rss.mib, 1)} MiB, start-up ${fmt(s.startupMs, 0)} ms${s.errors ? `, ${s.errors}` : ''}`);
@@ -626,25 +681,44 @@ function tableRow(c, baselines) {
     + `| ${fmt(m.startupMs, 0)} |`;
 }
 
-/** With BENCH_BASELINE: each tsgunicorn row of this checkout against the same row of the baseline checkout. */
-function baselineComparison(cases) {
-  const pairs = cases.filter((c) => c.comparedAs && c.samples.length > 0)
-    .map((base) => [cases.find((c) => c.label === base.comparedAs && c.samples.length > 0), base])
-    .filter(([current]) => current);
-  if (pairs.length === 0) return [];
+/** The lowest, median and highest of `values`, as "0.97 (0.91–1.02)". */
+function spread(values) {
+  const finite = values.filter(Number.isFinite);
+  return `${fmt(median(finite, (x) => x), 2)} (${fmt(Math.min(...finite), 2)}–${fmt(Math.max(...finite), 2)})`;
+}
+
+/**
+ * The paired table: for each pair with both rows measured in the same round at least once, the rounds counted
+ * and the per-round ratios (row / against, req/s and CPU µs per request): median, lowest and highest.
+ */
+function pairedComparison(pairs) {
+  const measured = pairs.map(([row, against]) => {
+    const rounds = row.samples.map((s) => [s, against.samples.find((t) => t.round === s.round)]).filter(([, t]) => t);
+    return { row, against, rounds };
+  }).filter((p) => p.rounds.length > 0);
+  if (measured.length === 0) return [];
+  const name = (c) => c.label.slice(c.runtime.length + 1);
   return [
-    '', `Against the baseline (${BASELINE_TAG}, ${BASELINE}), same rounds: this checkout's figure / the baseline's.`, '',
-    '| runtime | server | procs | req/s ratio | CPU µs/req ratio |', '|---|---|---:|---:|---:|',
-    ...pairs.map(([current, base]) => {
-      const [now, then] = [summarize(current), summarize(base)];
-      return `| ${current.runtime} | ${current.server} | ${current.procs} | ${fmt(now.rps / then.rps, 3)} `
-        + `| ${fmt(now.cpuUs / then.cpuUs, 3)} |`;
-    }),
+    '', 'Paired rows: in every round the two rows of a pair ran back to back, which one first alternating from',
+    'round to round. A ratio is the row\'s figure over the other row\'s in the same round; the table gives the median',
+    'of these per-round ratios over the rounds where both rows were measured, with the lowest and highest. The',
+    'machine\'s speed drifts between rounds (on the 2-core build machine the same server took 9 µs of CPU per',
+    'request in one round and 14 µs in another); the drift moves both rows of a pair alike and the per-round ratio',
+    'cancels it, while the main table\'s ratios divide medians of samples taken tens of seconds apart, which the',
+    'drift moves by as much as the differences measured. These are the figures to read for tsgunicorn against the',
+    'native server (`--reuse-port` against the native row with as many processes) and for the access log against',
+    'the same row without it.'
+      + (BASELINE ? ` Rows named tsgunicorn${BASELINE_TAG} are the BENCH_BASELINE checkout (${BASELINE}).` : ''),
+    '',
+    '| runtime | row | against | rounds | req/s ratio: median (min–max) | CPU µs/req ratio: median (min–max) |',
+    '|---|---|---|---:|---:|---:|',
+    ...measured.map(({ row, against, rounds }) => `| ${row.runtime} | ${name(row)} | ${name(against)} | ${rounds.length} `
+      + `| ${spread(rounds.map(([s, t]) => s.rps / t.rps))} | ${spread(rounds.map(([s, t]) => s.cpuUs / t.cpuUs))} |`),
   ];
 }
 
 /** The Markdown report: machine and versions, the table, how to read it, and any failures. */
-function report(meta, cases) {
+function report(meta, cases, pairs) {
   const baselines = new Map(cases.filter((c) => c.baseline && c.samples.length > 0)
     .map((c) => [`${c.runtime}/${c.baseline}`, summarize(c)]));
   const cpu = os.cpus()[0]?.model?.trim() ?? 'unknown CPU';
@@ -670,7 +744,7 @@ function report(meta, cases) {
     'procs: worker processes (threads for deno serve --parallel); RSS sums VmRSS over the whole tree, whose',
     'process count is in parentheses. Start-up: spawn until the first 200 on a pre-chosen port.',
   ];
-  lines.push(...baselineComparison(cases));
+  lines.push(...pairedComparison(pairs));
   const notes = cases.filter((c) => c.notes?.length);
   if (notes.length > 0) {
     lines.push('', 'Failed samples (the row is the median of the others):', '');
@@ -705,13 +779,14 @@ async function main() {
   const skipped = cases.filter((c) => c.skip).length;
   log(`${cases.length} cases (${skipped} skipped) × ${ROUNDS} round(s), ${SECONDS} s each after a `
     + `${WARMUP_SECONDS} s warm-up`);
-  await runRounds(wrkBin, cases);
+  const pairs = pairsOf(cases);
+  await runRounds(wrkBin, cases, pairs);
 
   const versions = ['node', 'deno', 'bun']
     .map((name) => `${name} ${(runtimes.find((rt) => rt.name === name) ?? describeRuntime(name))?.version ?? 'not found'}`)
     .join(', ');
   const commit = capture('git', ['rev-parse', '--short', 'HEAD']) ?? '?';
-  const markdown = report({ versions, peers, executables, commit, wrk: wrkVersion(wrkBin) }, cases);
+  const markdown = report({ versions, peers, executables, commit, wrk: wrkVersion(wrkBin) }, cases, pairs);
   process.stdout.write(markdown);
   if (process.env.BENCH_OUT) {
     fs.writeFileSync(path.resolve(process.env.BENCH_OUT), markdown);
