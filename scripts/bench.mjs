@@ -428,7 +428,9 @@ function tsgunicornCases(rt, natives) {
   const checkouts = [{ root: ROOT, tag: '' }, ...(BASELINE ? [{ root: BASELINE, tag: BASELINE_TAG }] : [])];
   /** One tsgunicorn row per checkout: `server` names the flags, `extra` adds arguments. */
   const rows = (flags, workers, { skip = null, extra = [], discardStdout = false, against = [] } = {}) => {
-    const ofCheckout = (tag) => ({ runtime: rt.name, kind: 'tsgunicorn', server: `tsgunicorn${tag} ${flags}`, procs: workers });
+    const ofCheckout = (tag) => ({
+      runtime: rt.name, kind: 'tsgunicorn', server: `tsgunicorn${tag} ${flags}`, procs: workers,
+    });
     for (const { root, tag } of checkouts) {
       const cli = path.join(root, path.relative(ROOT, rt.cli));
       cases.push({
@@ -540,7 +542,8 @@ function allCases(runtimes) {
 /** The pairs among the selected cases, each [row, the row it is compared against]; a pair missing a row is left out. */
 function pairsOf(cases) {
   const byLabel = new Map(cases.map((c) => [c.label, c]));
-  return cases.flatMap((c) => (c.against ?? []).filter((label) => byLabel.has(label)).map((label) => [c, byLabel.get(label)]));
+  return cases.flatMap((c) => (c.against ?? []).filter((label) => byLabel.has(label))
+    .map((label) => [c, byLabel.get(label)]));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -712,8 +715,9 @@ function pairedComparison(pairs) {
     '',
     '| runtime | row | against | rounds | req/s ratio: median (min–max) | CPU µs/req ratio: median (min–max) |',
     '|---|---|---|---:|---:|---:|',
-    ...measured.map(({ row, against, rounds }) => `| ${row.runtime} | ${name(row)} | ${name(against)} | ${rounds.length} `
-      + `| ${spread(rounds.map(([s, t]) => s.rps / t.rps))} | ${spread(rounds.map(([s, t]) => s.cpuUs / t.cpuUs))} |`),
+    ...measured.map(({ row, against, rounds }) => `| ${row.runtime} | ${name(row)} | ${name(against)} `
+      + `| ${rounds.length} | ${spread(rounds.map(([s, t]) => s.rps / t.rps))} `
+      + `| ${spread(rounds.map(([s, t]) => s.cpuUs / t.cpuUs))} |`),
   ];
 }
 
