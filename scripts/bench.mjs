@@ -590,8 +590,9 @@ function reach(start, partners) {
 /**
  * One round's order: the cases in their order, except that the cases linked by pairs run as one group, at the
  * place of the group's first case, so that the two rows of a pair run back to back: the row with the most
- * partners first, its partners right after it (then theirs). Even rounds run each group in reverse, so that
- * which row of a pair goes first alternates from round to round.
+ * partners between them (half before it, half after: with two partners both are its neighbours), then the
+ * partners' own partners. Even rounds run each group in reverse, so that which row of a pair goes first
+ * alternates from round to round.
  */
 function roundOrder(cases, pairs, round) {
   const partners = new Map(cases.map((c) => [c, []]));
@@ -605,7 +606,9 @@ function roundOrder(cases, pairs, round) {
   for (const c of cases) {
     if (order.includes(c)) continue;
     const hub = reach(c, partners).reduce((best, x) => (partners.get(x).length > partners.get(best).length ? x : best));
-    const group = reach(hub, partners);
+    const [, ...rest] = reach(hub, partners);
+    const before = rest.slice(0, Math.floor(partners.get(hub).length / 2)).reverse();
+    const group = [...before, hub, ...rest.slice(before.length)];
     order.push(...(round % 2 === 1 ? group : group.reverse()));
   }
   return order;
