@@ -413,15 +413,19 @@ function nativeCases(rt) {
     { ...base, server: api, procs: 1, baseline: 1, launch: fixed((port) => [rt.run(script, [port])]) },
     { ...base, server: `${api} reusePort (2 processes)`, procs: 2, baseline: 2,
       launch: fixed((port) => [reuse(port), reuse(port)]) },
+    // Bun.serve making what the HTTP layer must read to check a request (its URL and fields) and nothing else.
+    ...(rt.name === 'bun' ? [{ ...base, server: `${api} reading URL and fields`, procs: 1,
+      launch: fixed((port) => [rt.run(script, [port, 'reads'])]) }] : []),
   ];
 }
 
 /**
  * tsgunicorn with 1 and 2 workers in each socket mode, and with 1 worker writing its access log to stdout (a pipe
  * the bench drains and throws away); the BENCH_BASELINE checkout's the same way, its rows naming its commit. And
- * the Hono example with 2 workers. Pairs (`against`, labels): `--reuse-port` against the native row with as many
- * processes (Deno and Bun; Node's 1 worker against node:http), each access-log row against the row without it,
- * and each of this checkout's rows against the baseline's.
+ * the Hono example with 2 workers. Pairs (`against`, labels): `--reuse-port` against the native rows with as many
+ * processes (Deno and Bun, on Bun also the Bun.serve row that makes only the layer's reads; Node's 1 worker against
+ * node:http), each access-log row against the row without it, and each of this checkout's rows against the
+ * baseline's.
  */
 function tsgunicornCases(rt, natives) {
   const cases = [];
@@ -446,9 +450,9 @@ function tsgunicornCases(rt, natives) {
     for (const workers of [1, 2]) {
       const skip = mode === '--reuse-port' && rt.name === 'node' && !nodeHasReusePort(rt.version)
         ? `Node ${rt.version} cannot open SO_REUSEPORT sockets (reusePort needs Node 22.12+)` : null;
-      const native = mode === '--reuse-port' && (rt.name !== 'node' || workers === 1)
-        ? natives.find((n) => n.procs === workers) : null;
-      rows(mode, workers, { skip, extra: [mode], against: native ? [labelOf(native)] : [] });
+      const against = mode === '--reuse-port' && (rt.name !== 'node' || workers === 1)
+        ? natives.filter((n) => n.procs === workers).map(labelOf) : [];
+      rows(mode, workers, { skip, extra: [mode], against });
     }
   }
   const withoutLog = labelOf({ runtime: rt.name, kind: 'tsgunicorn', server: 'tsgunicorn --no-reuse-port', procs: 1 });
