@@ -38,14 +38,40 @@ export interface AdapterHooks {
   onRequestDone(entry: () => AccessEntry, incoming: http.IncomingMessage, status: number, startedAt: number): void;
 }
 
-function headerGetter(read: (name: string) => string | string[] | number | undefined) {
-  return {
-    get(name: string): string | null {
-      const value = read(name.toLowerCase());
-      if (value === undefined) return null;
-      return Array.isArray(value) ? value.join(', ') : String(value);
-    },
-  };
+/** A field's value as Fetch's Headers.get gives it: repeated values joined, absent as null. */
+function fieldValue(value: string | string[] | number | undefined): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}
+
+/** Reads a request's fields by name, case-insensitively (node:http builds `headers` on the first read). */
+class RequestFields {
+  readonly #incoming: http.IncomingMessage;
+  constructor(incoming: http.IncomingMessage) {
+    this.#incoming = incoming;
+  }
+  get(name: string): string | null {
+    return fieldValue(this.#incoming.headers[name.toLowerCase()]);
+  }
+}
+
+/** Reads a response's fields by name, case-insensitively: those set on it, else those it wrote with writeHead(). */
+class ResponseFields {
+  readonly #res: http.ServerResponse;
+  readonly #sent: SentResponse;
+  constructor(res: http.ServerResponse, sent: SentResponse) {
+    this.#res = res;
+    this.#sent = sent;
+  }
+  get(name: string): string | null {
+    const key = name.toLowerCase();
+    return fieldValue(this.#res.getHeader(key) ?? this.#sent.headers?.[key]);
+  }
+}
+
+/** The access log's protocol of a request, e.g. `HTTP/1.1` (a constant for the usual versions, no string built). */
+function protocolOf(version: string): string {
+  return version === '1.1' ? 'HTTP/1.1' : version === '2.0' ? 'HTTP/2.0' : `HTTP/${version}`;
 }
 
 /** The peer's address as a socket reports it (a unix socket has none). */
@@ -119,11 +145,11 @@ class Exchange {
       remoteAddr: this.forwardedClient ?? incoming.socket.remoteAddress ?? '',
       method: incoming.method ?? '',
       rawUri: incoming.url ?? '',
-      protocol: `HTTP/${incoming.httpVersion}`,
+      protocol: protocolOf(incoming.httpVersion),
       status: res.statusCode,
       bytesSent: sent.bytes,
-      requestHeaders: headerGetter((name) => incoming.headers[name]),
-      responseHeaders: headerGetter((name) => res.getHeader(name) ?? sent.headers?.[name]),
+      requestHeaders: new RequestFields(incoming),
+      responseHeaders: new ResponseFields(res, sent),
       startMs: performance.timeOrigin + startedAt,
       durationMicros: Math.round((finishedAt - startedAt) * 1000),
       pid: process.pid,
@@ -161,7 +187,8 @@ class Exchange {
   /** The handler's info for an Upgrade request, with upgrade() (see src/websocket/node-upgrade.ts). */
   offerUpgrade(upgrades: NodeUpgrades, info: ServeInfo): ServeInfo {
     const { incoming } = this;
-    const offer = new UpgradeOffer({ method: incoming.method ?? '', field: headerGetter((name) => incoming.headers[name]).get });
+    const fields = new RequestFields(incoming);
+    const offer = new UpgradeOffer({ method: incoming.method ?? '', field: (name) => fields.get(name) });
     this.upgrade = { offer, upgrades };
     return upgradableInfo(info, (upgraded, options) => offer.accept(upgraded, options));
   }
