@@ -71,9 +71,14 @@ function accessEntry(request: LoggedRequest, response: Pick<Response, 'status' |
   };
 }
 
-/** The entry with its duration, measured now (set in place: a copy of the entry per request cost more). */
-function withDuration(entry: AccessEntry, startedAt: number): AccessEntry {
+/**
+ * The entry with its duration, measured now, and the body bytes `done` resolved to where the engine counts them
+ * (bun-listen writes the response itself; the native servers tell nothing: the entry keeps the Content-Length).
+ * Set in place: a copy of the entry per request cost more.
+ */
+function completedEntry(entry: AccessEntry, startedAt: number, bodyBytes: unknown): AccessEntry {
   entry.durationMicros = Math.round((performance.now() - startedAt) * 1000);
+  if (typeof bodyBytes === 'number') entry.bytesSent = bodyBytes;
   return entry;
 }
 
@@ -157,8 +162,8 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
     const { method } = request;
     const { status } = response;
     const entry = logger.accessEnabled ? accessEntry(request, response, info, startedAt) : undefined;
-    const finish = () => hooks.onRequestDone(
-      entry ? () => withDuration(entry, startedAt) : NO_ENTRY, method, status, startedAt,
+    const finish = (bodyBytes?: unknown) => hooks.onRequestDone(
+      entry ? () => completedEntry(entry, startedAt, bodyBytes) : NO_ENTRY, method, status, startedAt,
     );
     if (done) done.then(finish, finish);
     else finish();

@@ -37,7 +37,10 @@ export interface H1Transport {
   clientCertificate?(): X509Certificate | null;
 }
 
-/** Calls the app for a request; `done` settles once the response has been written (or abandoned). */
+/**
+ * Calls the app for a request; `done` resolves once the response has been written (or abandoned), to the bytes of
+ * its body written (the access log's `%(b)s`).
+ */
 export type ServeFunction = (request: Request, info: ServeInfo, done: Promise<unknown>) => Response | Promise<Response>;
 
 const CRLF = Buffer.from('\r\n');
@@ -135,6 +138,8 @@ export class H1Connection implements BodySource {
   private readPaused = false;
   /** Bytes the transport has not taken yet, in order. */
   private unsent: Uint8Array[] = [];
+  /** The body bytes of the response being written, for its `done`. */
+  private bodyBytesWritten = 0;
   private flushWaiters: (() => void)[] = [];
   private graceTimer?: ReturnType<typeof setTimeout>;
   /** When bytes were first left unsent with none taken since (performance.now()); undefined while they flow. */
@@ -355,8 +360,9 @@ export class H1Connection implements BodySource {
       await this.writeError(400, 'Bad Request');
       return true;
     }
-    let written!: () => void;
-    const done = new Promise<void>((resolve) => (written = resolve));
+    let written!: (bodyBytes: number) => void;
+    const done = new Promise<number>((resolve) => (written = resolve));
+    this.bodyBytesWritten = 0;
     try {
       const response = await this.serve(request, this.info, done);
       if (this.upgradeOffer) return this.switchToWebSocket(this.upgradeOffer);
@@ -383,7 +389,7 @@ export class H1Connection implements BodySource {
       this.transport.destroy();
       return true;
     } finally {
-      written();
+      written(this.bodyBytesWritten);
     }
   }
 
@@ -415,6 +421,7 @@ export class H1Connection implements BodySource {
       }
       const declared = fields.contentLength;
       if (declared !== null && /^\d+$/.test(declared)) {
+        this.bodyBytesWritten += first.value.byteLength;
         this.send(withHead(head({ kind: 'length', length: Number(declared) }), first.value));
         await this.copyBody(reader, (data) => data);
         return false;
@@ -422,6 +429,7 @@ export class H1Connection implements BodySource {
       // A body already complete in one chunk gets a Content-Length; one still being produced (SSE) goes out at once.
       const next = reader.read();
       const settled = await readIfReady(next);
+      this.bodyBytesWritten += first.value.byteLength;
       if (settled?.done) {
         this.send(withHead(head({ kind: 'length', length: first.value.byteLength }), first.value));
         return false;
@@ -488,7 +496,10 @@ export class H1Connection implements BodySource {
         await reader.cancel().catch(() => {});
         return;
       }
-      if (value.byteLength > 0) this.send(frame(value));
+      if (value.byteLength > 0) {
+        this.bodyBytesWritten += value.byteLength;
+        this.send(frame(value));
+      }
       await this.flushed();
       pending = reader.read();
     }
