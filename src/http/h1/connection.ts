@@ -41,7 +41,7 @@ export interface H1Transport {
  * Calls the app for a request; `done` resolves once the response has been written (or abandoned), to the bytes of
  * its body written (the access log's `%(b)s`).
  */
-export type ServeFunction = (request: Request, info: ServeInfo, done: Promise<unknown>) => Response | Promise<Response>;
+export type ServeFunction = (request: Request, info: ServeInfo, done: Promise<number>) => Response | Promise<Response>;
 
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
@@ -419,9 +419,9 @@ export class H1Connection implements BodySource {
         this.send(withHead(head(EMPTY)));
         return false;
       }
+      this.bodyBytesWritten += first.value.byteLength;
       const declared = fields.contentLength;
       if (declared !== null && /^\d+$/.test(declared)) {
-        this.bodyBytesWritten += first.value.byteLength;
         this.send(withHead(head({ kind: 'length', length: Number(declared) }), first.value));
         await this.copyBody(reader, (data) => data);
         return false;
@@ -429,7 +429,6 @@ export class H1Connection implements BodySource {
       // A body already complete in one chunk gets a Content-Length; one still being produced (SSE) goes out at once.
       const next = reader.read();
       const settled = await readIfReady(next);
-      this.bodyBytesWritten += first.value.byteLength;
       if (settled?.done) {
         this.send(withHead(head({ kind: 'length', length: first.value.byteLength }), first.value));
         return false;
