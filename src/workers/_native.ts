@@ -2,7 +2,7 @@
  * What the native-server engines (Deno.serve, Bun.serve) share: the runtime's server calls a Fetch handler
  * itself, so the worker's bookkeeping wraps the app's handler instead of a node:http listener.
  */
-import { type AccessEntry, invalidRequestLine } from '../glogging.ts';
+import { type AccessEntry, ENTRY_PID, ENTRY_TIME_ORIGIN, invalidRequestLine } from '../glogging.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../http/app-response.ts';
 import { changesUrl, ForwardedHeaderError, forwardedUrl, ForwardingPolicy } from '../http/forwarded.ts';
 import { MalformedBodyError } from '../http/head-policy.ts';
@@ -52,8 +52,8 @@ function requestTarget(url: string): string {
 type LoggedRequest = Pick<Request, 'method' | 'url' | 'headers'>;
 
 /**
- * The access-log entry, minus the duration, read while the request is still open (Deno closes a Request once
- * its response is sent). Built only when the access log is on.
+ * The access-log entry, minus the duration and the body bytes, read while the request is still open (Deno closes
+ * a Request once its response is sent). Built only when the access log is on.
  */
 function accessEntry(request: LoggedRequest, response: Pick<Response, 'status' | 'headers'>, info: ServeInfo, startedAt: number): AccessEntry {
   return {
@@ -62,23 +62,23 @@ function accessEntry(request: LoggedRequest, response: Pick<Response, 'status' |
     rawUri: requestTarget(request.url),
     protocol: 'HTTP/1.1',
     status: response.status,
-    bytesSent: Number(response.headers.get('content-length') ?? 0),
+    bytesSent: 0,
     requestHeaders: request.headers,
     responseHeaders: response.headers,
-    startMs: performance.timeOrigin + startedAt,
+    startMs: ENTRY_TIME_ORIGIN + startedAt,
     durationMicros: 0,
-    pid: process.pid,
+    pid: ENTRY_PID,
   };
 }
 
 /**
  * The entry with its duration, measured now, and the body bytes `done` resolved to where the engine counts them
- * (bun-listen writes the response itself; the native servers tell nothing: the entry keeps the Content-Length).
- * Set in place: a copy of the entry per request cost more.
+ * (bun-listen writes the response itself); the native servers tell nothing: then the Content-Length, read only
+ * then. Set in place: a copy of the entry per request cost more.
  */
 function completedEntry(entry: AccessEntry, startedAt: number, bodyBytes: unknown): AccessEntry {
   entry.durationMicros = Math.round((performance.now() - startedAt) * 1000);
-  if (typeof bodyBytes === 'number') entry.bytesSent = bodyBytes;
+  entry.bytesSent = typeof bodyBytes === 'number' ? bodyBytes : Number(entry.responseHeaders.get('content-length') ?? 0);
   return entry;
 }
 

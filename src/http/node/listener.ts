@@ -6,7 +6,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type http from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { type AccessEntry, invalidRequestLine, type Logger } from '../../glogging.ts';
+import { type AccessEntry, ENTRY_PID, ENTRY_TIME_ORIGIN, invalidRequestLine, type Logger } from '../../glogging.ts';
 import { clientCertificateOf } from '../client-certificate.ts';
 import { errorResponse, isResponse, notAResponse, reasonPhrase } from '../app-response.ts';
 import { ForwardedHeaderError, type ForwardingPolicy } from '../forwarded.ts';
@@ -150,9 +150,9 @@ class Exchange {
       bytesSent: sent.bytes,
       requestHeaders: new RequestFields(incoming),
       responseHeaders: new ResponseFields(res, sent),
-      startMs: performance.timeOrigin + startedAt,
+      startMs: ENTRY_TIME_ORIGIN + startedAt,
       durationMicros: Math.round((finishedAt - startedAt) * 1000),
-      pid: process.pid,
+      pid: ENTRY_PID,
     }), incoming, res.statusCode, startedAt);
   }
 
