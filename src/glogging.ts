@@ -171,8 +171,8 @@ function splitTarget(rawUri: string): { path: string; query: string } {
   let s = rawUri;
   const hash = s.indexOf('#');
   if (hash >= 0) s = s.slice(0, hash);
-  // absolute-form target: drop scheme and authority
-  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?]*/.exec(s);
+  // absolute-form target: drop scheme and authority (an origin-form one, the usual, skips the regexp)
+  const m = s.charCodeAt(0) === 47 /* / */ ? null : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?]*/.exec(s);
   if (m) s = s.slice(m[0].length);
   const q = s.indexOf('?');
   return q >= 0 ? { path: s.slice(0, q), query: s.slice(q + 1) } : { path: s, query: '' };
