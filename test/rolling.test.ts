@@ -89,7 +89,9 @@ describeEachTarget('rolling', (target) => {
     it('a HUP whose new workers fail to boot keeps the old ones serving, and a HUP after the fix rolls', async () => {
       const folder = appFolder();
       try {
-        const args = [...LOCAL, '-w', '2', '--boot-timeout', '5', folder.app];
+        // --boot-timeout is also the time the fixed app's workers have to boot: 5 s was too short on a loaded 2-core
+        // machine (a worker took 3 s to log its boot, and was cut).
+        const args = [...LOCAL, '-w', '2', '--boot-timeout', '15', folder.app];
         await withRunningServer(Server.start(target, args, { workers: 2 }), async (server) => {
           const before = server.liveWorkers();
           folder.write(THROWING_APP);
@@ -97,7 +99,7 @@ describeEachTarget('rolling', (target) => {
           await server.waitForLine(/Reload stopped: new worker \(pid:\d+\) exited with code 4 before it was ready; the previous workers keep serving/);
           folder.write(HANGING_APP);
           server.signal('SIGHUP');
-          await server.waitForLine(/Reload stopped: new worker \(pid:\d+\) was not ready within --boot-timeout 5 s/, 20000);
+          await server.waitForLine(/Reload stopped: new worker \(pid:\d+\) was not ready within --boot-timeout 15 s/, 30000);
           assert.equal(server.exit, undefined, 'the master lives on');
           assert.deepEqual(server.liveWorkers().sort(), [...before].sort());
           for (let i = 0; i < 4; i++) assert.ok(before.includes(pidOf(await fetchText(`${server.url}/`))));
