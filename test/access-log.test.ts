@@ -1,5 +1,6 @@
 // Integration tests of the access log: the json format and the batched writes, on every target.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import { Agent } from 'undici';
 import { describeEachTarget, fetchText, fixture, runCli, Server, servesNatively, withRunningServer } from './helpers.ts';
@@ -45,8 +46,41 @@ describeEachTarget('access log', (target) => {
         }
       });
     });
+
+    it('logs the request line as received where tsgunicorn parses it: the version, an absolute-form target', async () => {
+      const args = [...LOCAL, '--access-logfile', '-', '--access-logformat', 'LINE %(m)s|%(r)s|%(H)s', fixture('app.ts')];
+      await withRunningServer(Server.start(target, args), async (server) => {
+        await exchangeRaw(server.url, 'GET /v?x=1 HTTP/1.0\r\nHost: example.test\r\n\r\n');
+        await exchangeRaw(server.url, 'GET http://example.test/abs?y=2 HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n');
+        server.signal('SIGTERM');
+        assert.equal((await server.waitForExit(15000)).code, 0);
+        const logged = server.lines.filter((line) => line.startsWith('LINE '));
+        // A native server tells neither the version nor the target as sent (README, the capability matrix).
+        assert.deepEqual(logged, servesNatively(target)
+          ? ['LINE GET|GET /v?x=1 HTTP/1.1|HTTP/1.1', 'LINE GET|GET /abs?y=2 HTTP/1.1|HTTP/1.1']
+          : ['LINE GET|GET /v?x=1 HTTP/1.0|HTTP/1.0', 'LINE GET|GET http://example.test/abs?y=2 HTTP/1.1|HTTP/1.1']);
+      });
+    });
   });
 });
+
+/** Sends `raw` on a new connection and resolves once the server has closed it (both requests here close it). */
+function exchangeRaw(url: string, raw: string): Promise<void> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: hostname, port: Number(port) }, () => socket.end(raw));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('no answer within 10 s'));
+    }, 10_000);
+    socket.resume();
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
 
 describe('--access-logformat', () => {
   it('refuses a format with a line break', async () => {

@@ -10,6 +10,7 @@ import {
   BodyTooLargeError, fetchRequestViolation, forEachHeader, lastContentLength, limitedBody, mergedField, type RequestFieldVisitor, requestLimitsOf,
 } from '../http/limits.ts';
 import { requestDeadlinesOf, timeoutResponse } from '../http/request-deadlines.ts';
+import type { RequestHead } from '../http/h1/request-parser.ts';
 import { pathStartOf } from '../http/request-target.ts';
 import type { ServeInfo } from '../http/types.ts';
 import { durationsOf } from '../settings.ts';
@@ -52,15 +53,22 @@ function requestTarget(url: string): string {
 type LoggedRequest = Pick<Request, 'method' | 'url' | 'headers'>;
 
 /**
- * The access-log entry, minus the duration and the body bytes, read while the request is still open (Deno closes
- * a Request once its response is sent). Built only when the access log is on.
+ * The request line as received, from an engine that parses requests itself (bun-listen): the method before Fetch
+ * normalizes it, the target as sent, the version. A native server tells none of them.
  */
-function accessEntry(request: LoggedRequest, response: Pick<Response, 'status' | 'headers'>, info: ServeInfo, startedAt: number): AccessEntry {
+export type ReceivedLine = Pick<RequestHead, 'method' | 'target' | 'minorVersion'>;
+
+/**
+ * The access-log entry, minus the duration and the body bytes, read while the request is still open (Deno closes
+ * a Request once its response is sent). Built only when the access log is on. Without the line as received, the
+ * target comes from the URL and the protocol is HTTP/1.1 (README, "Access log").
+ */
+function accessEntry(request: LoggedRequest, response: Pick<Response, 'status' | 'headers'>, info: ServeInfo, startedAt: number, line: ReceivedLine | undefined): AccessEntry {
   return {
     remoteAddr: info.remoteAddr.hostname,
-    method: request.method,
-    rawUri: requestTarget(request.url),
-    protocol: 'HTTP/1.1',
+    method: line ? line.method : request.method,
+    rawUri: line ? line.target : requestTarget(request.url),
+    protocol: line?.minorVersion === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
     status: response.status,
     bytesSent: 0,
     requestHeaders: request.headers,
@@ -109,7 +117,8 @@ const NO_ENTRY = (): AccessEntry => {
  * at once (no promise in between, no closure per request). With the access log or the metrics on, the request is reported done when `done` settles
  * (Deno: the response is sent), with its duration; otherwise as soon as the handler has answered. With --request-timeout on, the app gets
  * a copy of the Request whose signal also aborts when its time is up (the runtime's own signal cannot be aborted
- * by anyone else): the copy is made only then.
+ * by anyone else): the copy is made only then. An engine that parsed the request itself gives its `line` as received,
+ * for the access log.
  */
 export function nativeHandler(context: EngineContext, rules?: NativeServerRules) {
   const { handler, hooks, logger } = context;
@@ -132,28 +141,31 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
     return errorResponse(500, 'Internal Server Error');
   };
   const serveUpgrades = context.websocket !== undefined;
-  const answer = (request: Request, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, value: unknown): Response => {
-    if (serveUpgrades && isUpgraded(info)) return upgradedAnswer(request, info, startedAt, value);
+  const answer = (
+    request: Request, info: ServeInfo, done: Promise<unknown> | undefined, line: ReceivedLine | undefined, startedAt: number, value: unknown,
+  ): Response => {
+    if (serveUpgrades && isUpgraded(info)) return upgradedAnswer(request, info, line, startedAt, value);
     let response = isResponse(value) ? value : failed(request, info, notAResponse(value));
     // A 101 from Deno.upgradeWebSocket goes to Deno.serve as it is: its Upgrade and Connection complete the handshake.
     const switching = response.status === 101;
     if (correct && !switching) response = correct(request, response);
     if (!switching && hooks.shouldCloseConnection()) response = withConnectionClose(response);
-    return reportDone(request, info, done, startedAt, response);
+    return reportDone(request, info, done, line, startedAt, response);
   };
   /**
    * The app upgraded the request with info.upgrade(): whatever it returned is dropped (Bun's server.upgrade asks
    * for no Response), the access log records a 101 at once (Deno's `completed` of an upgraded request does not
    * settle when the 101 is sent), and the server gets the answer the engine's upgrade left.
    */
-  const upgradedAnswer = (request: Request, info: ServeInfo, startedAt: number, value: unknown) => {
+  const upgradedAnswer = (request: Request, info: ServeInfo, line: ReceivedLine | undefined, startedAt: number, value: unknown) => {
     if (isResponse(value)) value.body?.cancel().catch(() => {});
     const headers = (info as UpgradedInfo)[UPGRADED_REQUEST_HEADERS];
-    reportDone(headers ? { method: request.method, url: request.url, headers } : request, info, undefined, startedAt, SWITCHING_PROTOCOLS);
+    reportDone(headers ? { method: request.method, url: request.url, headers } : request, info, undefined, line, startedAt, SWITCHING_PROTOCOLS);
     return (info as UpgradedInfo)[UPGRADE_ANSWER] ?? new Response(null);
   };
   const reportDone = <Answer extends Pick<Response, 'status' | 'headers'>>(
-    request: LoggedRequest, info: ServeInfo, done: Promise<unknown> | undefined, startedAt: number, response: Answer,
+    request: LoggedRequest, info: ServeInfo, done: Promise<unknown> | undefined, line: ReceivedLine | undefined, startedAt: number,
+    response: Answer,
   ): Answer => {
     if (!hooks.timed) {
       hooks.onRequestDone(NO_ENTRY, '', 0, 0);
@@ -161,7 +173,7 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
     }
     const { method } = request;
     const { status } = response;
-    const entry = logger.accessEnabled ? accessEntry(request, response, info, startedAt) : undefined;
+    const entry = logger.accessEnabled ? accessEntry(request, response, info, startedAt, line) : undefined;
     const finish = (bodyBytes?: unknown) => hooks.onRequestDone(
       entry ? () => completedEntry(entry, startedAt, bodyBytes) : NO_ENTRY, method, status, startedAt,
     );
@@ -178,7 +190,7 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
     forwardingFields ??= new Map();
     forwardingFields.set(name, mergedField(forwardingFields.get(name), value));
   };
-  return (request: Request, info: ServeInfo, done?: Promise<unknown>): Response | Promise<Response> => {
+  return (request: Request, info: ServeInfo, done?: Promise<unknown>, line?: ReceivedLine): Response | Promise<Response> => {
     hooks.onRequestStart();
     const startedAt = hooks.timed ? performance.now() : 0;
     let forwardingHeaders: { get(name: string): string | null | undefined } | undefined;
@@ -187,7 +199,7 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
       forwardingFields = undefined;
       const violation = fetchRequestViolation(limits, request, forEachRequestField, spotForwarding);
       forwardingHeaders = forwardingFields;
-      if (violation) return answer(request, info, done, startedAt, refuse(info, violation.status, violation.reason));
+      if (violation) return answer(request, info, done, line, startedAt, refuse(info, violation.status, violation.reason));
       if (limitBody && request.body && lastContentLength() === undefined) {
         init = { body: limitedBody(request.body, limits.body), duplex: 'half' };
       }
@@ -211,9 +223,9 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
       }
       result = handler(appRequest, info);
     } catch (error) {
-      return answer(request, info, done, startedAt, failed(request, info, error));
+      return answer(request, info, done, line, startedAt, failed(request, info, error));
     }
-    if (typeof (result as Promise<Response> | null)?.then !== 'function') return answer(request, info, done, startedAt, result);
+    if (typeof (result as Promise<Response> | null)?.then !== 'function') return answer(request, info, done, line, startedAt, result);
     if (deadlines) {
       result = deadlines.within(result as Promise<Response>, request.method, request.url, (reason) => {
         timeout!.abort(reason);
@@ -221,8 +233,8 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
       });
     }
     return (result as Promise<Response>).then(
-      (value) => answer(request, info, done, startedAt, value),
-      (error: unknown) => answer(request, info, done, startedAt, failed(request, info, error)),
+      (value) => answer(request, info, done, line, startedAt, value),
+      (error: unknown) => answer(request, info, done, line, startedAt, failed(request, info, error)),
     );
   };
 }

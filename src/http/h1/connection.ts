@@ -39,9 +39,9 @@ export interface H1Transport {
 
 /**
  * Calls the app for a request; `done` resolves once the response has been written (or abandoned), to the bytes of
- * its body written (the access log's `%(b)s`).
+ * its body written (the access log's `%(b)s`); `head` is the request as received (the access log's request line).
  */
-export type ServeFunction = (request: Request, info: ServeInfo, done: Promise<number>) => Response | Promise<Response>;
+export type ServeFunction = (request: Request, info: ServeInfo, done: Promise<number>, head: RequestHead) => Response | Promise<Response>;
 
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
@@ -364,7 +364,7 @@ export class H1Connection implements BodySource {
     const done = new Promise<number>((resolve) => (written = resolve));
     this.bodyBytesWritten = 0;
     try {
-      const response = await this.serve(request, this.info, done);
+      const response = await this.serve(request, this.info, done, exchange.head);
       if (this.upgradeOffer) return this.switchToWebSocket(this.upgradeOffer);
       const { head } = exchange;
       let fields: AppFields;
