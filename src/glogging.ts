@@ -115,10 +115,17 @@ const accessTimestamp = oncePerSecond((d) => {
 /** `2026-11-24T13:00:00` in UTC: toISOString costs about 0.6 µs, once a second here. */
 const isoSecond = oncePerSecond((d) => d.toISOString().slice(0, 19));
 
-/** `2026-11-24T13:00:00.123Z`, as toISOString writes it. */
+let lastIsoMs = NaN;
+let lastIsoText = '';
+
+/** `2026-11-24T13:00:00.123Z`, as toISOString writes it; the last one is kept (a busy worker logs several a millisecond). */
 function isoTimestamp(time: number): string {
   const ms = Math.trunc(time);
-  return `${isoSecond(ms)}.${String(ms - Math.floor(ms / 1000) * 1000).padStart(3, '0')}Z`;
+  if (ms !== lastIsoMs) {
+    lastIsoText = `${isoSecond(ms)}.${String(ms - Math.floor(ms / 1000) * 1000).padStart(3, '0')}Z`;
+    lastIsoMs = ms;
+  }
+  return lastIsoText;
 }
 
 /**
@@ -262,12 +269,20 @@ function safeGet(headers: { get(name: string): string | null }, name: string): s
  * whatever bytes a client sent; a missing value is null.
  */
 function jsonAccessLine(e: AccessEntry): string {
-  const { path, query } = splitTarget(e.rawUri);
+  const { path: rawPath, query } = splitTarget(e.rawUri);
+  const remoteAddr = e.remoteAddr || null;
+  const { method, protocol } = e;
+  const path = decodePath(rawPath);
+  const referer = safeGet(e.requestHeaders, 'referer');
+  const userAgent = safeGet(e.requestHeaders, 'user-agent');
+  // The time is ours and needs no escape. The other strings are tested at once: a line rarely has a character to
+  // escape, and one test of them all costs less than one each (up to 0.4 µs a line less, in a loop on all three runtimes).
+  const time = Number.isFinite(e.startMs) ? `"${isoTimestamp(e.startMs)}"` : 'null';
+  const value = JSON_ESCAPED.test(`${remoteAddr}${method}${path}${query}${protocol}${referer}${userAgent}`) ? jsonString : quoted;
   // A template with each value quoted on its own: a third cheaper than stringifying an object.
-  return `{"remote_addr":${jsonString(e.remoteAddr || null)},"time":${jsonString(Number.isFinite(e.startMs) ? isoTimestamp(e.startMs) : null)},` +
-    `"method":${jsonString(e.method)},"path":${jsonString(decodePath(path))},"query":${jsonString(query)},"protocol":${jsonString(e.protocol)},` +
-    `"status":${jsonNumber(e.status)},"bytes":${bytes(e)},"referer":${jsonString(safeGet(e.requestHeaders, 'referer'))},` +
-    `"user_agent":${jsonString(safeGet(e.requestHeaders, 'user-agent'))},"duration_us":${micros(e)},"pid":${jsonNumber(e.pid)}}`;
+  return `{"remote_addr":${value(remoteAddr)},"time":${time},"method":${value(method)},"path":${value(path)},` +
+    `"query":${value(query)},"protocol":${value(protocol)},"status":${jsonNumber(e.status)},"bytes":${bytes(e)},` +
+    `"referer":${value(referer)},"user_agent":${value(userAgent)},"duration_us":${micros(e)},"pid":${jsonNumber(e.pid)}}`;
 }
 
 /** The characters JSON.stringify escapes in a string: quote, backslash, controls and (lone) surrogates. */
@@ -280,6 +295,11 @@ const JSON_ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
 function jsonString(value: string | null): string {
   if (value === null) return 'null';
   return JSON_ESCAPED.test(value) ? JSON.stringify(value) : `"${value}"`;
+}
+
+/** A string that needs no escape as a JSON value (null stays null). */
+function quoted(value: string | null): string {
+  return value === null ? 'null' : `"${value}"`;
 }
 
 /** A number as a JSON value: null if not finite. */

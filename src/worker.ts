@@ -174,7 +174,7 @@ export class Worker {
       onRequestDone: (entry, method, status, startedAt) => {
         this.counters.finished++;
         this.stats?.record(method, status, performance.now() - startedAt);
-        if (this.logger.accessEnabled) this.logger.access(entry());
+        if (entry) this.logger.access(entry);
         if (lastRequest() && !this.retiring && !this.replacing) this.recycle();
       },
       activity: () => this.counters.started + this.counters.finished,

@@ -99,6 +99,8 @@ describe('formatAccessLine', () => {
       sample({ remoteAddr: '', method: 'PO"ST', rawUri: '/"q"', status: 404, bytesSent: 0, startMs: NaN }),
       sample({ requestHeaders: headers({ referer: 'a"b', 'user-agent': '', authorization: 'Basic !!' }) }),
       sample({ requestHeaders: headers({}), responseHeaders: headers({}) }),
+      sample({ requestHeaders: headers({ authorization: `Basic ${btoa('a"b:pw')}`, 'user-agent': 'x"y' }) }),
+      sample({ protocol: 'HTTP/1.0', bytesSent: 7, durationMicros: 5 }),
     ];
     for (const e of entries) assert.equal(formatAccessLine(DEFAULT_ACCESS_LOG_FORMAT, e), general(e));
   });

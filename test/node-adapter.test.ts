@@ -15,6 +15,7 @@ const finished: AccessEntry[] = [];
 const logger = {
   warning: (message: string) => logged.push(`warning: ${message}`),
   exception: (message: string) => logged.push(`exception: ${message}`),
+  accessEnabled: true,
 } as unknown as Logger;
 
 let server: http.Server;
@@ -26,7 +27,7 @@ before(async () => {
     shouldCloseConnection: () => false,
     timed: false,
     onRequestStart: () => {},
-    onRequestDone: (entry) => finished.push(entry()),
+    onRequestDone: (entry) => finished.push(entry!),
   });
   server = http.createServer(listener);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

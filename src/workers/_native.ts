@@ -102,11 +102,6 @@ export interface NativeServerRules extends NativeResponseRules {
 /** What the access log records of an upgraded request's answer. */
 const SWITCHING_PROTOCOLS: Pick<Response, 'status' | 'headers'> = { status: 101, headers: new Headers() };
 
-/** The entry thunk for requests the access log does not record: the worker only calls it with the log on. */
-const NO_ENTRY = (): AccessEntry => {
-  throw new Error('no access-log entry without the access log');
-};
-
 /**
  * The app's handler as a native server calls it: counted, over-limit requests and those the head rules can still
  * tell (src/http/head-policy.ts) refused before the app sees them, a trusted proxy's forwarding headers followed
@@ -168,15 +163,13 @@ export function nativeHandler(context: EngineContext, rules?: NativeServerRules)
     response: Answer,
   ): Answer => {
     if (!hooks.timed) {
-      hooks.onRequestDone(NO_ENTRY, '', 0, 0);
+      hooks.onRequestDone(undefined, '', 0, 0);
       return response;
     }
     const { method } = request;
     const { status } = response;
     const entry = logger.accessEnabled ? accessEntry(request, response, info, startedAt, line) : undefined;
-    const finish = (bodyBytes?: unknown) => hooks.onRequestDone(
-      entry ? () => completedEntry(entry, startedAt, bodyBytes) : NO_ENTRY, method, status, startedAt,
-    );
+    const finish = (bodyBytes?: unknown) => hooks.onRequestDone(entry && completedEntry(entry, startedAt, bodyBytes), method, status, startedAt);
     if (done) done.then(finish, finish);
     else finish();
     return response;

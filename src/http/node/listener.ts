@@ -33,9 +33,9 @@ export interface AdapterHooks {
   timed: boolean;
   /**
    * Called once the request's response has closed (sent, or abandoned), with its status and start time (0 unless
-   * `timed`); `entry()` builds its access-log entry.
+   * `timed`), and its access-log entry with the access log on.
    */
-  onRequestDone(entry: () => AccessEntry, incoming: http.IncomingMessage, status: number, startedAt: number): void;
+  onRequestDone(entry: AccessEntry | undefined, incoming: http.IncomingMessage, status: number, startedAt: number): void;
 }
 
 /** A field's value as Fetch's Headers.get gives it: repeated values joined, absent as null. */
@@ -137,11 +137,17 @@ class Exchange {
 
   /** The response has closed: sent in full, or cut (then the request's signal aborts). */
   closed(): void {
-    const { incoming, res, sent, startedAt } = this;
+    const { incoming, res, hooks, startedAt } = this;
     if (!res.writableFinished) NodeRequest.abort(this.request);
+    // Built only with the access log on: most deployments run with it off.
+    hooks.onRequestDone(hooks.logger.accessEnabled ? this.accessEntry() : undefined, incoming, res.statusCode, startedAt);
+  }
+
+  /** The access-log entry of the request whose response has just closed. */
+  private accessEntry(): AccessEntry {
+    const { incoming, res, sent, startedAt } = this;
     const finishedAt = startedAt && performance.now();
-    // Built only when the access log asks for it: most deployments run with it off.
-    this.hooks.onRequestDone(() => ({
+    return {
       remoteAddr: this.forwardedClient ?? incoming.socket.remoteAddress ?? '',
       method: incoming.method ?? '',
       rawUri: incoming.url ?? '',
@@ -153,7 +159,7 @@ class Exchange {
       startMs: ENTRY_TIME_ORIGIN + startedAt,
       durationMicros: Math.round((finishedAt - startedAt) * 1000),
       pid: ENTRY_PID,
-    }), incoming, res.statusCode, startedAt);
+    };
   }
 
   /** Refuses the request with `status` (logged as an invalid request); the connection closes after it. */
