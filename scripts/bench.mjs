@@ -4,10 +4,10 @@
 //   node scripts/bench.mjs            (npm run bench)
 //   node scripts/bench.mjs --quick    (BENCH_SECONDS=1 BENCH_ROUNDS=1: about 2 minutes, to try it)
 //
-// Env: BENCH_SECONDS (default 3) per measurement, each after a 1 s warm-up; BENCH_ROUNDS (default 3): every
-//      case runs once per round, rounds alternate over all cases and each figure is the median over rounds;
-//      the two rows of a pair (tsgunicorn --reuse-port against the native server, the access log against the
-//      row without it, this checkout against BENCH_BASELINE's) run back to back in every round, and the report's
+// Env: BENCH_SECONDS (default 3): turns of 1 s per measurement, after a 1 s warm-up; BENCH_ROUNDS (default 3):
+//      every case runs once per round, rounds alternate over all cases and each figure is the median over rounds;
+//      the rows of a pair (tsgunicorn --reuse-port against the native server, the access log against the row
+//      without it, this checkout against BENCH_BASELINE's) are up together and measured in turns, and the report's
 //      paired table gives the median of their per-round ratios; BENCH_RUNTIMES (default node,deno,bun);
 //      BENCH_CASES: a regexp (case-insensitive), only rows whose label matches run (ratios need the native rows
 //      too; a pair needs both its rows); BENCH_OUT=path also writes the Markdown report there;
@@ -575,26 +575,64 @@ async function buildDist(root) {
   await run(process.execPath, [path.join(root, 'scripts', 'build.mjs')], 60_000, process.env, root);
 }
 
+/** CPU ticks the process trees of `before` (treeTicks) used since, processes started meanwhile included. */
+function ticksSince(before, roots) {
+  let ticks = 0;
+  for (const [pid, t] of treeTicks(roots)) ticks += t - (before.get(pid) ?? 0);
+  return ticks;
+}
+
 /**
- * One sample of a case: start it on a fresh port (start-up time), warm it up, then measure with wrk while
- * reading the CPU time of its whole process tree before and after; RSS right after. Always stops it.
+ * One sample of each case of a group (a lone case, or the rows that pairs link): each started on a fresh port
+ * (start-up time) and warmed up, then all measured in turns of 1 s with wrk, SECONDS turns each, the group's order
+ * reversed every other turn, so that the machine's drift over seconds moves the rows of a pair alike (samples 4 s
+ * apart differed by as much as what was measured). A case's figures: the mean req/s of its turns, the CPU time of
+ * its whole process tree over them per request, the median of their p99s, RSS after the last. Resolves to a Map
+ * from each case to its sample or to the error that stopped it; every case is stopped.
  */
-async function sampleCase(wrkBin, c) {
-  let instance = null;
+async function sampleGroup(wrkBin, group) {
+  const results = new Map();
+  const running = [];
   try {
-    const port = await freePort();
-    instance = await startCase(c, port);
-    await wrk(wrkBin, port, WARMUP_SECONDS);
-    const roots = instance.procs.map((p) => p.child.pid);
-    const before = treeTicks(roots);
-    const load = await wrk(wrkBin, port, SECONDS);
-    const after = treeTicks(roots);
-    let ticks = 0;
-    for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
-    const cpuUs = (ticks / CLK_TCK) * 1e6 / load.requests;
-    return { ...load, cpuUs, rss: treeRss(roots), startupMs: instance.startupMs };
+    for (const c of group) {
+      try {
+        const port = await freePort();
+        const instance = await startCase(c, port);
+        running.push({ c, port, instance, roots: instance.procs.map((p) => p.child.pid), turns: [] });
+        await wrk(wrkBin, port, WARMUP_SECONDS);
+      } catch (err) {
+        results.set(c, err);
+      }
+    }
+    for (let turn = 0; turn < SECONDS; turn++) {
+      for (const r of turn % 2 === 0 ? running : [...running].reverse()) {
+        if (results.has(r.c)) continue;
+        try {
+          const before = treeTicks(r.roots);
+          const load = await wrk(wrkBin, r.port, 1);
+          r.turns.push({ ...load, ticks: ticksSince(before, r.roots) });
+        } catch (err) {
+          results.set(r.c, err);
+        }
+      }
+    }
+    for (const r of running) {
+      if (results.has(r.c)) continue;
+      const requests = r.turns.reduce((sum, t) => sum + t.requests, 0);
+      const ticks = r.turns.reduce((sum, t) => sum + t.ticks, 0);
+      results.set(r.c, {
+        rps: r.turns.reduce((sum, t) => sum + t.rps, 0) / r.turns.length,
+        requests,
+        p99: median(r.turns, (t) => t.p99),
+        errors: r.turns.map((t) => t.errors).find(Boolean),
+        cpuUs: (ticks / CLK_TCK) * 1e6 / requests,
+        rss: treeRss(r.roots),
+        startupMs: r.instance.startupMs,
+      });
+    }
+    return results;
   } finally {
-    if (instance) await stopInstance(instance);
+    for (const r of running) await stopInstance(r.instance);
   }
 }
 
@@ -608,13 +646,12 @@ function reach(start, partners) {
 }
 
 /**
- * One round's order: the cases in their order, except that the cases linked by pairs run as one group, at the
- * place of the group's first case, so that the two rows of a pair run back to back: the row with the most
- * partners between them (half before it, half after: with two partners both are its neighbours), then the
- * partners' own partners. Even rounds run each group in reverse, so that which row of a pair goes first
- * alternates from round to round.
+ * One round's groups, in the cases' order: each case alone, except that the cases linked by pairs make one group
+ * (sampleGroup measures its rows in turns), at the place of its first case: the row with the most partners
+ * between them (half before it, half after: with two partners both are its neighbours), then the partners' own
+ * partners. Even rounds reverse each group, so that which row of a pair goes first alternates from round to round.
  */
-function roundOrder(cases, pairs, round) {
+function roundGroups(cases, pairs, round) {
   const partners = new Map(cases.map((c) => [c, []]));
   for (const [a, b] of pairs) {
     if (partners.has(a) && partners.has(b)) {
@@ -622,37 +659,39 @@ function roundOrder(cases, pairs, round) {
       partners.get(b).push(a);
     }
   }
-  const order = [];
+  const groups = [];
   for (const c of cases) {
-    if (order.includes(c)) continue;
+    if (groups.some((g) => g.includes(c))) continue;
     const hub = reach(c, partners).reduce((best, x) => (partners.get(x).length > partners.get(best).length ? x : best));
     const [, ...rest] = reach(hub, partners);
     const before = rest.slice(0, Math.floor(partners.get(hub).length / 2)).reverse();
     const group = [...before, hub, ...rest.slice(before.length)];
-    order.push(...(round % 2 === 1 ? group : group.reverse()));
+    groups.push(round % 2 === 1 ? group : group.reverse());
   }
-  return order;
+  return groups;
 }
 
 /**
- * Runs every case once per round, rounds one after the other, so that noise spreads evenly over the cases (pairs
- * back to back: roundOrder). Each sample records its round. A case that fails with no sample yet keeps its
- * one-line reason and is not tried again.
+ * Runs every case once per round, rounds one after the other, so that noise spreads evenly over the cases (the
+ * rows of a pair in turns: roundGroups, sampleGroup). Each sample records its round. A case that fails with no
+ * sample yet keeps its one-line reason and is not tried again.
  */
 async function runRounds(wrkBin, cases, pairs) {
   for (let round = 1; round <= ROUNDS; round++) {
-    const todo = roundOrder(cases.filter((c) => !c.failure), pairs, round);
-    for (const [i, c] of todo.entries()) {
-      log(`round ${round}/${ROUNDS}, ${i + 1}/${todo.length}: ${c.label}`);
-      try {
-        const s = { ...await sampleCase(wrkBin, c), round };
-        c.samples.push(s);
-        log(`  ${fmt(s.rps, 0)} req/s, ${fmt(s.cpuUs, 1)} µs CPU/req, p99 ${fmt(s.p99, 2)} ms, `
-          + `RSS ${fmt(s.rss.mib, 1)} MiB, start-up ${fmt(s.startupMs, 0)} ms${s.errors ? `, ${s.errors}` : ''}`);
-      } catch (err) {
-        log(`  FAILED: ${err.message}`);
-        if (c.samples.length === 0) c.failure = oneLine(err.message);
-        else c.notes = [...(c.notes ?? []), `round ${round}: ${oneLine(err.message)}`];
+    const groups = roundGroups(cases.filter((c) => !c.failure), pairs, round);
+    for (const [i, group] of groups.entries()) {
+      log(`round ${round}/${ROUNDS}, ${i + 1}/${groups.length}: ${group.map((c) => c.label).join(' | ')}`);
+      for (const [c, result] of await sampleGroup(wrkBin, group)) {
+        if (!(result instanceof Error)) {
+          const s = { ...result, round };
+          c.samples.push(s);
+          log(`  ${c.label}: ${fmt(s.rps, 0)} req/s, ${fmt(s.cpuUs, 1)} µs CPU/req, p99 ${fmt(s.p99, 2)} ms, `
+            + `RSS ${fmt(s.rss.mib, 1)} MiB, start-up ${fmt(s.startupMs, 0)} ms${s.errors ? `, ${s.errors}` : ''}`);
+        } else {
+          log(`  ${c.label}: FAILED: ${result.message}`);
+          if (c.samples.length === 0) c.failure = oneLine(result.message);
+          else c.notes = [...(c.notes ?? []), `round ${round}: ${oneLine(result.message)}`];
+        }
       }
     }
   }
@@ -725,11 +764,11 @@ function pairedComparison(pairs) {
   if (measured.length === 0) return [];
   const name = (c) => c.label.slice(c.runtime.length + 1);
   return [
-    '', 'Paired rows: in every round the two rows of a pair ran back to back, which one first alternating from',
-    'round to round. A ratio is the row\'s figure over the other row\'s in the same round; the table gives the median',
+    '', 'Paired rows: in every round the rows of a pair were up together and measured in turns of 1 s, which one first',
+    'alternating from turn to turn. A ratio is the row\'s figure over the other row\'s in the same round; the table gives the median',
     'of these per-round ratios over the rounds where both rows were measured, with the lowest and highest. The',
-    'machine\'s speed drifts between rounds (on the 2-core build machine the same server took 9 µs of CPU per',
-    'request in one round and 14 µs in another); the drift moves both rows of a pair alike and the per-round ratio',
+    'machine\'s speed drifts, over seconds and between rounds (on the 2-core build machine the same server took 9 µs of',
+    'CPU per request in one round and 14 µs in another); in turns, the drift moves both rows of a pair alike and the per-round ratio',
     'cancels it, while the main table\'s ratios divide medians of samples taken tens of seconds apart, which the',
     'drift moves by as much as the differences measured. These are the figures to read for tsgunicorn against the',
     'native server (`--reuse-port` against the native row with as many processes) and for the access log against',
@@ -754,8 +793,8 @@ function report(meta, cases, pairs) {
     `Peers: ${meta.peers.join(', ') || 'none installed'}; tsgunicorn ${meta.commit}`
       + `${meta.executables.length ? `; executables (tsgunicorn build): ${meta.executables.join(', ')}` : ''}`,
     `Date: ${new Date().toISOString()}; load: wrk ${meta.wrk} -t1 -c${CONNECTIONS} --latency, GET http://${HOST}:PORT/ `
-      + `("Hello, World!"), ${SECONDS} s per sample after a ${WARMUP_SECONDS} s warm-up; median of ${ROUNDS} `
-      + `alternating round(s)`,
+      + `("Hello, World!"), ${SECONDS} turns of 1 s per sample after a ${WARMUP_SECONDS} s warm-up (the rows of a pair `
+      + `in turns); median of ${ROUNDS} alternating round(s)`,
     '',
     '| runtime | server | procs | req/s | req/s vs native ×1 / ×2 | CPU µs/req | CPU vs native ×1 / ×2 '
       + '| p99 ms | RSS MiB (processes) | start-up ms |',
@@ -804,7 +843,7 @@ async function main() {
   const peers = await preparePeers(cases);
   const executables = await prepareExecutables(cases);
   const skipped = cases.filter((c) => c.skip).length;
-  log(`${cases.length} cases (${skipped} skipped) × ${ROUNDS} round(s), ${SECONDS} s each after a `
+  log(`${cases.length} cases (${skipped} skipped) × ${ROUNDS} round(s), ${SECONDS} turns of 1 s each after a `
     + `${WARMUP_SECONDS} s warm-up`);
   const pairs = pairsOf(cases);
   await runRounds(wrkBin, cases, pairs);
