@@ -55,7 +55,7 @@ describeEachTarget('access log', (target) => {
         server.signal('SIGTERM');
         assert.equal((await server.waitForExit(15000)).code, 0);
         const logged = server.lines.filter((line) => line.startsWith('LINE '));
-        // A native server tells neither the version nor the target as sent (README, the capability matrix).
+        // A native server tells neither the version nor the target as sent (README, "Runtimes and engines").
         assert.deepEqual(logged, servesNatively(target)
           ? ['LINE GET|GET /v?x=1 HTTP/1.1|HTTP/1.1', 'LINE GET|GET /abs?y=2 HTTP/1.1|HTTP/1.1']
           : ['LINE GET|GET /v?x=1 HTTP/1.0|HTTP/1.0', 'LINE GET|GET http://example.test/abs?y=2 HTTP/1.1|HTTP/1.1']);

@@ -61,7 +61,7 @@ export type ReceivedLine = Pick<RequestHead, 'method' | 'target' | 'minorVersion
 /**
  * The access-log entry, minus the duration and the body bytes, read while the request is still open (Deno closes
  * a Request once its response is sent). Built only when the access log is on. Without the line as received, the
- * target comes from the URL and the protocol is HTTP/1.1 (README, the runtime capability matrix).
+ * target comes from the URL and the protocol is HTTP/1.1 (README, "Runtimes and engines").
  */
 function accessEntry(request: LoggedRequest, response: Pick<Response, 'status' | 'headers'>, info: ServeInfo, startedAt: number, line: ReceivedLine | undefined): AccessEntry {
   return {
