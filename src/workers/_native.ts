@@ -56,7 +56,7 @@ type LoggedRequest = Pick<Request, 'method' | 'url' | 'headers'>;
  * The request line as received, from an engine that parses requests itself (bun-listen): the method before Fetch
  * normalizes it, the target as sent, the version. A native server tells none of them.
  */
-export type ReceivedLine = Pick<RequestHead, 'method' | 'target' | 'minorVersion'>;
+type ReceivedLine = Pick<RequestHead, 'method' | 'target' | 'minorVersion'>;
 
 /**
  * The access-log entry, minus the duration and the body bytes, read while the request is still open (Deno closes

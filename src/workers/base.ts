@@ -24,7 +24,7 @@ export interface RequestHooks {
   /**
    * The request has been answered (or abandoned by its client). With `timed` on: its method, response status and
    * start time; off, an engine may pass `'', 0, 0` instead. `entry`: its access-log entry, built only with the
-   * access log on (`logger.accessEnabled`; a closure per request to build it later cost more).
+   * access log on (`logger.accessEnabled`), and given as it is: no closure per request to build it later.
    */
   onRequestDone(entry: AccessEntry | undefined, method: string, status: number, startedAt: number): void;
   /** A number that changes whenever a request starts or finishes (a native server's drain samples it). */
