@@ -92,41 +92,34 @@ function errorTimestamp(d: Date): string {
   return `${y}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hms(d)} ${utcOffset(d)}`;
 }
 
-/** Renders a time (ms since the epoch) once per second: a busy worker logs many requests in the same second. */
-function oncePerSecond(render: (d: Date) => string): (ms: number) => string {
-  let second = NaN;
+/**
+ * Renders a time (ms since the epoch) once per period of `periodMs`: a busy worker logs many requests in the same
+ * second, several in the same millisecond.
+ */
+function oncePer(periodMs: number, render: (d: Date) => string): (ms: number) => string {
+  let period = NaN;
   let text = '';
   return (ms) => {
-    const s = Math.floor(ms / 1000);
-    if (s !== second) {
+    const p = Math.floor(Math.trunc(ms) / periodMs); // the time a Date keeps: a fraction of a millisecond dropped
+    if (p !== period) {
       text = render(new Date(ms));
-      second = s;
+      period = p;
     }
     return text;
   };
 }
 
 /** `[24/Nov/2026:13:00:00 +0000]` in local time (the local-time getters cost about 0.8 µs a line, hence the cache). */
-const accessTimestamp = oncePerSecond((d) => {
+const accessTimestamp = oncePer(1000, (d) => {
   const y = String(d.getFullYear()).padStart(4, '0');
   return `[${pad2(d.getDate())}/${MONTHS[d.getMonth()]}/${y}:${hms(d)} ${utcOffset(d)}]`;
 });
 
 /** `2026-11-24T13:00:00` in UTC: toISOString costs about 0.6 µs, once a second here. */
-const isoSecond = oncePerSecond((d) => d.toISOString().slice(0, 19));
+const isoSecond = oncePer(1000, (d) => d.toISOString().slice(0, 19));
 
-let lastIsoMs = NaN;
-let lastIsoText = '';
-
-/** `2026-11-24T13:00:00.123Z`, as toISOString writes it; the last one is kept (a busy worker logs several a millisecond). */
-function isoTimestamp(time: number): string {
-  const ms = Math.trunc(time);
-  if (ms !== lastIsoMs) {
-    lastIsoText = `${isoSecond(ms)}.${String(ms - Math.floor(ms / 1000) * 1000).padStart(3, '0')}Z`;
-    lastIsoMs = ms;
-  }
-  return lastIsoText;
-}
+/** `2026-11-24T13:00:00.123Z`, as toISOString writes it. */
+const isoTimestamp = oncePer(1, (d) => `${isoSecond(d.getTime())}.${String(d.getUTCMilliseconds()).padStart(3, '0')}Z`);
 
 /**
  * Formats one error-log line, without the trailing newline:
