@@ -107,14 +107,14 @@ describe('formatAccessLine', () => {
 
   it('writes lines of every size and script whole, within PIPE_BUF bytes per write, in order', () => {
     const out: Buffer[] = [];
-    const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk)), reopen() {}, close() {} });
+    const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk)), reopen() {}, close() {} }, (line: string) => line);
     const lines: string[] = [];
     // ASCII, 2-, 3- and 4-byte characters, lone surrogates; lengths that end a batch exactly and lines past 4096 bytes
     const pieces = ['x', 'é', '€', '😀', '\ud800'];
     for (let i = 0; i < 400; i++) {
       const line = `${i} ${pieces[i % pieces.length].repeat((i * 37) % 1500)}`;
       lines.push(line);
-      batch.writeLine(line);
+      batch.add(line);
     }
     batch.close();
     for (const chunk of out) assert.ok(chunk.length <= 4096, `a write of ${chunk.length} bytes`);
@@ -395,6 +395,19 @@ describe('Logger', () => {
     assert.equal(readFileSync(errPath, 'utf8'), '');
   });
 
+  it('logs the error of a line it cannot format and writes the lines around it', () => {
+    const errPath = join(dir, 'b-error.log');
+    const accPath = join(dir, 'b-access.log');
+    const log = new Logger({ logLevel: 'info', errorLog: errPath, accessLog: accPath, accessLogFormat: DEFAULT_ACCESS_LOG_FORMAT });
+    const failing = { get(): string | null { throw new Error('headers gone'); } };
+    log.access(sample({ status: 201 }));
+    log.access(sample({ requestHeaders: failing }));
+    log.access(sample({ status: 202 }));
+    log.close();
+    assert.deepEqual(lines(accPath).map((line) => line.split('" ')[1].slice(0, 3)), ['201', '202']);
+    assert.match(readFileSync(errPath, 'utf8'), /\[ERROR\] Failed to format access log line\nError: headers gone/);
+  });
+
   it('accessLog null is a no-op', () => {
     const errPath = join(dir, 'null-error.log');
     const log = new Logger({ logLevel: 'debug', errorLog: errPath, accessLog: null, accessLogFormat: DEFAULT_ACCESS_LOG_FORMAT });
@@ -442,7 +455,7 @@ describe('Logger', () => {
 
   it('writes a batch 50 ms after its first line, or once it holds 64 KiB, as pieces of whole lines of at most 4096 bytes', async () => {
     const out: string[] = [];
-    const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk).toString('utf8')), reopen() {}, close() {} });
+    const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk).toString('utf8')), reopen() {}, close() {} }, (line: string) => line);
     const line = (c: string) => `200 ${c.repeat(95)}\n`; // 100 bytes when ASCII
     for (let i = 0; i < 100; i++) batch.write(line('x'));
     await new Promise((resolve) => setImmediate(resolve));
@@ -459,6 +472,25 @@ describe('Logger', () => {
       assert.ok(Buffer.byteLength(chunk) <= 4096, `a write of ${Buffer.byteLength(chunk)} bytes`);
       assert.ok(chunk.endsWith('\n'), 'whole lines only');
     }
+  });
+
+  it('formats what it is given 16 items at a time, in order, the rest at the flush; an item formatted as nothing is no line', async () => {
+    const out: string[] = [];
+    const formatted: number[] = [];
+    const batch = new AccessBatch({ write: (chunk) => void out.push(Buffer.from(chunk).toString('utf8')), reopen() {}, close() {} }, (n: number) => {
+      formatted.push(n);
+      return n % 5 === 4 ? undefined : `line ${n}`;
+    });
+    for (let i = 0; i < 15; i++) batch.add(i);
+    assert.equal(formatted.length, 0, 'fifteen items wait for a sixteenth');
+    batch.add(15);
+    assert.deepEqual(formatted, [...Array(16).keys()]);
+    for (let i = 16; i < 20; i++) batch.add(i);
+    await waitFor('the 50 ms flush', () => out.length > 0 || undefined, 5000);
+    assert.deepEqual(formatted, [...Array(20).keys()]);
+    batch.close();
+    const expected = [...Array(20).keys()].filter((n) => n % 5 !== 4).map((n) => `line ${n}\n`).join('');
+    assert.equal(out.join(''), expected);
   });
 
   it('waits for a stdout pipe that its reader empties late, and loses no line at process.exit', async () => {
