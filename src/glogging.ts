@@ -480,7 +480,7 @@ const NEWLINE = 0x0a;
 
 /**
  * How many access lines are formatted one after the other: a line formatted alone, right after the request's
- * socket calls, ran 2.5-3.5 times slower than the same work repeated (JSON.stringify of a `json` line in a Bun
+ * socket calls, ran 2.5-3.7 times slower than the same work repeated (JSON.stringify of a `json` line in a Bun
  * worker under load: 0.7 µs, then 0.25 µs for the same call again; after a write(2), 0.55-0.7 µs against 0.19 µs in
  * a loop on Bun and 0.2 µs on Node, on the build machine, whose kernel isolates page tables on every system call).
  * Formatted in groups, `json` cost Bun about 1 µs less a request. The requests of a group wait for the last (or
